@@ -1,0 +1,109 @@
+"""Tabular benchmarks: look up the measured metrics of an architecture.
+
+Every reader of a space (official formats or the compact tables) produces the same
+in-memory form: one row per architecture key and one float column per metric.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import DataFileError, SpacesError, UnknownNameError
+
+
+class ArchNotInBenchmarkError(SpacesError, KeyError):
+    """The architecture is valid but the benchmark file holds no entry for it."""
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(eq=False)
+class Benchmark:
+    """Metrics of the architectures of one space, read from ``source``.
+
+    ``default_metric`` is the search signal (a validation accuracy); ``test_metric``
+    the figure reported for the chosen architecture and never used for selection.
+    """
+
+    space: object
+    keys: Sequence  # one canonical key per row
+    columns: dict[str, np.ndarray]
+    make_arch: Callable[[int], object]  # row -> arch
+    source: str
+    default_metric: str
+    test_metric: str
+    _row: dict = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._row = {k: i for i, k in enumerate(self.keys)}
+        for name, col in self.columns.items():
+            if len(col) != len(self.keys):
+                raise DataFileError(f"{self.source}: column {name!r} has {len(col)} rows, expected {len(self.keys)}")
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted(self.columns)
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __contains__(self, arch):
+        return self.space.key(arch) in self._row
+
+    def row(self, arch) -> int:
+        key = self.space.key(arch)
+        try:
+            return self._row[key]
+        except KeyError:
+            raise ArchNotInBenchmarkError(
+                f"architecture {key} is not in {self.source} ({len(self)} entries)") from None
+
+    def column(self, metric: str) -> np.ndarray:
+        try:
+            return self.columns[metric]
+        except KeyError:
+            raise UnknownNameError("metric", metric, self.columns) from None
+
+    def query(self, arch, metric: str | None = None) -> float:
+        """The value of ``metric`` (default: the search metric) for ``arch``."""
+        col = self.column(metric or self.default_metric)
+        return float(col[self.row(arch)])
+
+    def arch(self, row: int):
+        return self.make_arch(row)
+
+    def archs(self) -> list:
+        """Every architecture of the table, in row order."""
+        return [self.make_arch(i) for i in range(len(self))]
+
+
+def resolve_data_file(path, *, env_var: str, default_names: Sequence[str], what: str,
+                      where: str, flag: str = "--data") -> Path:
+    """Find a data file: the explicit path, then ``$env_var``, then the default data folder.
+
+    Raises DataFileError naming the file, where to get it and the three ways to point to it.
+    """
+    folder = default_data_dir()
+    if path is None:
+        path = os.environ.get(env_var) or None
+    candidates = [Path(path).expanduser()] if path else [folder / n for n in default_names]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise DataFileError(
+        f"{what} not found (looked for {tried}); get it from {where}, then pass {flag} PATH, "
+        f"set {env_var}, or put it in {folder}")
+
+
+def default_data_dir() -> Path:
+    """``$NARNAS_DATA``, else ``$XDG_CACHE_HOME/narnas``, else ``~/.cache/narnas``."""
+    if os.environ.get("NARNAS_DATA"):
+        return Path(os.environ["NARNAS_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "narnas"
