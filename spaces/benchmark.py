@@ -5,9 +5,7 @@ in-memory form: one row per architecture key and one float column per metric.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -80,30 +78,3 @@ class Benchmark:
     def archs(self) -> list:
         """Every architecture of the table, in row order."""
         return [self.make_arch(i) for i in range(len(self))]
-
-
-def resolve_data_file(path, *, env_var: str, default_names: Sequence[str], what: str,
-                      where: str, flag: str = "--data") -> Path:
-    """Find a data file: the explicit path, then ``$env_var``, then the default data folder.
-
-    Raises DataFileError naming the file, where to get it and the three ways to point to it.
-    """
-    folder = default_data_dir()
-    if path is None:
-        path = os.environ.get(env_var) or None
-    candidates = [Path(path).expanduser()] if path else [folder / n for n in default_names]
-    for candidate in candidates:
-        if candidate.exists():
-            return candidate
-    tried = ", ".join(str(c) for c in candidates)
-    raise DataFileError(
-        f"{what} not found (looked for {tried}); get it from {where}, then pass {flag} PATH, "
-        f"set {env_var}, or put it in {folder}")
-
-
-def default_data_dir() -> Path:
-    """``$NARNAS_DATA``, else ``$XDG_CACHE_HOME/narnas``, else ``~/.cache/narnas``."""
-    if os.environ.get("NARNAS_DATA"):
-        return Path(os.environ["NARNAS_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "narnas"

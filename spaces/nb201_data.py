@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark import Benchmark, default_data_dir, resolve_data_file
+from .benchmark import Benchmark
 from .errors import DataFileError
+from .files import atomic_write_bytes, default_data_dir, resolve_data_file
 from .nb201 import parse_arch_str, to_arch_str
 from .registry import get_space, register_benchmark
 
@@ -159,13 +160,11 @@ def read_official(file: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 
 def write_compact_table(file: Path, arch_strs, columns) -> None:
     """Write a compact CSV (atomically: temp file then rename)."""
-    file.parent.mkdir(parents=True, exist_ok=True)
     names = sorted(columns)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["index", "arch_str", *names])
     for i, arch in enumerate(arch_strs):
         writer.writerow([i, arch, *("" if math.isnan(columns[n][i]) else repr(float(columns[n][i])) for n in names)])
-    tmp = file.with_name(file.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(gzip.compress(buf.getvalue().encode()) if file.name.endswith(".gz") else buf.getvalue().encode())
-    os.replace(tmp, file)
+    data = buf.getvalue().encode()
+    atomic_write_bytes(file, gzip.compress(data) if file.name.endswith(".gz") else data)

@@ -1,0 +1,63 @@
+"""Where data files live, and writing files so that a crash never leaves half a file."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import DataFileError
+
+
+def resolve_data_file(path, *, env_var: str, default_names: Sequence[str], what: str,
+                      where: str, flag: str = "--data") -> Path:
+    """Find a data file: the explicit path, then ``$env_var``, then the default data folder.
+
+    Raises DataFileError naming the file, where to get it and the three ways to point to it.
+    """
+    folder = default_data_dir()
+    if path is None:
+        path = os.environ.get(env_var) or None
+    candidates = [Path(path).expanduser()] if path else [folder / n for n in default_names]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise DataFileError(
+        f"{what} not found (looked for {tried}); get it from {where}, then pass {flag} PATH, "
+        f"set {env_var}, or put it in {folder}")
+
+
+def default_data_dir() -> Path:
+    """``$NARNAS_DATA``, else ``$XDG_CACHE_HOME/narnas``, else ``~/.cache/narnas``."""
+    if os.environ.get("NARNAS_DATA"):
+        return Path(os.environ["NARNAS_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "narnas"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_npz_cache(path: Path, arrays: dict) -> None:
+    """Atomically save a cache npz; a read-only folder is not an error (it only costs time)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError:
+        pass
