@@ -1,0 +1,28 @@
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# Every test run gets its own data/cache folder, so the suite recomputes what it
+# caches (the NB101 enumeration) instead of trusting a cache left on the machine.
+_DATA_DIR = tempfile.mkdtemp(prefix="narnas-test-data-")
+os.environ["NARNAS_DATA"] = _DATA_DIR
+for var in ("NARNAS_NB101_PATH", "NARNAS_NB201_PATH"):
+    os.environ.pop(var, None)
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "README.md").exists():
+        pytest.fail(f"the verified benchmark copies are expected at {SHARED_DATA} (../shared/data beside the checkout)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return Path(_DATA_DIR)

@@ -1,0 +1,80 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import spaces
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_sample_prints_seeded_json_lines():
+    first = run("spaces", "--space", "nb201", "--sample", "5", "--seed", "0")
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert len(lines) == 5
+    space = spaces.get_space("nb201")
+    archs = [space.from_json(json.loads(line)) for line in lines]
+    assert len(archs) == 5
+    assert run("spaces", "--space", "nb201", "--sample", "5", "--seed", "0").stdout == first.stdout
+    assert run("spaces", "--space", "nb201", "--sample", "5", "--seed", "1").stdout != first.stdout
+
+
+def test_nb101_sample_and_mutate_lines_parse():
+    out = run("spaces", "--space", "nb101", "--sample", "3", "--seed", "4")
+    space = spaces.get_space("nb101")
+    parent = out.stdout.splitlines()[0]
+    mutated = run("spaces", "--space", "nb101", "--mutate", parent, "--n", "4")
+    children = [space.from_json(line) for line in mutated.stdout.splitlines()]
+    assert len(children) == 4
+    assert all(space.key(c) != space.key(space.from_json(parent)) for c in children)
+
+
+@pytest.mark.parametrize("name, count", [("nb201", "15625"), ("nb101", "423624")])
+def test_count(name, count, enumeration_cached):
+    out = run("spaces", "--space", name, "--count")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == count
+
+
+@pytest.fixture(scope="module")
+def enumeration_cached():
+    # The subprocess shares NARNAS_DATA with this session, so it reads the cached enumeration.
+    from spaces.nb101_enum import load_enumeration
+    load_enumeration()
+
+
+def test_query_and_key():
+    best = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    out = run("spaces", "--space", "nb201", "--query", best, "--metric", "c10_test_200")
+    assert json.loads(out.stdout) == {"key": best, "c10_test_200": pytest.approx(94.373333)}
+    assert run("spaces", "--space", "nb201", "--key", json.dumps(best)).stdout.strip() == best
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--space", "nb202", "--count"), "unknown space 'nb202'; valid: nb101, nb201"),
+    (("--space", "nb201", "--key", "|bad|"), "NB201 string '|bad|' must have 3"),
+    (("--space", "nb101", "--key", '{"matrix": [[0]], "ops": ["input"]}'), "at least 2 vertices"),
+    (("--space", "nb201", "--query", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--metric", "acc"),
+     "unknown metric 'acc'"),
+    (("--space", "nb101", "--metrics", "--data", "/nonexistent/nb101.tfrecord"), "/nonexistent/nb101.tfrecord"),
+    (("--space", "nb201", "--sample", "-1"), "must be >= 0"),
+])
+def test_bad_input_exits_nonzero_with_one_line(args, message):
+    out = run("spaces", *args)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert message in out.stderr
+
+
+def test_demo_runs_a_short_evolution():
+    out = run("spaces.demo", "--budget", "40", "--seed", "1")
+    assert out.returncode == 0, out.stderr
+    assert "best of 40:" in out.stdout and "M parameters" in out.stdout
+    bad = run("spaces.demo", "--budget", "3")
+    assert bad.returncode == 2 and "at least 10" in bad.stderr
