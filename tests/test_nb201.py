@@ -175,3 +175,14 @@ def test_official_nats_topology_pickle_is_read_through_nats_bench(tmp_path, spac
     path = tmp_path / "NATS-tss-v1_0-test-full.pickle.pbz2"
     write_nats_pickle(path, nb201_official_dict(_official_archs(), nats=True))
     _check_official(spaces.get_benchmark("nb201", path, cache=False), space)
+
+
+def test_official_nats_simple_folder_is_read_in_fast_mode(tmp_path, space):
+    from official_files import nb201_official_dict, write_nats_pickle
+    folder = tmp_path / "NATS-tss-v1_0-test-simple"
+    folder.mkdir()
+    data = nb201_official_dict(_official_archs(), nats=True)
+    write_nats_pickle(folder / "meta.pickle.pbz2", {"meta_archs": data["meta_archs"]})
+    for index, infos in data["arch2infos"].items():
+        write_nats_pickle(folder / f"{index:06d}.pickle.pbz2", infos)
+    _check_official(spaces.get_benchmark("nb201", folder, cache=False), space)
