@@ -1,0 +1,318 @@
+"""The predictor interface and the training recipe shared by the neural predictors.
+
+A predictor sees only graphs (``spaces.ArchGraph``-like objects with ``ops``,
+``adjacency`` and ``vocab``) and numbers; it never imports a search space.
+"""
+from __future__ import annotations
+
+import abc
+import copy
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import PredictorError
+from .graphs import GraphBatch, batch_graphs
+from .metrics import kendall_tau
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation recipe (AdamW, linear warm-up then linear decay, EMA, model selection)."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01  # not applied to norms and biases
+    warmup: float = 0.1  # fraction of the steps
+    ema_decay: float = 0.99  # 0 disables the EMA
+    # How targets are mapped into (0, 1) for the sigmoid head: "rank" (their empirical
+    # quantiles: every pair counts equally, as in Kendall's tau) or "minmax" (affine).
+    target_transform: str = "rank"
+    val_every: int = 10  # epochs between validation checks (model selection)
+    seed: int = 0
+    device: str = "cpu"  # "cuda", "cuda:1", ... where there is a GPU
+    threads: int = 0  # torch CPU threads; 0 = all cores
+    quiet: bool = True  # no progress bar
+
+    def validate(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise PredictorError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.target_transform not in ("rank", "minmax"):
+            raise PredictorError(f"target_transform must be 'rank' or 'minmax', got {self.target_transform!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise PredictorError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+class Predictor(abc.ABC):
+    """fit(graphs, y, val=None) -> self; predict(graphs) -> scores; state_dict round trip."""
+
+    name: str
+    config_class: type
+
+    def __init__(self, config):
+        self.config = config
+
+    @abc.abstractmethod
+    def fit(self, graphs: Sequence, y, val: tuple | None = None) -> "Predictor":
+        ...
+
+    @abc.abstractmethod
+    def predict(self, graphs: Sequence) -> np.ndarray:
+        ...
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict:
+        ...
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict) -> None:
+        ...
+
+
+def check_training_data(graphs, y) -> np.ndarray:
+    """Targets as float64; clear errors for empty, mismatched or non-finite data."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if len(graphs) == 0:
+        raise PredictorError("cannot fit on an empty training set")
+    if len(graphs) != len(y):
+        raise PredictorError(f"{len(graphs)} graphs but {len(y)} targets")
+    bad = np.flatnonzero(~np.isfinite(y))
+    if len(bad):
+        raise PredictorError(f"{len(bad)} targets are NaN or infinite (first at position {bad[0]})")
+    if len(y) > 1 and np.ptp(y) == 0:
+        raise PredictorError("all targets are equal: nothing to rank")
+    return y
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total: int, enabled: bool, label: str):
+        self.total, self.enabled, self.label, self.start = total, enabled, label, time.time()
+
+    def update(self, done: int, **info):
+        if not self.enabled:
+            return
+        width = 24
+        filled = int(width * done / self.total)
+        extra = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                         f"{time.time() - self.start:5.0f}s {extra}   ")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def param_groups(model: nn.Module, weight_decay: float):
+    """Weight decay on weight matrices only; none on norms, biases and embeddings of size 1-D."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_linear(total_steps: int, warmup: float):
+    warm = max(1, int(total_steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+    return factor
+
+
+class TorchPredictor(Predictor):
+    """A neural predictor trained with the shared recipe.
+
+    Subclasses turn a GraphBatch into model inputs (``encode``), build the model
+    (``build_model``) and may add loss terms (``extra_loss``).
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        config.validate()
+        self.model: nn.Module | None = None
+        self.meta: dict = {}  # what the model's shape depends on (vocab size, max nodes, ...)
+        self.target_map: dict = {}  # how scores map back to target values
+        self.history: list[dict] = []
+
+    # --- hooks ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
+        """Model inputs for a batch of graphs (computed once per fit / predict call)."""
+
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        ...
+
+    def training_inputs(self, graphs, rng: np.random.Generator) -> dict:
+        """Inputs for the training set; the default is just ``encode``."""
+        return {"main": self.encode(batch_graphs(graphs))}
+
+    def loss(self, model, inputs: dict, index: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
+        pred = model(**take(inputs["main"], index))
+        return nn.functional.mse_loss(pred, y)
+
+    # --- shared recipe -------------------------------------------------------------
+    def _device(self):
+        if self.config.device.startswith("cuda") and not torch.cuda.is_available():
+            raise PredictorError(f"device {self.config.device!r} requested but CUDA is not available")
+        return torch.device(self.config.device)
+
+    def _set_meta(self, graphs):
+        batch = batch_graphs(graphs)
+        self.meta = {"num_ops": len(graphs[0].vocab), "max_nodes": batch.max_nodes}
+
+    def _fit_target_map(self, y: np.ndarray) -> np.ndarray:
+        """Set the target transform from the training targets; return them transformed."""
+        if self.config.target_transform == "rank":
+            sorted_y = np.sort(y)
+            quantiles = (np.arange(len(y)) + 0.5) / len(y)
+            self.target_map = {"kind": "rank", "quantiles": quantiles.tolist(), "values": sorted_y.tolist()}
+            return np.interp(y, sorted_y, quantiles)
+        lo, hi = float(y.min()), float(y.max())
+        margin = 0.1 * (hi - lo) if hi > lo else 1.0
+        self.target_map = {"kind": "minmax", "lo": lo - margin, "hi": hi + margin}
+        return (y - self.target_map["lo"]) / (self.target_map["hi"] - self.target_map["lo"])
+
+    def _unmap(self, scores: np.ndarray) -> np.ndarray:
+        m = self.target_map
+        if m["kind"] == "rank":
+            # Monotone, so the ranking is the model's; a tiny slope keeps ties apart
+            # beyond the range of the training targets.
+            q, v = np.asarray(m["quantiles"]), np.asarray(m["values"])
+            return np.interp(scores, q, v) + 1e-6 * (scores - np.clip(scores, q[0], q[-1]))
+        return scores * (m["hi"] - m["lo"]) + m["lo"]
+
+    def fit(self, graphs, y, val=None):
+        y = check_training_data(graphs, y)
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        device = self._device()
+        self._set_meta(graphs)
+        if val is not None:
+            self.meta["max_nodes"] = max(self.meta["max_nodes"], batch_graphs(val[0]).max_nodes)
+        target = torch.tensor(self._fit_target_map(y), dtype=torch.float32, device=device)
+        inputs = to_device(self.training_inputs(graphs, rng), device)
+        val_inputs = val_y = None
+        if val is not None:
+            val_y = check_training_data(val[0], val[1])
+            val_inputs = to_device(self.encode(batch_graphs(val[0], self.meta["max_nodes"])), device)
+
+        model = self.build_model().to(device)
+        opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        n = len(y)
+        steps_per_epoch = math.ceil(n / cfg.batch_size)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(cfg.epochs * steps_per_epoch, cfg.warmup))
+        ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
+        best = (-math.inf, None, None)  # (val tau, which, state)
+        progress = Progress(cfg.epochs, not cfg.quiet, f"fit {self.name}")
+        self.history = []
+        for epoch in range(cfg.epochs):
+            model.train()
+            order = torch.randperm(n, generator=gen).to(device)
+            total = 0.0
+            for start in range(0, n, cfg.batch_size):
+                index = order[start:start + cfg.batch_size]
+                loss = self.loss(model, inputs, index, target[index], gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if ema is not None:
+                    _ema_update(ema, model, cfg.ema_decay)
+                total += float(loss.detach()) * len(index)
+            info = {"loss": total / n}
+            last = epoch == cfg.epochs - 1
+            if val_inputs is not None and ((epoch + 1) % cfg.val_every == 0 or last):
+                for which, m in (("last", model), ("ema", ema)):
+                    if m is None:
+                        continue
+                    tau = kendall_tau(self._predict_inputs(m, val_inputs), val_y)
+                    info[f"val_tau_{which}"] = tau
+                    if tau > best[0]:
+                        best = (tau, f"{which}@{epoch + 1}", copy.deepcopy(m.state_dict()))
+            self.history.append({"epoch": epoch + 1, **info})
+            progress.update(epoch + 1, **info)
+        progress.close()
+        if best[2] is not None:
+            model.load_state_dict(best[2])
+            self.selected = best[1]
+        elif ema is not None:
+            model.load_state_dict(ema.state_dict())
+            self.selected = "ema"
+        else:
+            self.selected = "last"
+        self.model = model.eval()
+        return self
+
+    @torch.inference_mode()
+    def _predict_inputs(self, model, inputs, chunk: int = 4096) -> np.ndarray:
+        model.eval()
+        n = len(next(iter(inputs.values())))
+        out = [model(**{k: v[i:i + chunk] for k, v in inputs.items()}) for i in range(0, n, chunk)]
+        return torch.cat(out).double().cpu().numpy()
+
+    def predict(self, graphs) -> np.ndarray:
+        if self.model is None:
+            raise PredictorError(f"{self.name} predictor is not fitted: call fit() or load_state_dict() first")
+        if len(graphs) == 0:
+            return np.zeros(0)
+        batch = batch_graphs(graphs, self.meta["max_nodes"])
+        scores = self._predict_inputs(self.model, to_device(self.encode(batch), self._device()))
+        return self._unmap(scores)
+
+    def state_dict(self) -> dict:
+        if self.model is None:
+            raise PredictorError(f"{self.name} predictor is not fitted")
+        return {"predictor": self.name, "config": asdict(self.config), "meta": dict(self.meta),
+                "target_map": dict(self.target_map),
+                "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("predictor") != self.name:
+            raise PredictorError(f"state is of predictor {state.get('predictor')!r}, not {self.name!r}")
+        from .registry import make_config
+        self.config = make_config(self.config_class, state["config"], self.name)
+        self.meta = dict(state["meta"])
+        self.target_map = dict(state["target_map"])
+        model = self.build_model()
+        model.load_state_dict(state["model"])
+        self.model = model.to(self._device()).eval()
+
+
+def take(inputs: dict[str, torch.Tensor], index) -> dict[str, torch.Tensor]:
+    return {k: v[index] for k, v in inputs.items()}
+
+
+def to_device(tree, device):
+    if isinstance(tree, torch.Tensor):
+        return tree.to(device)
+    if isinstance(tree, dict):
+        return {k: to_device(v, device) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_device(v, device) for v in tree)
+    return tree
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float):
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)

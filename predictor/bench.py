@@ -1,0 +1,141 @@
+"""``python -m predictor.bench``: fit a predictor on N benchmark archs and rank the rest.
+
+  python -m predictor.bench --space nb201 --predictor narformer --train-size 781
+  python -m predictor.bench --space nb101 --predictor gin --train-size 424 \\
+      --data nb101_subset_valacc.npz --json runs/bench/gin_nb101.json
+  python -m predictor.bench ... --set epochs=300 --set d_model=128   # predictor config
+
+The seed draws the N training and --val-size validation archs from --data; the test
+set is every other arch of --data, or every arch of --test-data (minus training archs).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+
+from .errors import PredictorError
+from .metrics import kendall_tau, precision_at_top, spearman
+from .registry import get_predictor, list_predictors
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m predictor.bench", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.split("\n")[2:]))
+    p.add_argument("--space", required=True, help="nb101 or nb201")
+    p.add_argument("--predictor", required=True, help=f"one of {', '.join(list_predictors())}")
+    p.add_argument("--train-size", type=int, required=True, help="number of training archs")
+    p.add_argument("--val-size", type=int, default=200, help="validation archs for model selection (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="benchmark file (any format the space reads; nb201 default: packaged table)")
+    p.add_argument("--test-data", help="test on every arch of this file instead of the rest of --data")
+    p.add_argument("--target", help="metric to train on (default: the benchmark's search metric)")
+    p.add_argument("--test-target", help="metric to test against (nb201: the target; nb101: the test metric)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="predictor config value (repeatable), e.g. epochs=300")
+    p.add_argument("--json", help="write the results here as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_overrides(items) -> dict:
+    config = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PredictorError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            config[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            config[key] = value  # a bare string such as pool=mean
+    return config
+
+
+def run(args) -> dict:
+    import spaces
+    import torch
+
+    if args.train_size < 1 or args.val_size < 0:
+        raise PredictorError("--train-size must be >= 1 and --val-size >= 0")
+    space = spaces.get_space(args.space)
+    bench = spaces.get_benchmark(space, args.data)
+    target = args.target or bench.default_metric
+    test_target = args.test_target or (bench.test_metric if args.space == "nb101" else target)
+    y = bench.column(target)
+    rng = np.random.default_rng(args.seed)
+    usable = np.flatnonzero(np.isfinite(y))
+    order = rng.permutation(usable)
+    if args.train_size + args.val_size >= len(order):
+        raise PredictorError(f"{args.train_size} train + {args.val_size} validation archs leave no test archs "
+                             f"({len(order)} in {bench.source})")
+    train, val = order[:args.train_size], order[args.train_size:args.train_size + args.val_size]
+    graphs = lambda b, rows: [space.to_graph(b.arch(int(i))) for i in rows]
+    if args.test_data:
+        test_bench = spaces.get_benchmark(space, args.test_data)
+        train_keys = {bench.keys[i] for i in train}
+        test = np.array([i for i, k in enumerate(test_bench.keys) if k not in train_keys])
+    else:
+        test_bench, test = bench, order[args.train_size + args.val_size:]
+    y_test = test_bench.column(test_target)[test]
+    keep = np.isfinite(y_test)
+    test, y_test = test[keep], y_test[keep]
+
+    predictor = get_predictor(args.predictor, seed=args.seed, quiet=args.quiet, **parse_overrides(args.set))
+    start = time.time()
+    val_data = (graphs(bench, val), y[val]) if len(val) else None
+    predictor.fit(graphs(bench, train), y[train], val=val_data)
+    fit_seconds = time.time() - start
+    test_graphs = graphs(test_bench, test)
+    start = time.time()
+    pred = predictor.predict(test_graphs)
+    predict_seconds = time.time() - start
+    result = {
+        "space": args.space, "predictor": args.predictor, "seed": args.seed,
+        "kendall_tau": kendall_tau(pred, y_test), "spearman": spearman(pred, y_test),
+        "precision_at_top_5pct": precision_at_top(pred, y_test, 0.05),
+        "train_size": len(train), "val_size": len(val), "test_size": len(test),
+        "fit_seconds": round(fit_seconds, 2), "predict_archs_per_second": round(len(test) / predict_seconds, 1),
+        "target": target, "test_target": test_target, "data": bench.source,
+        "test_data": test_bench.source, "selected_model": getattr(predictor, "selected", None),
+    }
+    if test_bench.test_metric not in (test_target,):
+        truth = test_bench.column(test_bench.test_metric)[test]
+        ok = np.isfinite(truth)
+        result["kendall_tau_vs_test"] = kendall_tau(pred[ok], truth[ok])
+        result["test_metric"] = test_bench.test_metric
+    result["config"] = {**vars(args), "predictor_config": _jsonable(predictor.config)}
+    result["versions"] = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+                          "threads": torch.get_num_threads()}
+    return result
+
+
+def _jsonable(config):
+    from dataclasses import asdict
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import spaces
+    try:
+        result = run(args)
+    except (PredictorError, spaces.SpacesError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        from spaces.files import atomic_write_bytes
+        from pathlib import Path
+        atomic_write_bytes(Path(args.json), (text + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Batching node-based graphs into padded arrays (one Python step per graph, not per node)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .errors import PredictorError
+
+
+@dataclass
+class GraphBatch:
+    ops: np.ndarray  # int64 [B, N], -1 = padding
+    adjacency: np.ndarray  # float32 [B, N, N]
+    num_nodes: np.ndarray  # int64 [B]
+
+    @property
+    def max_nodes(self) -> int:
+        return self.ops.shape[1]
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.ops >= 0
+
+
+def batch_graphs(graphs: Sequence, max_nodes: int | None = None) -> GraphBatch:
+    """Pad graphs to ``max_nodes`` (default: the largest). Raises PredictorError on bad graphs."""
+    if len(graphs) == 0:
+        raise PredictorError("no graphs given")
+    sizes = np.array([len(g.ops) for g in graphs], dtype=np.int64)
+    width = int(sizes.max()) if max_nodes is None else max_nodes
+    if sizes.max() > width:
+        raise PredictorError(f"a graph has {sizes.max()} nodes; this predictor was fitted for at most {width}")
+    ops = np.full((len(graphs), width), -1, dtype=np.int64)
+    adjacency = np.zeros((len(graphs), width, width), dtype=np.float32)
+    for i, g in enumerate(graphs):
+        n = sizes[i]
+        ops[i, :n] = g.ops
+        adjacency[i, :n, :n] = g.adjacency
+    return GraphBatch(ops, adjacency, sizes)

@@ -1,0 +1,257 @@
+"""NAR-Former: tokenized architectures, a multi-stage fusion transformer, and
+MSE + sequence-ranking + architecture-consistency losses with
+information-flow-consistency augmentation.
+
+Stage 1 is a stack of pre-norm transformer blocks over [depth token, node tokens,
+end token]. Each fusion stage shrinks the sequence with learned queries (4, then 2,
+then 1 tokens): a cross-attention block (no residual: the length changes), a
+feed-forward block and optional self-attention blocks; between stages, the previous
+stage's queries re-read the stage-1 memory. A final layer norm and a sigmoid
+regression head on the last token give the score.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .augment import twins
+from .base import TorchPredictor, TrainConfig, take
+from .errors import PredictorError
+from .graphs import GraphBatch, batch_graphs
+from .registry import register_predictor
+from .tokenizer import sincos_code, tokenize
+
+
+@dataclass
+class NARFormerConfig(TrainConfig):
+    num_freqs: int = 32  # L: each code part is 2L wide, a token 6L
+    d_model: int = 192
+    heads: int = 6
+    ffn: int = 768
+    depth: int = 6  # blocks of the first stage
+    fusion_stages: int = 3  # queries of 2^(k-1), ..., 2, 1 tokens
+    fusion_depth: int = 1  # blocks per fusion stage (the first is the cross-attention)
+    dropout: float = 0.1
+    drop_path: float = 0.0
+    pool: str = "fusion"  # or "mean": masked mean of stage 1 (the ablation)
+    lambda_sr: float = 0.1  # sequence-ranking loss weight
+    lambda_ac: float = 0.5  # architecture-consistency loss weight
+    sr_loss: str = "l1"  # or "l2"
+    augment: int = 2  # twins per training arch (0: no augmentation)
+    lr: float = 1e-3
+
+    def validate(self):
+        super().validate()
+        if self.pool not in ("fusion", "mean"):
+            raise PredictorError(f"pool must be 'fusion' or 'mean', got {self.pool!r}")
+        if self.sr_loss not in ("l1", "l2"):
+            raise PredictorError(f"sr_loss must be 'l1' or 'l2', got {self.sr_loss!r}")
+        if self.d_model % self.heads:
+            raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
+
+
+class DropPath(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape[0], *([1] * (x.ndim - 1)), device=x.device) >= self.p
+        return x * keep / (1 - self.p)
+
+
+class Attention(nn.Module):
+    def __init__(self, d, heads, dropout):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q, self.k, self.v, self.out = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, query, memory, key_mask=None):
+        b, lq, d = query.shape
+        split = lambda t: t.view(b, t.shape[1], self.heads, d // self.heads).transpose(1, 2)
+        q, k, v = split(self.q(query)), split(self.k(memory)), split(self.v(memory))
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(x.transpose(1, 2).reshape(b, lq, d))
+
+
+class FeedForward(nn.Module):
+    """x + FFN(norm(x))"""
+
+    def __init__(self, cfg, drop_path):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.net = nn.Sequential(nn.Linear(cfg.d_model, cfg.ffn), nn.GELU(), nn.Dropout(cfg.dropout),
+                                 nn.Linear(cfg.ffn, cfg.d_model))
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x):
+        return x + self.drop_path(self.net(self.norm(x)))
+
+
+class SelfAttentionBlock(nn.Module):
+    """x + Attn(norm(x)), then the feed-forward block."""
+
+    def __init__(self, cfg, drop_path):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.drop_path = DropPath(drop_path)
+        self.ff = FeedForward(cfg, drop_path)
+
+    def forward(self, x, mask=None):
+        h = self.norm(x)
+        return self.ff(x + self.drop_path(self.attn(h, h, mask)))
+
+
+class FusionStage(nn.Module):
+    """Learned queries cross-attend to the previous tokens (no residual), then FFN and
+    optional self-attention blocks."""
+
+    def __init__(self, cfg, num_queries, drop_paths):
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(1, num_queries, cfg.d_model) * 0.02)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.cross = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.drop_path = DropPath(drop_paths[0])
+        self.ff = FeedForward(cfg, drop_paths[0])
+        self.blocks = nn.ModuleList(SelfAttentionBlock(cfg, p) for p in drop_paths[1:])
+
+    def forward(self, tokens, mask=None):
+        q = self.queries.expand(tokens.shape[0], -1, -1)
+        x = self.ff(self.drop_path(self.cross(q, self.norm(tokens), mask)))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class Refuse(nn.Module):
+    """The previous stage's queries re-read the stage-1 memory before the next stage."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.norm_q, self.norm_kv = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.ff = FeedForward(cfg, 0.0)
+
+    def forward(self, memory, q, mask=None):
+        return self.ff(self.attn(self.norm_q(q), self.norm_kv(memory), mask))
+
+
+class NARFormerNet(nn.Module):
+    def __init__(self, cfg: NARFormerConfig):
+        super().__init__()
+        token_width = 6 * cfg.num_freqs
+        self.pool = cfg.pool
+        self.embed = nn.Identity() if token_width == cfg.d_model else nn.Linear(token_width, cfg.d_model)
+        self.depth_map = nn.Linear(token_width, cfg.d_model)
+        stages = cfg.fusion_stages if cfg.pool == "fusion" else 0
+        total = cfg.depth + stages * cfg.fusion_depth
+        rates = torch.linspace(0, cfg.drop_path, max(total, 1)).tolist()
+        self.blocks = nn.ModuleList(SelfAttentionBlock(cfg, rates[i]) for i in range(cfg.depth))
+        self.stages = nn.ModuleList(
+            FusionStage(cfg, 2 ** (stages - 1 - s),
+                        rates[cfg.depth + s * cfg.fusion_depth: cfg.depth + (s + 1) * cfg.fusion_depth])
+            for s in range(stages))
+        self.refuse = nn.ModuleList(Refuse(cfg) for _ in range(max(0, stages - 1)))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, 1)
+
+    def forward(self, tokens, mask, depth_code):
+        x = self.embed(tokens)
+        depth = F.relu(self.depth_map(depth_code))[:, None]
+        x = torch.cat([depth, x], dim=1)
+        mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        for block in self.blocks:
+            x = block(x, mask)
+        if self.pool == "mean" or not self.stages:
+            w = mask.unsqueeze(-1).to(x.dtype)
+            pooled = (x * w).sum(1) / w.sum(1)
+        else:
+            memory, q = x, self.stages[0](x, mask)
+            for refuse, stage in zip(self.refuse, self.stages[1:]):
+                q = stage(refuse(memory, q, mask))
+            pooled = q[:, -1]
+        return torch.sigmoid(self.head(self.norm(pooled))).squeeze(-1)
+
+
+@register_predictor("narformer")
+class NARFormerPredictor(TorchPredictor):
+    config_class = NARFormerConfig
+
+    def build_model(self):
+        return NARFormerNet(self.config)
+
+    def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
+        tokens, mask = tokenize(batch, self.config.num_freqs)
+        depth = sincos_code(batch.num_nodes.astype(np.float64), 3 * self.config.num_freqs)
+        return {"tokens": torch.from_numpy(tokens), "mask": torch.from_numpy(mask),
+                "depth_code": torch.from_numpy(depth.astype(np.float32))}
+
+    def training_inputs(self, graphs, rng):
+        cfg = self.config
+        width = self.meta["max_nodes"]
+        main = self.encode(batch_graphs(graphs, width))
+        if cfg.augment <= 0:
+            return {"main": main}
+        # Twin slot k of arch i is its k-th renumbering, or the original when it has fewer.
+        slots = [[(g.ops, g.adjacency)] * cfg.augment for g in graphs]
+        counts = np.zeros(len(graphs), dtype=np.int64)
+        for i, g in enumerate(graphs):
+            found = twins(np.asarray(g.ops), np.asarray(g.adjacency), rng, cfg.augment)
+            counts[i] = len(found)
+            slots[i][:len(found)] = found
+        flat = [_Graph(ops, adj, graphs[0].vocab) for per_arch in slots for ops, adj in per_arch]
+        twin = self.encode(batch_graphs(flat, width))
+        twin = {k: v.view(len(graphs), cfg.augment, *v.shape[1:]) for k, v in twin.items()}
+        return {"main": main, "twins": twin, "twin_counts": torch.from_numpy(counts)}
+
+    def loss(self, model, inputs, index, y, gen):
+        cfg = self.config
+        n = len(index)
+        if "twins" in inputs:
+            counts = inputs["twin_counts"][index]
+            slot = (torch.rand(n, generator=gen).to(counts.device) * counts.clamp(min=1)).long()
+            twin = {k: v[index, slot] for k, v in inputs["twins"].items()}
+            both = {k: torch.cat([inputs["main"][k][index], twin[k]]) for k in twin}
+            pred_all = model(**both)
+            pred, pred_twin = pred_all[:n], pred_all[n:]
+            loss = 0.5 * (F.mse_loss(pred, y) + F.mse_loss(pred_twin, y))
+            if cfg.lambda_ac:
+                has_twin = counts > 0
+                if has_twin.any():
+                    loss = loss + cfg.lambda_ac * consistency_loss(pred[has_twin], pred_twin[has_twin])
+        else:
+            pred = model(**take(inputs["main"], index))
+            loss = F.mse_loss(pred, y)
+        if cfg.lambda_sr and n > 1:
+            loss = loss + cfg.lambda_sr * sequence_ranking_loss(pred, y, torch.randperm(n, generator=gen).to(y.device),
+                                                                cfg.sr_loss)
+        return loss
+
+
+class _Graph:
+    """A bare graph (ops, adjacency, vocab) for the twins."""
+
+    __slots__ = ("ops", "adjacency", "vocab")
+
+    def __init__(self, ops, adjacency, vocab):
+        self.ops, self.adjacency, self.vocab = ops, adjacency, vocab
+
+
+def sequence_ranking_loss(pred, target, perm, kind: str = "l1"):
+    """Compare the differences of predictions and of targets between each sample and its
+    partner ``perm[i]`` in the batch."""
+    diff_pred, diff_true = pred - pred[perm], target - target[perm]
+    return F.l1_loss(diff_pred, diff_true) if kind == "l1" else F.mse_loss(diff_pred, diff_true)
+
+
+def consistency_loss(pred, pred_twin):
+    """L1 distance between the predictions for an arch and for its augmented twin."""
+    return F.l1_loss(pred, pred_twin)

@@ -1,0 +1,146 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import predictor
+import spaces
+from predictor.augment import random_topological_order, twins
+from predictor.graphs import batch_graphs
+from predictor.metrics import kendall_tau, precision_at_top
+from predictor.narformer import consistency_loss, sequence_ranking_loss
+from predictor.tokenizer import sincos_code, tokenize
+
+SMALL = {"narformer": dict(d_model=32, heads=2, ffn=64, depth=1, num_freqs=8, epochs=3),
+         "mlp": dict(hidden=(32,), epochs=3), "gin": dict(hidden=16, layers=2, epochs=3)}
+
+
+@pytest.fixture(scope="module")
+def nb201():
+    space, bench = spaces.get_space("nb201"), spaces.get_benchmark("nb201")
+    return space, bench, [space.to_graph(a) for a in bench.archs()]
+
+
+def _code(p, num_freqs):
+    b = np.linspace(1, 2.0 ** (num_freqs - 1), num_freqs)
+    return np.array([f(bk * p * math.pi) for bk in b for f in (math.sin, math.cos)])
+
+
+def test_tokens_follow_the_formula_on_a_hand_made_graph():
+    space = spaces.get_space("nb101")
+    arch = spaces.nb101.make_arch([[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+                                  ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
+    graph = space.to_graph(arch)
+    L = 4
+    tokens, mask = tokenize(batch_graphs([graph], max_nodes=6), L)
+    assert tokens.shape == (1, 7, 6 * L) and mask.tolist() == [[True] * 5 + [False] * 2]
+    sources = {0: [], 1: [0], 2: [0, 1], 3: [1, 2]}
+    for node, op in enumerate(graph.ops):
+        expected_src = _code(-1, L) if node == 0 else sum(_code(j, L) for j in sources[node])
+        expected = np.concatenate([_code(op, L), _code(node, L), expected_src])
+        np.testing.assert_allclose(tokens[0, node], expected, atol=1e-5)
+    np.testing.assert_allclose(tokens[0, 4], np.tile(_code(1e5, L), 3), atol=1e-5)  # end token
+    assert not tokens[0, 5:].any()  # padding
+    np.testing.assert_allclose(sincos_code(np.array([2.5]), L)[0], _code(2.5, L))
+
+
+def test_augmentation_keeps_the_arch_and_upper_triangularity(nb201):
+    space101 = spaces.get_space("nb101")
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        arch = space101.sample(rng)
+        g = space101.to_graph(arch)
+        for ops, adj in twins(g.ops, g.adjacency, rng, 2):
+            assert not np.tril(adj).any()
+            twin = spaces.nb101.make_arch(adj, [g.vocab[o] for o in ops])
+            assert space101.key(twin) == space101.key(arch)
+            assert not (np.array_equal(ops, g.ops) and np.array_equal(adj, g.adjacency))
+    space, _, graphs = nb201
+    found = twins(graphs[0].ops, graphs[0].adjacency, rng, 2)
+    assert len(found) == 2  # the 8-node NB201 graph has several topological orders
+    order = random_topological_order(graphs[0].adjacency, rng)
+    assert order[0] == 0 and order[-1] == 7 and sorted(order) == list(range(8))
+
+
+def test_losses_on_small_tensors():
+    pred = torch.tensor([0.1, 0.5, 0.9])
+    target = torch.tensor([0.2, 0.4, 0.6])
+    perm = torch.tensor([1, 2, 0])
+    # diffs: pred (-0.4, -0.4, 0.8), target (-0.2, -0.2, 0.4) -> mean |.| = (0.2 + 0.2 + 0.4) / 3
+    assert float(sequence_ranking_loss(pred, target, perm, "l1")) == pytest.approx(0.8 / 3)
+    assert float(sequence_ranking_loss(pred, target, perm, "l2")) == pytest.approx((0.04 + 0.04 + 0.16) / 3)
+    assert float(sequence_ranking_loss(target, target, perm)) == 0
+    assert float(consistency_loss(pred, torch.tensor([0.1, 0.7, 0.6]))) == pytest.approx(0.5 / 3)
+
+
+def test_metrics():
+    truth = np.arange(100.0)
+    assert kendall_tau(truth, truth) == pytest.approx(1.0)
+    assert kendall_tau(-truth, truth) == pytest.approx(-1.0)
+    assert precision_at_top(truth, truth, 0.05) == 1.0
+    assert precision_at_top(-truth, truth, 0.05) == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_fit_predict_state_dict_round_trip(name, nb201):
+    _, bench, graphs = nb201
+    y = bench.column("c10valid_val_200_mean")
+    p = predictor.get_predictor(name, **SMALL[name])
+    p.fit(graphs[:64], y[:64], val=(graphs[64:96], y[64:96]))
+    before = p.predict(graphs[100:150])
+    assert before.shape == (50,) and np.isfinite(before).all()
+    state = p.state_dict()
+    q = predictor.get_predictor(name)
+    q.load_state_dict(state)
+    np.testing.assert_array_equal(q.predict(graphs[100:150]), before)
+    # the same seed gives the same predictor
+    again = predictor.get_predictor(name, **SMALL[name]).fit(graphs[:64], y[:64], val=(graphs[64:96], y[64:96]))
+    np.testing.assert_allclose(again.predict(graphs[100:150]), before, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, config", [
+    ("narformer", dict(d_model=64, heads=4, ffn=128, depth=2, num_freqs=16, epochs=40, val_every=40, lr=2e-3)),
+    ("gin", dict(epochs=60, val_every=60)),
+    ("mlp", dict(epochs=60, val_every=60)),
+])
+def test_short_fit_ranks_clearly_better_than_chance(name, config, nb201):
+    """A few hundred NB201 archs; broken training (or a broken tokenizer) stays near tau 0."""
+    _, bench, graphs = nb201
+    y = bench.column("c10valid_val_200_mean")
+    rng = np.random.default_rng(1)
+    rows = rng.permutation(len(graphs))
+    train, test = rows[:300], rows[300:2300]
+    p = predictor.get_predictor(name, **config).fit([graphs[i] for i in train], y[train])
+    tau = kendall_tau(p.predict([graphs[i] for i in test]), y[test])
+    assert tau > 0.45, f"{name}: tau {tau:.3f}"
+
+
+def test_nb101_graphs_of_different_sizes(shared_data):
+    bench = spaces.get_benchmark("nb101", shared_data / "nb101" / "nb101_subset_valacc.npz")
+    space = spaces.get_space("nb101")
+    graphs = [space.to_graph(bench.arch(i)) for i in range(0, 400)]
+    sizes = {g.num_nodes for g in graphs}
+    assert len(sizes) > 1
+    p = predictor.get_predictor("narformer", **SMALL["narformer"])
+    p.fit(graphs[:300], bench.column("val_acc_108")[:300])
+    assert np.isfinite(p.predict(graphs[300:])).all()
+
+
+def test_bad_input_is_reported(nb201):
+    _, bench, graphs = nb201
+    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: gin, mlp, narformer"):
+        predictor.get_predictor("nope")
+    with pytest.raises(predictor.PredictorError, match="unknown config key.*d_modle"):
+        predictor.get_predictor("narformer", d_modle=3)
+    p = predictor.get_predictor("mlp", epochs=1)
+    with pytest.raises(predictor.PredictorError, match="empty training set"):
+        p.fit([], [])
+    with pytest.raises(predictor.PredictorError, match="3 graphs but 2 targets"):
+        p.fit(graphs[:3], [1.0, 2.0])
+    with pytest.raises(predictor.PredictorError, match="NaN"):
+        p.fit(graphs[:3], [1.0, float("nan"), 2.0])
+    with pytest.raises(predictor.PredictorError, match="not fitted"):
+        p.predict(graphs[:3])
+    with pytest.raises(predictor.PredictorError, match="epochs must be >= 1"):
+        predictor.get_predictor("gin", epochs=0)
