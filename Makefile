@@ -30,3 +30,15 @@ test: $(TEST_STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Predictor quality figures of the README (each writes results/predictor/<name>.json).
+NB101_SUBSET ?= ../shared/data/nb101/nb101_subset_valacc.npz
+BENCH := $(PY) -m predictor.bench --quiet
+.PHONY: bench-predictors
+bench-predictors: $(STAMP)
+	mkdir -p results/predictor
+	for p in narformer gin mlp; do \
+	  $(BENCH) --space nb201 --predictor $$p --train-size 781 --json results/predictor/$${p}_nb201_781_s0.json; \
+	  $(BENCH) --space nb101 --predictor $$p --train-size 424 --data $(NB101_SUBSET) --json results/predictor/$${p}_nb101_424_s0.json; \
+	done
+	$(BENCH) --space nb201 --predictor narformer --train-size 1563 --json results/predictor/narformer_nb201_1563_s0.json

@@ -139,6 +139,10 @@ class TorchPredictor(Predictor):
     (``build_model``) and may add loss terms (``extra_loss``).
     """
 
+    #: True when the model's input width depends on the node count (graphs larger than
+    #: the training ones are then refused); attention and message passing are not.
+    fixed_width = False
+
     def __init__(self, config):
         super().__init__(config)
         config.validate()
@@ -212,7 +216,8 @@ class TorchPredictor(Predictor):
         val_inputs = val_y = None
         if val is not None:
             val_y = check_training_data(val[0], val[1])
-            val_inputs = to_device(self.encode(batch_graphs(val[0], self.meta["max_nodes"])), device)
+            val_width = self.meta["max_nodes"] if self.fixed_width else None
+            val_inputs = to_device(self.encode(batch_graphs(val[0], val_width)), device)
 
         model = self.build_model().to(device)
         opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
@@ -273,7 +278,7 @@ class TorchPredictor(Predictor):
             raise PredictorError(f"{self.name} predictor is not fitted: call fit() or load_state_dict() first")
         if len(graphs) == 0:
             return np.zeros(0)
-        batch = batch_graphs(graphs, self.meta["max_nodes"])
+        batch = batch_graphs(graphs, self.meta["max_nodes"] if self.fixed_width else None)
         scores = self._predict_inputs(self.model, to_device(self.encode(batch), self._device()))
         return self._unmap(scores)
 

@@ -49,6 +49,7 @@ class MLPNet(nn.Module):
 @register_predictor("mlp")
 class MLPPredictor(TorchPredictor):
     config_class = MLPConfig
+    fixed_width = True
 
     def _features(self):
         n = self.meta["max_nodes"]

@@ -9,6 +9,8 @@ over the batch: no Python loop over nodes.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .graphs import GraphBatch
@@ -29,25 +31,38 @@ def sincos_code(values: np.ndarray, num_freqs: int) -> np.ndarray:
     return np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(*angles.shape[:-1], 2 * num_freqs)
 
 
+@functools.lru_cache(maxsize=64)
+def code_table(first: int, count: int, num_freqs: int) -> np.ndarray:
+    """Codes of the integers first .. first+count-1 (read-only, cached)."""
+    table = sincos_code(np.arange(first, first + count), num_freqs)
+    table.setflags(write=False)
+    return table
+
+
 def tokenize(batch: GraphBatch, num_freqs: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """(tokens float32 [B, N+1, 6L], mask bool [B, N+1]) for a padded batch.
 
     Token i < num_nodes is node i; token num_nodes is the end token; the rest is padding.
+    Operation and position codes come from small cached tables; the source codes are
+    one batched matrix product, so the cost is a few array operations per batch.
     """
     b, n = batch.ops.shape
+    width = 2 * num_freqs
     mask = batch.mask
-    op_code = sincos_code(np.where(mask, batch.ops, 0), num_freqs)  # [B, N, 2L]
-    pos_code = sincos_code(np.arange(n), num_freqs)  # [N, 2L]
-    # source code of node i = sum over its predecessors j of code(j)
-    src_code = np.einsum("bji,jd->bid", batch.adjacency.astype(np.float64), pos_code)
-    src_code[:, 0] = sincos_code(np.array(-1.0), num_freqs)
-    node_tokens = np.concatenate([op_code, np.broadcast_to(pos_code, op_code.shape), src_code], axis=-1)
-    node_tokens *= mask[..., None]
-    tokens = np.zeros((b, n + 1, 6 * num_freqs), dtype=np.float64)
-    tokens[:, :n] = node_tokens
-    end = np.tile(sincos_code(np.array(END_VALUE), num_freqs), 3)
-    tokens[np.arange(b), batch.num_nodes] = end
+    num_ops = int(batch.ops.max()) + 1
+    op_table = code_table(0, max(num_ops, 1), num_freqs)
+    pos_table = code_table(-1, n + 1, num_freqs)  # row 0 is code(-1), row k+1 is code(k)
+    tokens = np.zeros((b, n + 1, 3 * width), dtype=np.float32)
+    tokens[:, :n, :width] = op_table[np.where(mask, batch.ops, 0)]
+    tokens[:, :n, width:2 * width] = pos_table[1:]
+    # source code of node i = sum over its predecessors j of code(j); code(-1) for the input
+    incoming = batch.adjacency.transpose(0, 2, 1).reshape(b * n, n)  # row (g, i): predecessors of i
+    tokens[:, :n, 2 * width:] = (incoming @ pos_table[1:].astype(np.float32)).reshape(b, n, width)
+    tokens[:, 0, 2 * width:] = pos_table[0]
+    tokens[:, :n] *= mask[..., None]
+    rows = np.arange(b)
+    tokens[rows, batch.num_nodes] = np.tile(sincos_code(np.array(END_VALUE), num_freqs), 3)
     full_mask = np.zeros((b, n + 1), dtype=bool)
     full_mask[:, :n] = mask
-    full_mask[np.arange(b), batch.num_nodes] = True
-    return tokens.astype(np.float32), full_mask
+    full_mask[rows, batch.num_nodes] = True
+    return tokens, full_mask

@@ -12,7 +12,7 @@ from predictor.metrics import kendall_tau, precision_at_top
 from predictor.narformer import consistency_loss, sequence_ranking_loss
 from predictor.tokenizer import sincos_code, tokenize
 
-SMALL = {"narformer": dict(d_model=32, heads=2, ffn=64, depth=1, num_freqs=8, epochs=3),
+SMALL = {"narformer": dict(d_model=32, heads=2, ffn=64, depth=1, num_freqs=8, epochs=3, augment=2),
          "mlp": dict(hidden=(32,), epochs=3), "gin": dict(hidden=16, layers=2, epochs=3)}
 
 
@@ -144,3 +144,21 @@ def test_bad_input_is_reported(nb201):
         p.predict(graphs[:3])
     with pytest.raises(predictor.PredictorError, match="epochs must be >= 1"):
         predictor.get_predictor("gin", epochs=0)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_graphs_larger_than_the_training_ones(name):
+    """A search may fit on small NB101 cells and rank larger ones."""
+    space = spaces.get_space("nb101")
+    rng = np.random.default_rng(5)
+    small, large = [], []
+    while len(small) < 40 or len(large) < 10:
+        arch = space.sample(rng)
+        (small if arch.num_vertices <= 5 else large).append(space.to_graph(arch))
+    small, large = small[:40], large[:10]
+    p = predictor.get_predictor(name, **SMALL[name]).fit(small, rng.random(40))
+    if p.fixed_width:
+        with pytest.raises(predictor.PredictorError, match="fitted for at most 5"):
+            p.predict(large)
+    else:
+        assert np.isfinite(p.predict(large)).all()
