@@ -136,7 +136,8 @@ class TorchPredictor(Predictor):
     """A neural predictor trained with the shared recipe.
 
     Subclasses turn a GraphBatch into model inputs (``encode``), build the model
-    (``build_model``) and may add loss terms (``extra_loss``).
+    (``build_model``), and may prepare extra training inputs (``training_inputs``) and
+    loss terms (``loss``).
     """
 
     #: True when the model's input width depends on the node count (graphs larger than
@@ -278,8 +279,18 @@ class TorchPredictor(Predictor):
             raise PredictorError(f"{self.name} predictor is not fitted: call fit() or load_state_dict() first")
         if len(graphs) == 0:
             return np.zeros(0)
-        batch = batch_graphs(graphs, self.meta["max_nodes"] if self.fixed_width else None)
-        scores = self._predict_inputs(self.model, to_device(self.encode(batch), self._device()))
+        device = self._device()
+        if self.fixed_width:
+            batch = batch_graphs(graphs, self.meta["max_nodes"])
+            return self._unmap(self._predict_inputs(self.model, to_device(self.encode(batch), device)))
+        # One batch per node count: no padding, so attention needs no mask (its fast path)
+        # and small cells cost less. The scores are those of a padded batch.
+        sizes = np.array([len(g.ops) for g in graphs])
+        scores = np.empty(len(graphs))
+        for size in np.unique(sizes):
+            rows = np.flatnonzero(sizes == size)
+            batch = batch_graphs([graphs[i] for i in rows])
+            scores[rows] = self._predict_inputs(self.model, to_device(self.encode(batch), device))
         return self._unmap(scores)
 
     def state_dict(self) -> dict:

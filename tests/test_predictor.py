@@ -162,3 +162,15 @@ def test_graphs_larger_than_the_training_ones(name):
             p.predict(large)
     else:
         assert np.isfinite(p.predict(large)).all()
+
+
+@pytest.mark.parametrize("name", ["narformer", "gin"])
+def test_grouping_by_size_gives_the_padded_batch_scores(name, shared_data):
+    bench = spaces.get_benchmark("nb101", shared_data / "nb101" / "nb101_subset_valacc.npz")
+    space = spaces.get_space("nb101")
+    graphs = [space.to_graph(bench.arch(i)) for i in range(0, 3000, 10)]
+    assert len({g.num_nodes for g in graphs}) > 1
+    p = predictor.get_predictor(name, **SMALL[name]).fit(graphs[:200], bench.column("val_acc_108")[0:3000:10][:200])
+    grouped = p.predict(graphs)
+    padded = p._unmap(p._predict_inputs(p.model, p.encode(batch_graphs(graphs))))
+    np.testing.assert_allclose(grouped, padded, rtol=1e-4, atol=1e-6)
