@@ -42,3 +42,11 @@ bench-predictors: $(STAMP)
 	  $(BENCH) --space nb101 --predictor $$p --train-size 424 --data $(NB101_SUBSET) --json results/predictor/$${p}_nb101_424_s0.json; \
 	done
 	$(BENCH) --space nb201 --predictor narformer --train-size 1563 --json results/predictor/narformer_nb201_1563_s0.json
+
+# NAR-Former ablations on NB201, 781 train archs (results/predictor/ablation_<name>.json).
+.PHONY: bench-ablations
+bench-ablations: $(STAMP)
+	mkdir -p results/predictor
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set lambda_sr=0 --json results/predictor/ablation_no_sr.json
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set pool=mean --json results/predictor/ablation_mean_pool.json
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --json results/predictor/ablation_with_twins.json
