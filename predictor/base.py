@@ -61,8 +61,9 @@ class Predictor(abc.ABC):
         self.config = config
 
     @abc.abstractmethod
-    def fit(self, graphs: Sequence, y, val: tuple | None = None) -> "Predictor":
-        ...
+    def fit(self, graphs: Sequence, y, val: tuple | None = None, init_state: dict | None = None) -> "Predictor":
+        """Train on (graphs, y); ``val`` = (graphs, y) selects the model; ``init_state``
+        (a ``state_dict()`` of the same predictor) warm-starts the weights."""
 
     @abc.abstractmethod
     def predict(self, graphs: Sequence) -> np.ndarray:
@@ -185,11 +186,18 @@ class TorchPredictor(Predictor):
             sorted_y = np.sort(y)
             quantiles = (np.arange(len(y)) + 0.5) / len(y)
             self.target_map = {"kind": "rank", "quantiles": quantiles.tolist(), "values": sorted_y.tolist()}
-            return np.interp(y, sorted_y, quantiles)
-        lo, hi = float(y.min()), float(y.max())
-        margin = 0.1 * (hi - lo) if hi > lo else 1.0
-        self.target_map = {"kind": "minmax", "lo": lo - margin, "hi": hi + margin}
-        return (y - self.target_map["lo"]) / (self.target_map["hi"] - self.target_map["lo"])
+        else:
+            lo, hi = float(y.min()), float(y.max())
+            margin = 0.1 * (hi - lo) if hi > lo else 1.0
+            self.target_map = {"kind": "minmax", "lo": lo - margin, "hi": hi + margin}
+        return self._map(y)
+
+    def _map(self, y: np.ndarray) -> np.ndarray:
+        """Target values -> the model's (0, 1) scale, by the map fitted on the training targets."""
+        m = self.target_map
+        if m["kind"] == "rank":
+            return np.interp(y, m["values"], m["quantiles"])
+        return (y - m["lo"]) / (m["hi"] - m["lo"])
 
     def _unmap(self, scores: np.ndarray) -> np.ndarray:
         m = self.target_map
@@ -200,7 +208,7 @@ class TorchPredictor(Predictor):
             return np.interp(scores, q, v) + 1e-6 * (scores - np.clip(scores, q[0], q[-1]))
         return scores * (m["hi"] - m["lo"]) + m["lo"]
 
-    def fit(self, graphs, y, val=None):
+    def fit(self, graphs, y, val=None, init_state=None):
         y = check_training_data(graphs, y)
         cfg = self.config
         if cfg.threads:
@@ -210,6 +218,7 @@ class TorchPredictor(Predictor):
         gen = torch.Generator().manual_seed(cfg.seed)
         device = self._device()
         self._set_meta(graphs)
+        self.history = []
         if val is not None:
             self.meta["max_nodes"] = max(self.meta["max_nodes"], batch_graphs(val[0]).max_nodes)
         target = torch.tensor(self._fit_target_map(y), dtype=torch.float32, device=device)
@@ -220,22 +229,54 @@ class TorchPredictor(Predictor):
             val_width = self.meta["max_nodes"] if self.fixed_width else None
             val_inputs = to_device(self.encode(batch_graphs(val[0], val_width)), device)
 
-        model = self.build_model().to(device)
-        opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-        n = len(y)
+        model = self.build_model()
+        if init_state is not None:
+            self._warm_start(model, init_state)
+        model = model.to(device)
+        self.selected = self._optimise(model, inputs, target, gen, cfg.epochs, cfg.lr,
+                                       val=None if val_inputs is None else (val_inputs, val_y))
+        if val_inputs is not None:
+            self.refine(model, inputs, target, gen, val_inputs, val_y)
+        self.model = model.eval()
+        return self
+
+    def _warm_start(self, model, state):
+        if state.get("predictor") != self.name:
+            raise PredictorError(f"cannot warm-start {self.name} from a {state.get('predictor')!r} state")
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as err:  # shapes differ: another vocabulary, size or width
+            raise PredictorError(f"cannot warm-start {self.name}: the saved weights do not fit "
+                                 f"({str(err).splitlines()[-1].strip()})") from None
+
+    def refine(self, model, inputs, target, gen, val_inputs, val_y) -> None:
+        """A stage after the main training that may use the validation set (TNASP's
+        self-evolution); the default does nothing."""
+
+    def _optimise(self, model, inputs, target, gen, epochs: int, lr: float, val=None, extra_loss=None,
+                  label: str = "") -> str:
+        """Train ``model`` in place with the shared recipe; load the best of last / EMA by
+        validation tau (or the EMA without validation) and say which it was.
+
+        ``extra_loss(model, gen)``, when given, is added to every step's loss.
+        """
+        cfg = self.config
+        opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr)
+        n = len(target)
         steps_per_epoch = math.ceil(n / cfg.batch_size)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(cfg.epochs * steps_per_epoch, cfg.warmup))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(epochs * steps_per_epoch, cfg.warmup))
         ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
         best = (-math.inf, None, None)  # (val tau, which, state)
-        progress = Progress(cfg.epochs, not cfg.quiet, f"fit {self.name}")
-        self.history = []
-        for epoch in range(cfg.epochs):
+        progress = Progress(epochs, not cfg.quiet, f"fit {self.name}{label}")
+        for epoch in range(epochs):
             model.train()
-            order = torch.randperm(n, generator=gen).to(device)
+            order = torch.randperm(n, generator=gen).to(target.device)
             total = 0.0
             for start in range(0, n, cfg.batch_size):
                 index = order[start:start + cfg.batch_size]
                 loss = self.loss(model, inputs, index, target[index], gen)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model, gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -244,28 +285,25 @@ class TorchPredictor(Predictor):
                     _ema_update(ema, model, cfg.ema_decay)
                 total += float(loss.detach()) * len(index)
             info = {"loss": total / n}
-            last = epoch == cfg.epochs - 1
-            if val_inputs is not None and ((epoch + 1) % cfg.val_every == 0 or last):
+            last = epoch == epochs - 1
+            if val is not None and ((epoch + 1) % cfg.val_every == 0 or last):
                 for which, m in (("last", model), ("ema", ema)):
                     if m is None:
                         continue
-                    tau = kendall_tau(self._predict_inputs(m, val_inputs), val_y)
+                    tau = kendall_tau(self._predict_inputs(m, val[0]), val[1])
                     info[f"val_tau_{which}"] = tau
                     if tau > best[0]:
                         best = (tau, f"{which}@{epoch + 1}", copy.deepcopy(m.state_dict()))
-            self.history.append({"epoch": epoch + 1, **info})
+            self.history.append({"epoch": epoch + 1, "stage": label.strip() or "main", **info})
             progress.update(epoch + 1, **info)
         progress.close()
         if best[2] is not None:
             model.load_state_dict(best[2])
-            self.selected = best[1]
-        elif ema is not None:
+            return best[1]
+        if ema is not None:
             model.load_state_dict(ema.state_dict())
-            self.selected = "ema"
-        else:
-            self.selected = "last"
-        self.model = model.eval()
-        return self
+            return "ema"
+        return "last"
 
     @torch.inference_mode()
     def _predict_inputs(self, model, inputs, chunk: int = 4096) -> np.ndarray:

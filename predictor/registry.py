@@ -6,7 +6,7 @@ import importlib
 
 from .errors import PredictorError
 
-_BUILTIN_MODULES = ("predictor.narformer", "predictor.baselines")
+_BUILTIN_MODULES = ("predictor.narformer", "predictor.baselines", "predictor.tnasp")
 _PREDICTORS: dict[str, type] = {}
 _loaded = False
 

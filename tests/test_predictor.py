@@ -10,10 +10,12 @@ from predictor.augment import random_topological_order, twins
 from predictor.graphs import batch_graphs
 from predictor.metrics import kendall_tau, precision_at_top
 from predictor.narformer import consistency_loss, sequence_ranking_loss
+from predictor.tnasp import laplacian_eigenvectors
 from predictor.tokenizer import sincos_code, tokenize
 
 SMALL = {"narformer": dict(d_model=32, heads=2, ffn=64, depth=1, num_freqs=8, epochs=3, augment=2),
-         "mlp": dict(hidden=(32,), epochs=3), "gin": dict(hidden=16, layers=2, epochs=3)}
+         "mlp": dict(hidden=(32,), epochs=3), "gin": dict(hidden=16, layers=2, epochs=3),
+         "tnasp": dict(d_model=32, heads=2, ffn=64, depth=1, epochs=3, self_evolution=True, evolution_epochs=2)}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +103,7 @@ def test_fit_predict_state_dict_round_trip(name, nb201):
 
 @pytest.mark.parametrize("name, config", [
     ("narformer", dict(d_model=64, heads=4, ffn=128, depth=2, num_freqs=16, epochs=40, val_every=40, lr=2e-3)),
+    ("tnasp", dict(epochs=40, val_every=40)),
     ("gin", dict(epochs=60, val_every=60)),
     ("mlp", dict(epochs=60, val_every=60)),
 ])
@@ -129,7 +132,7 @@ def test_nb101_graphs_of_different_sizes(shared_data):
 
 def test_bad_input_is_reported(nb201):
     _, bench, graphs = nb201
-    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: gin, mlp, narformer"):
+    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: gin, mlp, narformer, tnasp"):
         predictor.get_predictor("nope")
     with pytest.raises(predictor.PredictorError, match="unknown config key.*d_modle"):
         predictor.get_predictor("narformer", d_modle=3)
@@ -164,7 +167,7 @@ def test_graphs_larger_than_the_training_ones(name):
         assert np.isfinite(p.predict(large)).all()
 
 
-@pytest.mark.parametrize("name", ["narformer", "gin"])
+@pytest.mark.parametrize("name", ["narformer", "gin", "tnasp"])
 def test_grouping_by_size_gives_the_padded_batch_scores(name, shared_data):
     bench = spaces.get_benchmark("nb101", shared_data / "nb101" / "nb101_subset_valacc.npz")
     space = spaces.get_space("nb101")
@@ -174,3 +177,35 @@ def test_grouping_by_size_gives_the_padded_batch_scores(name, shared_data):
     grouped = p.predict(graphs)
     padded = p._unmap(p._predict_inputs(p.model, p.encode(batch_graphs(graphs))))
     np.testing.assert_allclose(grouped, padded, rtol=1e-4, atol=1e-6)
+
+
+def test_laplacian_position_encoding_on_a_hand_made_graph():
+    """Columns are eigenvectors of I - D^-1/2 A D^-1/2 (A undirected), by increasing eigenvalue."""
+    space = spaces.get_space("nb101")
+    arch = spaces.nb101.make_arch([[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+                                  ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
+    graph = space.to_graph(arch)
+    pe = laplacian_eigenvectors(batch_graphs([graph], max_nodes=6), width=6)
+    assert pe.shape == (1, 6, 6) and not pe[0, 4:].any() and not pe[0, :, 4:].any()
+    a = np.array(graph.adjacency, dtype=float)
+    a = a + a.T
+    d = a.sum(1)
+    lap = np.eye(4) - a / np.sqrt(np.outer(d, d))
+    vectors = pe[0, :4, :4].astype(float)
+    values = np.diag(vectors.T @ lap @ vectors)
+    np.testing.assert_allclose(lap @ vectors, vectors * values, atol=1e-5)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(4), atol=1e-5)
+    assert np.all(np.diff(values) >= -1e-6) and values[0] == pytest.approx(0, abs=1e-6)
+
+
+def test_self_evolution_runs_its_rounds_and_records_them(nb201):
+    _, bench, graphs = nb201
+    y = bench.column("c10valid_val_200_mean")
+    config = dict(SMALL["tnasp"], evolution_rounds=3)
+    p = predictor.get_predictor("tnasp", **config).fit(graphs[:64], y[:64], val=(graphs[64:96], y[64:96]))
+    assert [r["round"] for r in p.evolution] == [1, 2, 3]
+    assert all(r["mean_lambda"] >= 0 for r in p.evolution)
+    assert p.selected.endswith("+self-evolution")
+    plain = predictor.get_predictor("tnasp", **dict(config, self_evolution=False))
+    plain.fit(graphs[:64], y[:64], val=(graphs[64:96], y[64:96]))
+    assert plain.evolution == [] and not np.allclose(plain.predict(graphs[100:150]), p.predict(graphs[100:150]))

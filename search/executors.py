@@ -1,0 +1,180 @@
+"""Executors run a batch of evaluations and report each result as it finishes.
+
+``run(batch, evaluator, on_result)`` calls ``on_result(index, result)`` once per arch of
+``batch`` (a list of arch JSONs), in the driver thread, in the order evaluations finish.
+A result is ``{"status": "ok", "val", "test", ...}`` or ``{"status": "failed", "error"}``,
+with ``attempts``. Executors are context managers (Ray is started and stopped by them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SearchError
+
+
+@dataclass
+class ExecutorConfig:
+    max_failures: int = 2  # retries of an evaluation that raised
+    ray_address: str | None = None  # None: embedded local Ray; "auto" or HOST:PORT: join a cluster
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    storage: str | None = None  # Ray Tune's experiment folder (absolute)
+
+    def validate(self):
+        if self.max_failures < 0:
+            raise SearchError(f"max_failures must be >= 0, got {self.max_failures}")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise SearchError("cpus-per-trial must be > 0 and gpus-per-trial >= 0")
+        return self
+
+
+def _error_line(err: BaseException) -> str:
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[-1].strip() if lines else ''}".strip()
+
+
+class InlineExecutor:
+    """Evaluates in the driver process, one after the other."""
+
+    name = "inline"
+
+    def __init__(self, config: ExecutorConfig):
+        self.config = config.validate()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run(self, batch, evaluator, on_result, round_: int = 0):
+        for index, arch_json in enumerate(batch):
+            for attempt in range(1, self.config.max_failures + 2):
+                try:
+                    result = dict(evaluator.evaluate(arch_json), status="ok", attempts=attempt)
+                    break
+                except Exception as err:  # an evaluation may fail in any way; the search goes on
+                    result = {"status": "failed", "error": _error_line(err), "attempts": attempt}
+            on_result(index, result)
+
+
+def _tune_trainable(config, evaluator=None):
+    from ray import tune
+    result = evaluator.evaluate(json.loads(config["arch"]))
+    tune.report({k: v for k, v in result.items() if v is not None})
+
+
+class RayExecutor:
+    """Each evaluation is a Ray Tune trial; one Tuner per round (the batch as a grid).
+
+    The strategy stays in the driver and proposes whole rounds, so the search is the same
+    as with the inline executor; Tune gives per-trial resources, retries
+    (``max_failures``), trial checkpoints for training evaluators, and clusters.
+    """
+
+    name = "ray"
+
+    def __init__(self, config: ExecutorConfig):
+        self.config = config.validate()
+        self._temp_dir = None
+        self._started = False
+
+    def __enter__(self):
+        import ray
+        if self.config.ray_address:
+            ray.init(address=self.config.ray_address, log_to_driver=False)
+        else:
+            # A private temp folder: the processes of this Ray are recognisable by it, and
+            # removing it after shutdown leaves nothing behind.
+            self._temp_dir = tempfile.mkdtemp(prefix="narnas-ray-", dir="/tmp")
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     _temp_dir=self._temp_dir, configure_logging=False)
+        self._started = True
+        self._check_resources(ray.cluster_resources())
+        return self
+
+    def _check_resources(self, available: dict):
+        for name, need in (("CPU", self.config.cpus_per_trial), ("GPU", self.config.gpus_per_trial)):
+            if need > available.get(name, 0):
+                self.__exit__(None, None, None)
+                raise SearchError(f"a trial needs {need:g} {name}(s) but the Ray cluster has "
+                                  f"{available.get(name, 0):g}: lower --{name.lower()}s-per-trial")
+
+    def __exit__(self, *exc):
+        if self._started:
+            import ray
+            ray.shutdown()
+            self._started = False
+        if self._temp_dir:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+        return False
+
+    @property
+    def temp_dir(self):
+        return self._temp_dir
+
+    def run(self, batch, evaluator, on_result, round_: int = 0):
+        # The old console output obeys verbose=0; the new one prints a table per Tuner.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        from ray import tune
+        from ray.tune import Callback, FailureConfig, RunConfig, TuneConfig, Tuner
+
+        texts = [json.dumps(a, sort_keys=True) for a in batch]
+        index_of = {t: i for i, t in enumerate(texts)}
+        reported = set()
+
+        class Report(Callback):
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                index = index_of[trial.config["arch"]]
+                if index not in reported:
+                    reported.add(index)
+                    result = {k: trial.last_result.get(k) for k in ("val", "test", "seconds")}
+                    on_result(index, dict(result, status="ok", attempts=trial.num_failures + 1))
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                index = index_of[trial.config["arch"]]
+                if index not in reported:
+                    reported.add(index)
+                    on_result(index, {"status": "failed", "error": _trial_error(trial),
+                                      "attempts": trial.num_failures})
+
+        trainable = tune.with_resources(tune.with_parameters(_tune_trainable, evaluator=evaluator),
+                                        {"cpu": self.config.cpus_per_trial, "gpu": self.config.gpus_per_trial})
+        storage = self.config.storage or tempfile.mkdtemp(prefix="narnas-tune-")
+        tuner = Tuner(trainable, param_space={"arch": tune.grid_search(texts)},
+                      tune_config=TuneConfig(reuse_actors=True,
+                                             trial_dirname_creator=lambda trial: f"arch_{index_of[trial.config['arch']]:03d}"),
+                      run_config=RunConfig(name=f"round_{round_:03d}_{int(time.time() * 1000)}",
+                                           storage_path=str(Path(storage).resolve()), verbose=0,
+                                           failure_config=FailureConfig(max_failures=self.config.max_failures),
+                                           callbacks=[Report()]))
+        tuner.fit()
+        for index in range(len(batch)):  # a trial Tune never completed nor errored
+            if index not in reported:
+                on_result(index, {"status": "failed", "error": "Ray Tune did not finish this trial", "attempts": 0})
+
+
+def _trial_error(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()
+    return "the trial failed (no error file)"
+
+
+EXECUTORS = {"inline": InlineExecutor, "ray": RayExecutor}
+
+
+def make_executor(name: str, config: ExecutorConfig):
+    if name not in EXECUTORS:
+        raise SearchError(f"unknown executor {name!r}; valid: {', '.join(sorted(EXECUTORS))}")
+    return EXECUTORS[name](config)
+

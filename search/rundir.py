@@ -1,0 +1,123 @@
+"""A run folder: config.json, journal.jsonl, state.json, predictor weights, summary, plots.
+
+* ``journal.jsonl`` is append-only: one line per finished evaluation, flushed and fsynced
+  before the state that includes it is written. A line cut short by a kill is ignored.
+* ``state.json`` is replaced atomically after every change of state and carries a SHA-256
+  of its payload, so a truncated or edited file is detected, never half-read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from spaces.files import atomic_write_bytes
+
+from .errors import SearchError, StateError
+
+CONFIG, JOURNAL, STATE, SUMMARY, BEST = "config.json", "journal.jsonl", "state.json", "summary.json", "best.json"
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path).resolve()
+
+    def holds_run(self) -> bool:
+        return any((self.path / name).exists() for name in (CONFIG, JOURNAL, STATE))
+
+    def create(self, config: dict) -> None:
+        if self.holds_run():
+            raise SearchError(f"{self.path} already holds a run: use --resume {self.path} to continue it, "
+                              "or choose another --out")
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.path / CONFIG, config)
+
+    def read_config(self) -> dict:
+        path = self.path / CONFIG
+        if not path.exists():
+            raise SearchError(f"{self.path} holds no run (no {CONFIG})")
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise StateError(f"{path} is not valid JSON ({err})") from None
+
+    # --- state ----------------------------------------------------------------------
+    def write_state(self, payload: dict) -> None:
+        body = dumps(payload)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        atomic_write_bytes(self.path / STATE, f'{{"sha256":"{digest}","payload":{body}}}\n'.encode())
+
+    def read_state(self) -> dict:
+        """The saved payload; StateError when the file is missing, truncated or corrupt."""
+        path = self.path / STATE
+        if not path.exists():
+            raise StateError(f"{path} is missing")
+        text = path.read_text(errors="replace")
+        try:
+            outer = json.loads(text)
+            body = dumps(outer["payload"])
+            ok = hashlib.sha256(body.encode()).hexdigest() == outer["sha256"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise StateError(f"{path} is truncated or corrupt ({type(err).__name__}: {err})") from None
+        if not ok:
+            raise StateError(f"{path} is corrupt: its checksum does not match its contents")
+        return outer["payload"]
+
+    # --- journal --------------------------------------------------------------------
+    def append_journal(self, record: dict) -> None:
+        with open(self.path / JOURNAL, "a") as f:
+            f.write(dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_journal(self) -> list[dict]:
+        """Every complete line; a last line cut short by a kill is dropped from the file (its
+        evaluation is redone), so later appends start on a fresh line."""
+        path = self.path / JOURNAL
+        if not path.exists():
+            return []
+        data = path.read_bytes()
+        complete = data[:data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            atomic_write_bytes(path, complete)
+        records = []
+        for number, line in enumerate(complete.decode(errors="replace").splitlines(), 1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise StateError(f"{path}: line {number} is corrupt") from None
+        return records
+
+    # --- predictor weights ---------------------------------------------------------
+    def predictor_path(self, round_: int) -> Path:
+        return self.path / "predictor" / f"round_{round_:03d}.pt"
+
+
+class PredictorStore:
+    """dict-like: round -> predictor state, kept as files in the run folder (the warm start
+    of a resumed run reads the previous round's weights from there)."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def get(self, round_: int, default=None):
+        path = self.run.predictor_path(round_)
+        return torch.load(path, weights_only=False) if path.exists() else default
+
+    def __setitem__(self, round_: int, state: dict):
+        path = self.run.predictor_path(round_)
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)

@@ -1,0 +1,263 @@
+"""Search strategies: ask/tell objects with explicit, JSON-serialisable state.
+
+A strategy proposes a batch of architectures (``ask``), is told each one's result
+(``tell``, in any order), and commits a finished batch in the order it was proposed, so
+the search it makes does not depend on the order evaluations finish in. It never runs
+anything itself: executors do. Round 1 proposes ``init`` random archs; every later round
+proposes ``batch`` archs (fewer at the end of the budget). Values are maximised; a failed
+evaluation has value ``None``, counts against the budget and is never a parent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import SearchError
+from .registry import register_strategy
+
+
+@dataclass
+class StrategyConfig:
+    budget: int = 100  # evaluations, failed ones included
+    batch: int = 10  # archs per round after the first
+    init: int = 10  # random archs of the first round
+    seed: int = 0
+    # rea: regularized evolution (aging population, tournament selection)
+    population: int = 20
+    tournament: int = 5
+    # narformer: predictor-guided evolution
+    predictor: str = "narformer"
+    predictor_config: dict = field(default_factory=dict)
+    parents: int = 10  # the top-k evaluated archs that are mutated
+    candidates: int = 500  # new archs ranked by the predictor each round
+    random_share: float = 0.1  # of the candidates, sampled at random instead of mutated
+    max_mutations: int = 2  # a candidate is 1..max_mutations mutations away from its parent
+    warm_start: bool = False  # start each round's predictor from the previous round's weights
+
+    def validate(self):
+        for name in ("budget", "batch", "init", "population", "tournament", "parents", "candidates",
+                     "max_mutations"):
+            if getattr(self, name) < 1:
+                raise SearchError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.budget < self.init:
+            raise SearchError(f"budget ({self.budget}) is smaller than the initial population (init {self.init})")
+        if not 0 <= self.random_share <= 1:
+            raise SearchError(f"random_share must be in [0, 1], got {self.random_share}")
+        return self
+
+
+class Strategy:
+    """The shared bookkeeping: history, in-flight batch, rounds and the RNG."""
+
+    name: str
+    #: how many distinct archs a proposal may try before it gives up (small spaces run out)
+    attempts_per_arch = 200
+
+    def __init__(self, space, config: StrategyConfig):
+        self.space, self.config = space, config.validate()
+        self.rng = np.random.default_rng(config.seed)
+        self.round = 0
+        self.history: list[dict] = []  # committed: key, arch (JSON), value, round, predicted
+        self.in_flight: list[dict] = []  # the current batch, same fields; value set by tell
+        self._known: set[str] = set()  # keys evaluated or in flight
+        self._archs: dict[str, object] = {}  # key -> arch, a cache rebuilt from JSON
+
+    # --- the interface -------------------------------------------------------------
+    def ask(self) -> list:
+        """The next batch (empty when the budget is spent); commits the finished batch."""
+        if self.pending():
+            raise SearchError(f"{len(self.pending())} evaluations of round {self.round} are still running")
+        self._commit()
+        n = self.config.init if self.round == 0 else min(self.config.batch, self.config.budget - len(self.history))
+        if n <= 0:
+            return []
+        self.round += 1
+        proposals = self.propose(n)
+        if not proposals and self.round > 0:
+            self.round -= 1
+            return []
+        self.in_flight = [{"key": k, "arch": self.space.to_json(a), "value": None, "test": None, "done": False,
+                           "round": self.round, "predicted": p} for k, a, p in proposals]
+        return [a for _, a, _ in proposals]
+
+    def tell(self, key: str, value: float | None, test: float | None = None) -> None:
+        """The result of an in-flight arch: its search value (None = failed) and, for the
+        record only, its test value."""
+        for entry in self.in_flight:
+            if entry["key"] == key and not entry["done"]:
+                entry["value"] = None if value is None else float(value)
+                entry["test"] = None if test is None else float(test)
+                entry["done"] = True
+                return
+        raise SearchError(f"tell: {key} is not an unfinished evaluation of round {self.round}")
+
+    def pending(self) -> list:
+        """Archs of the current batch without a result (re-queued after a resume)."""
+        return [self.arch(e["key"], e["arch"]) for e in self.in_flight if not e["done"]]
+
+    @property
+    def evaluated(self) -> int:
+        return len(self.history) + sum(e["done"] for e in self.in_flight)
+
+    @property
+    def done(self) -> bool:
+        return self.evaluated >= self.config.budget and not self.pending()
+
+    def state_dict(self) -> dict:
+        return {"strategy": self.name, "round": self.round, "rng": self.rng.bit_generator.state,
+                "history": [dict(e) for e in self.history], "in_flight": [dict(e) for e in self.in_flight]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("strategy") != self.name:
+            raise SearchError(f"state is of strategy {state.get('strategy')!r}, not {self.name!r}")
+        self.round = state["round"]
+        self.rng.bit_generator.state = state["rng"]
+        self.history = [dict(e) for e in state["history"]]
+        self.in_flight = [dict(e) for e in state["in_flight"]]
+        self._known = {e["key"] for e in self.history + self.in_flight}
+
+    # --- helpers for subclasses ----------------------------------------------------
+    def propose(self, n: int) -> list[tuple]:
+        """n new (key, arch, predicted score or None) triples."""
+        raise NotImplementedError
+
+    def key(self, arch) -> str:
+        return str(self.space.key(arch))
+
+    def arch(self, key: str, obj):
+        if key not in self._archs:
+            self._archs[key] = self.space.from_json(obj)
+        return self._archs[key]
+
+    def evaluated_ok(self) -> list[dict]:
+        return [e for e in self.history if e["value"] is not None]
+
+    def _commit(self):
+        # In the order proposed, whatever order the results came in.
+        self.history.extend(self.in_flight)
+        self.in_flight = []
+
+    def _new(self, make: Callable[[], object], n: int, taken: set[str]) -> list[tuple]:
+        """Up to n archs from ``make()`` whose keys are neither known nor in ``taken``."""
+        out = []
+        for _ in range(n * self.attempts_per_arch):
+            if len(out) == n:
+                break
+            arch = make()
+            key = self.key(arch)
+            if key in self._known or key in taken:
+                continue
+            taken.add(key)
+            self._known.add(key)
+            self._archs[key] = arch
+            out.append((key, arch))
+        return out
+
+    def _fresh_mutant(self, parent, max_steps: int = 10):
+        """A mutant of ``parent``; when it is already known, mutate it further (a short
+        random walk), so a crowded neighbourhood does not stall the search."""
+        child = self.space.mutate(parent, self.rng)
+        for _ in range(max_steps - 1):
+            if self.key(child) not in self._known:
+                break
+            child = self.space.mutate(child, self.rng)
+        return child
+
+    def _mutant(self, parent, steps: int = 1):
+        for _ in range(steps):
+            parent = self.space.mutate(parent, self.rng)
+        return parent
+
+
+@register_strategy("random")
+class RandomSearch(Strategy):
+    """Uniform samples, never the same arch twice."""
+
+    def propose(self, n):
+        return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n, set())]
+
+
+@register_strategy("rea")
+class RegularizedEvolution(Strategy):
+    """Regularized evolution (Real et al. 2019): the population is the ``population`` most
+    recently evaluated archs; each child mutates the best of ``tournament`` members drawn at
+    random."""
+
+    def propose(self, n):
+        if self.round == 1:
+            return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n, set())]
+        population = self.evaluated_ok()[-self.config.population:]
+        if not population:  # everything failed so far: start again from random archs
+            return RandomSearch.propose(self, n)
+
+        def child():
+            size = min(self.config.tournament, len(population))
+            drawn = self.rng.choice(len(population), size=size, replace=False)
+            best = max(drawn, key=lambda i: (population[i]["value"], -i))
+            parent = population[best]
+            return self._fresh_mutant(self.arch(parent["key"], parent["arch"]))
+        return [(k, a, None) for k, a in self._new(child, n, set())]
+
+
+@register_strategy("narformer")
+class PredictorGuided(Strategy):
+    """Predictor-guided evolution (NPENAS / the NAR-Former search): refit the predictor on
+    everything evaluated, mutate the top ``parents`` archs (plus a random share) into
+    ``candidates`` new archs, and propose the ones the predictor ranks highest."""
+
+    def __init__(self, space, config):
+        super().__init__(space, config)
+        self._graphs: dict[str, object] = {}
+        self.predictor = None  # the last fitted predictor
+        # Where warm starts find the previous round's weights; the run folder replaces it.
+        self.predictor_store: dict = {}
+
+    def graph(self, key: str, obj):
+        if key not in self._graphs:
+            self._graphs[key] = self.space.to_graph(self.arch(key, obj))
+        return self._graphs[key]
+
+    def make_predictor(self):
+        import predictor as predictors
+        # A seed per round: a resumed run refits exactly the predictor the original fitted.
+        cfg = dict(self.config.predictor_config, seed=self.config.seed * 1000 + self.round)
+        return predictors.get_predictor(self.config.predictor, **cfg)
+
+    def fit_predictor(self):
+        ok = self.evaluated_ok()
+        graphs = [self.graph(e["key"], e["arch"]) for e in ok]
+        y = np.array([e["value"] for e in ok])
+        model = self.make_predictor()
+        init = self.predictor_store.get(self.round - 1) if self.config.warm_start else None
+        model.fit(graphs, y, init_state=init)
+        self.predictor_store[self.round] = model.state_dict()
+        self.predictor = model
+        return model
+
+    def propose(self, n):
+        cfg = self.config
+        if self.round == 1 or len(self.evaluated_ok()) < 2:
+            return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n, set())]
+        model = self.fit_predictor()
+        ranked = sorted(self.evaluated_ok(), key=lambda e: -e["value"])  # stable: ties keep history order
+        parents = [self.arch(e["key"], e["arch"]) for e in ranked[:cfg.parents]]
+
+        def candidate():
+            if self.rng.random() < cfg.random_share:
+                return self.space.sample(self.rng)
+            parent = parents[self.rng.integers(len(parents))]
+            return self._mutant(parent, int(self.rng.integers(1, cfg.max_mutations + 1)))
+        # Candidates are registered as known only if chosen: undo for the rest.
+        found = self._new(candidate, cfg.candidates, set())
+        for key, _ in found:
+            self._known.discard(key)
+        if not found:
+            return []
+        scores = model.predict([self.space.to_graph(a) for _, a in found])
+        order = np.argsort(-scores, kind="stable")[:n]
+        chosen = [(found[i][0], found[i][1], float(scores[i])) for i in order]
+        self._known.update(k for k, _, _ in chosen)
+        return chosen
+
