@@ -22,8 +22,9 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+# A short predictor-guided search over NB201 on an embedded local Ray (a few minutes).
 run: $(STAMP)
-	$(PY) -m spaces.demo
+	$(PY) -m search.run --space nb201 --strategy narformer --budget 50 --batch 10 --seed 0 --executor ray
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest
@@ -37,7 +38,7 @@ BENCH := $(PY) -m predictor.bench --quiet
 .PHONY: bench-predictors
 bench-predictors: $(STAMP)
 	mkdir -p results/predictor
-	for p in narformer gin mlp; do \
+	for p in narformer tnasp gin mlp; do \
 	  $(BENCH) --space nb201 --predictor $$p --train-size 781 --json results/predictor/$${p}_nb201_781_s0.json; \
 	  $(BENCH) --space nb101 --predictor $$p --train-size 424 --data $(NB101_SUBSET) --json results/predictor/$${p}_nb101_424_s0.json; \
 	done
@@ -50,3 +51,9 @@ bench-ablations: $(STAMP)
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set lambda_sr=0 --json results/predictor/ablation_no_sr.json
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set pool=mean --json results/predictor/ablation_mean_pool.json
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --json results/predictor/ablation_with_twins.json
+
+# Search quality (README): 10 seeds x 100 evaluations on NB201, inline look-ups.
+.PHONY: bench-search
+bench-search: $(STAMP)
+	$(PY) -m search.bench --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10 \
+	  --json results/search/nb201_budget100_seeds10.json

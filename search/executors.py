@@ -173,8 +173,12 @@ def _trial_error(trial) -> str:
 EXECUTORS = {"inline": InlineExecutor, "ray": RayExecutor}
 
 
-def make_executor(name: str, config: ExecutorConfig):
+def check_executor(name: str) -> None:
     if name not in EXECUTORS:
         raise SearchError(f"unknown executor {name!r}; valid: {', '.join(sorted(EXECUTORS))}")
+
+
+def make_executor(name: str, config: ExecutorConfig):
+    check_executor(name)
     return EXECUTORS[name](config)
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import SearchError, StateError
 from .evaluators import BenchmarkEvaluator
-from .executors import ExecutorConfig, make_executor
+from .executors import ExecutorConfig, check_executor, make_executor
 from .registry import strategy_class
 from .rundir import BEST, SUMMARY, PredictorStore, RunDir, write_json
 from .strategies import StrategyConfig
@@ -104,6 +104,8 @@ class Search:
             if diff:
                 write_json(self.run_dir.path / "config.json", dict(saved, config=asdict(config)))
         self.config = config
+        check_executor(config.executor)
+        config.executor_config().validate()
         self.space = _space(config.space)
         self.evaluator = BenchmarkEvaluator(config.space, config.data, config.metric, config.test_metric)
         self.strategy = strategy_class(config.strategy)(self.space, config.strategy_config())

@@ -10,7 +10,7 @@ from typing import Callable
 
 from .errors import UnknownNameError
 
-_BUILTIN_MODULES = ("spaces.nb101", "spaces.nb201")
+_BUILTIN_MODULES = ("spaces.nb101", "spaces.nb201", "spaces.darts")
 _SPACES: dict[str, Callable] = {}
 _BENCHMARKS: dict[str, Callable] = {}
 _loaded = False

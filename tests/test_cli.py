@@ -71,10 +71,3 @@ def test_bad_input_exits_nonzero_with_one_line(args, message):
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert message in out.stderr
 
-
-def test_demo_runs_a_short_evolution():
-    out = run("spaces.demo", "--budget", "40", "--seed", "1")
-    assert out.returncode == 0, out.stderr
-    assert "best of 40:" in out.stdout and "M parameters" in out.stdout
-    bad = run("spaces.demo", "--budget", "3")
-    assert bad.returncode == 2 and "at least 10" in bad.stderr

@@ -117,6 +117,7 @@ def test_bad_command_lines_give_one_line(tmp_path, reference):
         (["--batch", "-1"], "batch must be >= 1"),
         (["--out", str(reference)], "already holds a run: use --resume"),
         (["--metric", "nope"], "unknown metric 'nope'"),
+        (["--executor", "nope"], "unknown executor 'nope'; valid: inline, ray"),
     ]
     for args, message in cases:
         out = search(*args, **({} if "--out" in args else {"cwd": tmp_path}))
@@ -149,3 +150,12 @@ def test_ray_executor_gives_the_inline_search_and_cleans_up(tmp_path):
     assert sorted(e["key"] for e in journal(tmp_path / "ray")) == sorted(e["key"] for e in journal(tmp_path / "inline"))
     time.sleep(2)
     assert set(ray_processes("narnas-ray-")) - before == set()
+
+
+def test_warm_start_reads_the_previous_rounds_weights(tmp_path):
+    out = tmp_path / "warm"
+    done = search(*FAST, "--budget", "30", "--warm-start", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "config.json").read_text())["config"]["warm_start"] is True
+    assert sorted(p.name for p in (out / "predictor").iterdir()) == ["round_002.pt", "round_003.pt"]
+    assert summary(out)["evaluations"] == 30

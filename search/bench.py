@@ -1,0 +1,164 @@
+"""python -m search.bench: strategies against each other over seeds (benchmark look-ups).
+
+  python -m search.bench --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10
+                         [--data PATH --target COL --test-target COL] [--workers N] [--json OUT]
+
+Per strategy: mean and standard deviation of the test accuracy of the arch each search
+picks (the best by the search metric), the fraction of seeds whose pick is the table's
+best arch by the search metric (``optimum_rate``) or by test accuracy
+(``test_optimum_rate``), and wall time. Seeds run in parallel worker processes, one torch
+thread each. A plot of mean best test accuracy against evaluations goes beside the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SearchError
+from .loop import SearchConfig, versions
+from .run import parse_overrides
+
+
+def run_one(config: SearchConfig) -> dict:
+    """One search, in memory, inline: the entries in the order evaluated."""
+    import torch
+    torch.set_num_threads(1)
+    import spaces
+    from .evaluators import BenchmarkEvaluator
+    from .executors import ExecutorConfig, InlineExecutor
+    from .registry import strategy_class
+    from .report import best_test_so_far
+
+    space = spaces.get_space(config.space)
+    evaluator = BenchmarkEvaluator(config.space, config.data, config.metric, config.test_metric)
+    strategy = strategy_class(config.strategy)(space, config.strategy_config())
+    executor = InlineExecutor(ExecutorConfig(max_failures=0))
+    start = time.time()
+    while True:
+        batch = strategy.ask()
+        if not batch:
+            break
+        keys = [strategy.key(a) for a in batch]
+
+        def on_result(i, result, keys=keys):
+            ok = result["status"] == "ok"
+            strategy.tell(keys[i], result["val"] if ok else None, result.get("test") if ok else None)
+        executor.run([space.to_json(a) for a in batch], evaluator, on_result)
+    entries = strategy.history + strategy.in_flight
+    curve = best_test_so_far(entries)
+    best = max((e for e in entries if e["value"] is not None), key=lambda e: e["value"])
+    return {"seed": config.seed, "best_key": best["key"], "best_val": best["value"], "best_test": best["test"],
+            "evaluations": len(entries), "wall_seconds": round(time.time() - start, 2),
+            "curve": [None if np.isnan(v) else float(v) for v in curve]}
+
+
+def optimum_keys(config: SearchConfig) -> tuple[str, str]:
+    import spaces
+    space = spaces.get_space(config.space)
+    bench = spaces.get_benchmark(config.space, config.data)
+    val = bench.column(config.metric or bench.default_metric)
+    test = bench.column(config.test_metric or bench.test_metric)
+    return (str(space.key(bench.arch(int(np.argmax(val))))), str(space.key(bench.arch(int(np.argmax(test))))))
+
+
+def summarise(runs: list[dict], optimum: tuple[str, str], wall: float) -> dict:
+    tests = np.array([r["best_test"] for r in runs])
+    return {"mean_test": round(float(tests.mean()), 4), "std_test": round(float(tests.std()), 4),
+            "optimum_rate": float(np.mean([r["best_key"] == optimum[0] for r in runs])),
+            "test_optimum_rate": float(np.mean([r["best_key"] == optimum[1] for r in runs])),
+            "wall_seconds": round(wall, 1), "per_seed": runs}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m search.bench", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.split("\n")[1:]))
+    p.add_argument("--space", default="nb201")
+    p.add_argument("--strategies", default="narformer,rea,random", help="comma-separated")
+    p.add_argument("--budget", type=int, default=100)
+    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--init", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
+    p.add_argument("--predictor", default="narformer")
+    p.add_argument("--predictor-set", action="append", metavar="KEY=VALUE", help="predictor config override")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
+                   help="any other search config field, e.g. candidates=1000")
+    p.add_argument("--data")
+    p.add_argument("--target", help="search metric (default: the benchmark's validation accuracy)")
+    p.add_argument("--test-target", help="reported metric (default: the benchmark's test accuracy)")
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel seeds (default: all cores)")
+    p.add_argument("--json", help="write the results here (and a plot beside it)")
+    return p
+
+
+def main(argv=None) -> int:
+    from .loop import _make_config
+    from .registry import strategy_class
+
+    args = build_parser().parse_args(argv)
+    try:
+        if args.seeds < 1 or args.workers < 1:
+            raise SearchError("--seeds and --workers must be >= 1")
+        names = [s for s in args.strategies.split(",") if s]
+        for name in names:
+            strategy_class(name)
+        base = dict(space=args.space, budget=args.budget, batch=args.batch, init=args.init,
+                    predictor=args.predictor, predictor_config=parse_overrides(args.predictor_set),
+                    data=args.data, metric=args.target, test_metric=args.test_target,
+                    **parse_overrides(args.options))
+        configs = {n: [_make_config(dict(base, strategy=n, seed=s)) for s in range(args.seeds)] for n in names}
+        for cfg in configs[names[0]][:1]:
+            cfg.strategy_config().validate()
+        optimum = optimum_keys(configs[names[0]][0])
+        results = {}
+        with ProcessPoolExecutor(args.workers) as pool:
+            for name in names:
+                start = time.time()
+                runs = list(pool.map(run_one, configs[name]))
+                results[name] = summarise(runs, optimum, time.time() - start)
+                r = results[name]
+                print(f"{name:10s} mean test {r['mean_test']:.2f} ± {r['std_test']:.2f}  optimum "
+                      f"{r['optimum_rate']:.0%}  {r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+    except (SearchError, ValueError, KeyError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    out = {"strategies": results, "config": dict(asdict(configs[names[0]][0]), strategy=None, seed=None,
+                                                 strategies=names, seeds=args.seeds, workers=args.workers),
+           "optimum": {"by_metric": optimum[0], "by_test": optimum[1]}, "versions": versions()}
+    text = json.dumps(out, indent=2)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+        plot(results, Path(args.json).with_suffix(".png"), args.space)
+    print(json.dumps({n: {k: v for k, v in r.items() if k != "per_seed"} for n, r in results.items()}))
+    return 0
+
+
+def plot(results: dict, path: Path, space: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        curves = np.array([[np.nan if v is None else v for v in run["curve"]] for run in r["per_seed"]], dtype=float)
+        ax.plot(np.arange(1, curves.shape[1] + 1), np.nanmean(curves, axis=0), label=name)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("mean test accuracy of the best so far")
+    ax.set_title(f"{space}: {len(next(iter(results.values()))['per_seed'])} seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
