@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import sys
 import time
 
 
@@ -54,4 +55,65 @@ class BenchmarkEvaluator:
         state["_space"] = state["_bench"] = None
         state["_metric"], state["_test_metric"] = self.metric, self.test_metric
         state["data"] = self.data
+        return state
+
+
+class TrainingEvaluator:
+    """Trains each arch on CIFAR-10 (``search.training``) and reports validation accuracy
+    as the search value and test accuracy for the record.
+
+    Each arch checkpoints every epoch under ``checkpoints/<key digest>/``, so a retried or
+    resumed trial continues from its last epoch instead of starting over.
+    """
+
+    def __init__(self, space: str, preset: str = "search", overrides: dict | None = None,
+                 data_dir: str | None = None, checkpoints: str | None = None, threads: int = 0):
+        from . import cifar10, training
+        self.space_name, self.preset, self.overrides = space, preset, dict(overrides or {})
+        self.config = training.preset(preset, **self.overrides)  # unknown presets / keys fail here
+        if threads and not self.config.threads:
+            self.config.threads = threads
+        self.data_dir = str(cifar10.resolve_dir(data_dir))  # a missing folder fails in the driver
+        self.checkpoints = checkpoints
+        self._data = None
+
+    @property
+    def metric(self) -> str:
+        return "cifar10_val_acc"
+
+    @property
+    def test_metric(self) -> str:
+        return "cifar10_test_acc"
+
+    def _load(self):
+        if self._data is None:
+            from . import cifar10
+            warn = lambda msg: print(msg, file=sys.stderr, flush=True)
+            self._data = cifar10.load(self.data_dir, self.config.val_size, self.config.fraction, warn=warn)
+        return self._data
+
+    def checkpoint_path(self, key: str):
+        import hashlib
+        from pathlib import Path
+        if self.checkpoints is None:
+            return None
+        return Path(self.checkpoints) / hashlib.sha1(key.encode()).hexdigest()[:16] / "checkpoint.pt"
+
+    def evaluate(self, arch_json) -> dict:
+        import spaces
+        from . import training
+        space = spaces.get_space(self.space_name)
+        arch = space.from_json(arch_json)
+        result = training.train(arch, space, self._load(), self.config,
+                                checkpoint=self.checkpoint_path(str(space.key(arch))))
+        return {k: result[k] for k in ("val", "test", "seconds", "params", "epochs", "train_loss")}
+
+    def describe(self) -> dict:
+        from dataclasses import asdict
+        return {"kind": "training", "data_dir": self.data_dir, "preset": self.preset,
+                "training": asdict(self.config), "metric": self.metric, "test_metric": self.test_metric}
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_data"] = None  # each worker reads the data once
         return state

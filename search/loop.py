@@ -17,14 +17,17 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from .errors import SearchError, StateError
-from .evaluators import BenchmarkEvaluator
+from .evaluators import BenchmarkEvaluator, TrainingEvaluator
 from .executors import ExecutorConfig, check_executor, make_executor
 from .registry import strategy_class
 from .rundir import BEST, SUMMARY, PredictorStore, RunDir, write_json
 from .strategies import StrategyConfig
 
 #: keys that may change on resume without changing the search
-RUNTIME_KEYS = ("executor", "ray_address", "cpus_per_trial", "gpus_per_trial", "max_failures", "quiet", "plots")
+RUNTIME_KEYS = ("executor", "ray_address", "cpus_per_trial", "gpus_per_trial", "max_failures", "quiet", "plots",
+                "data_dir")
+#: spaces whose archs are trained for real (no tabular benchmark)
+TRAINED_SPACES = ("darts",)
 
 
 @dataclass
@@ -47,7 +50,10 @@ class SearchConfig:
     data: str | None = None
     metric: str | None = None  # the search signal; default: the benchmark's validation metric
     test_metric: str | None = None  # reported, never used for selection
-    executor: str = "inline"
+    preset: str | None = None  # training budget for trained spaces: final, search (default), smoke
+    train_set: dict = field(default_factory=dict)  # training config overrides
+    data_dir: str | None = None  # CIFAR-10 python batches folder
+    executor: str | None = None  # default: inline for look-ups, ray for training
     ray_address: str | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -103,11 +109,16 @@ class Search:
             config = _make_config(wanted)
             if diff:
                 write_json(self.run_dir.path / "config.json", dict(saved, config=asdict(config)))
+        trained = config.space in TRAINED_SPACES
+        if config.executor is None:
+            config = dataclasses.replace(config, executor="ray" if trained else "inline")
+        if trained and config.preset is None:
+            config = dataclasses.replace(config, preset="search")
         self.config = config
         check_executor(config.executor)
         config.executor_config().validate()
         self.space = _space(config.space)
-        self.evaluator = BenchmarkEvaluator(config.space, config.data, config.metric, config.test_metric)
+        self.evaluator = self._evaluator(trained)
         self.strategy = strategy_class(config.strategy)(self.space, config.strategy_config())
         if resume:
             self._restore()
@@ -118,6 +129,17 @@ class Search:
         if hasattr(self.strategy, "predictor_store"):
             self.strategy.predictor_store = PredictorStore(self.run_dir)
         self.journal_lines = len(self.run_dir.read_journal())
+
+    def _evaluator(self, trained: bool):
+        cfg = self.config
+        if trained:
+            return TrainingEvaluator(cfg.space, cfg.preset, cfg.train_set, cfg.data_dir,
+                                     checkpoints=str(self.run_dir.path / "checkpoints"),
+                                     threads=max(1, int(cfg.cpus_per_trial)))
+        if cfg.preset or cfg.train_set:
+            raise SearchError(f"--preset / --train-set are for trained spaces ({', '.join(TRAINED_SPACES)}); "
+                              f"{cfg.space} is evaluated by benchmark look-ups")
+        return BenchmarkEvaluator(cfg.space, cfg.data, cfg.metric, cfg.test_metric)
 
     # --- resume ---------------------------------------------------------------------
     def _restore(self):

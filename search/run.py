@@ -24,7 +24,7 @@ FLAGS = {
     "predictor": str, "population": int, "tournament": int, "parents": int, "candidates": int,
     "random_share": float, "max_mutations": int, "data": str, "metric": str, "test_metric": str,
     "executor": str, "ray_address": str, "cpus_per_trial": float, "gpus_per_trial": float,
-    "max_failures": int,
+    "max_failures": int, "preset": str, "data_dir": str,
 }
 
 
@@ -40,12 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
              "data": "benchmark file (default: the space's default table)",
              "metric": "search metric (default: the benchmark's validation accuracy)",
              "test_metric": "reported metric (default: the benchmark's test accuracy)",
-             "executor": "inline (default) or ray", "ray_address": "join a Ray cluster: auto or HOST:PORT "
+             "executor": "inline or ray (default: inline for look-ups, ray for trained spaces)",
+             "preset": "training budget of trained spaces (darts): final, search (default) or smoke",
+             "data_dir": "CIFAR-10 python batches folder (trained spaces; default $NARNAS_CIFAR10_DIR, then the data folder)", "ray_address": "join a Ray cluster: auto or HOST:PORT "
              "(default: start an embedded local Ray)", "max_failures": "retries of a failing evaluation (default 2)"}
     for name, kind in FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=helps.get(name))
     p.add_argument("--predictor-set", dest="predictor_set", action="append", metavar="KEY=VALUE",
                    help="predictor config override, repeatable (e.g. epochs=100)")
+    p.add_argument("--train-set", dest="train_set", action="append", metavar="KEY=VALUE",
+                   help="training config override for trained spaces, repeatable (e.g. epochs=5)")
     p.add_argument("--warm-start", dest="warm_start", action="store_true",
                    help="start each round's predictor from the previous round's weights")
     p.add_argument("--out", help="run folder (default runs/<space>-<strategy>-s<seed>-<time>)")
@@ -61,7 +65,7 @@ def parse_overrides(items) -> dict:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SearchError(f"--predictor-set takes KEY=VALUE, got {item!r}")
+            raise SearchError(f"--predictor-set / --train-set take KEY=VALUE, got {item!r}")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -73,6 +77,8 @@ def config_values(args) -> dict:
     values = {k: v for k, v in vars(args).items() if k in FLAGS or k in ("warm_start", "quiet", "plots")}
     if "predictor_set" in vars(args):
         values["predictor_config"] = parse_overrides(args.predictor_set)
+    if "train_set" in vars(args):
+        values["train_set"] = parse_overrides(args.train_set)
     return values
 
 

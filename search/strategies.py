@@ -240,7 +240,8 @@ class PredictorGuided(Strategy):
         cfg = self.config
         if self.round == 1 or len(self.evaluated_ok()) < 2:
             return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n, set())]
-        model = self.fit_predictor()
+        values = [e["value"] for e in self.evaluated_ok()]
+        model = self.fit_predictor() if max(values) > min(values) else None  # equal values: nothing to learn
         ranked = sorted(self.evaluated_ok(), key=lambda e: -e["value"])  # stable: ties keep history order
         parents = [self.arch(e["key"], e["arch"]) for e in ranked[:cfg.parents]]
 
@@ -255,9 +256,12 @@ class PredictorGuided(Strategy):
             self._known.discard(key)
         if not found:
             return []
-        scores = model.predict([self.space.to_graph(a) for _, a in found])
-        order = np.argsort(-scores, kind="stable")[:n]
-        chosen = [(found[i][0], found[i][1], float(scores[i])) for i in order]
+        if model is None:  # keep the (random) order the candidates were made in
+            chosen = [(k, a, None) for k, a in found[:n]]
+        else:
+            scores = model.predict([self.space.to_graph(a) for _, a in found])
+            order = np.argsort(-scores, kind="stable")[:n]
+            chosen = [(found[i][0], found[i][1], float(scores[i])) for i in order]
         self._known.update(k for k, _, _ in chosen)
         return chosen
 

@@ -171,3 +171,17 @@ def test_inline_executor_retries_then_records_the_failure():
     assert results[1]["status"] == "ok" and results[1]["attempts"] == 2
     assert results[2] == {"status": "failed", "error": "RuntimeError: second line", "attempts": 3}
     assert calls["bad"] == 3
+
+
+def test_predictor_guided_goes_on_when_every_value_is_equal():
+    """E.g. a first round of smoke trainings that all stay at chance level."""
+    space = LineSpace()
+    s = OracleGuided(space, StrategyConfig(budget=30, seed=0))
+    while True:
+        batch = s.pending() or s.ask()
+        if not batch:
+            break
+        for arch in batch:
+            s.tell(space.key(arch), 10.0)
+    assert len(s.history) == 30 and len({e["key"] for e in s.history}) == 30
+    assert all(e["predicted"] is None for e in s.history)
