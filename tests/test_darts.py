@@ -97,3 +97,36 @@ def test_forward_backward(space, auxiliary):
 def test_malformed_genotypes_say_what_is_wrong(space, bad, message):
     with pytest.raises(spaces.InvalidArchError, match=message.replace("(", "\\(").replace(")", "\\)")):
         space.from_json(bad)
+
+
+def test_export_matches_pytorch_in_onnxruntime(space, tmp_path):
+    import json
+    import subprocess
+    import sys
+    import onnxruntime
+    from search.training import TrainingConfig, save_checkpoint
+    arch = space.from_json(DARTS_V1)
+    torch.manual_seed(0)
+    model = space.build_model(arch, channels=6, layers=4, auxiliary=True)
+    config = dict(TrainingConfig(channels=6, layers=4).__dict__)
+    save_checkpoint(tmp_path / "checkpoint.pt", {"config": config, "model": model.state_dict()})
+    genotype = tmp_path / "best.json"
+    genotype.write_text(json.dumps(space.to_json(arch)))
+    done = subprocess.run([sys.executable, "-m", "search.export", "--arch", str(genotype), "--out", str(tmp_path / "out"),
+                           "--weights", str(tmp_path / "checkpoint.pt")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    assert space.from_json((out / "genotype.txt").read_text()) == arch
+    x = torch.randn(5, 3, 32, 32)
+    model.eval()
+    with torch.inference_mode():
+        want = model(x).numpy()
+    got = onnxruntime.InferenceSession(str(out / "model.onnx")).run(None, {"images": x.numpy()})[0]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    program = torch.export.load(out / "model.pt2").module()
+    np.testing.assert_allclose(program(x).detach().numpy(), want, atol=1e-5)
+    saved = torch.load(out / "model_state.pt", weights_only=False)
+    rebuilt = space.build_model(space.from_json(saved["genotype"]), **{k: v for k, v in saved["build"].items() if k != "space"})
+    rebuilt.load_state_dict(saved["state_dict"])
+    rebuilt.eval()
+    np.testing.assert_allclose(rebuilt(x).detach().numpy(), want, atol=1e-5)
