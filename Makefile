@@ -38,11 +38,18 @@ BENCH := $(PY) -m predictor.bench --quiet
 .PHONY: bench-predictors
 bench-predictors: $(STAMP)
 	mkdir -p results/predictor
-	for p in narformer tnasp gin mlp; do \
+	for s in 0 1 2; do \
+	  $(BENCH) --space nb201 --predictor narformer --train-size 781 --seed $$s --json results/predictor/narformer_nb201_781_s$$s.json; \
+	  $(BENCH) --space nb201 --predictor narformer --train-size 1563 --seed $$s --json results/predictor/narformer_nb201_1563_s$$s.json; \
+	  $(BENCH) --space nb101 --predictor narformer --train-size 424 --seed $$s --data $(NB101_SUBSET) --json results/predictor/narformer_nb101_424_s$$s.json; \
+	done
+	for p in tnasp gin mlp; do \
 	  $(BENCH) --space nb201 --predictor $$p --train-size 781 --json results/predictor/$${p}_nb201_781_s0.json; \
 	  $(BENCH) --space nb101 --predictor $$p --train-size 424 --data $(NB101_SUBSET) --json results/predictor/$${p}_nb101_424_s0.json; \
 	done
-	$(BENCH) --space nb201 --predictor narformer --train-size 1563 --json results/predictor/narformer_nb201_1563_s0.json
+	$(BENCH) --space nb201 --predictor tnasp --train-size 781 --set self_evolution=True --json results/predictor/tnasp_se_nb201_781_s0.json
+	$(BENCH) --space nb101 --predictor tnasp --train-size 424 --data $(NB101_SUBSET) --set self_evolution=True --json results/predictor/tnasp_se_nb101_424_s0.json
+	$(BENCH) --space nb101 --predictor narformer --train-size 4236 --data $(NB101_SUBSET) --json results/predictor/narformer_nb101_4236_s0.json
 
 # NAR-Former ablations on NB201, 781 train archs (results/predictor/ablation_<name>.json).
 .PHONY: bench-ablations
@@ -51,6 +58,7 @@ bench-ablations: $(STAMP)
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set lambda_sr=0 --json results/predictor/ablation_no_sr.json
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set pool=mean --json results/predictor/ablation_mean_pool.json
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --json results/predictor/ablation_with_twins.json
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --set lambda_ac=0 --json results/predictor/ablation_twins_no_ac.json
 
 # Search quality (README): 10 seeds x 100 evaluations on NB201, inline look-ups.
 .PHONY: bench-search
