@@ -44,12 +44,13 @@ def build_parser():
     return p
 
 
-def parse_overrides(items) -> dict:
+def parse_overrides(items, flag: str = "--set") -> dict:
+    """KEY=VALUE strings -> dict; values are Python literals where they parse, else strings."""
     config = {}
-    for item in items:
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise PredictorError(f"--set takes KEY=VALUE, got {item!r}")
+            raise PredictorError(f"{flag} takes KEY=VALUE, got {item!r}")
         try:
             config[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import USER_ERRORS, report
 from .errors import SearchError
 from .loop import SearchConfig, versions
 from .run import parse_overrides
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
         for name in names:
             strategy_class(name)
         base = dict(space=args.space, budget=args.budget, batch=args.batch, init=args.init,
-                    predictor=args.predictor, predictor_config=parse_overrides(args.predictor_set),
+                    predictor=args.predictor, predictor_config=parse_overrides(args.predictor_set, "--predictor-set"),
                     data=args.data, metric=args.target, test_metric=args.test_target,
                     **parse_overrides(args.options))
         configs = {n: [_make_config(dict(base, strategy=n, seed=s)) for s in range(args.seeds)] for n in names}
@@ -127,10 +128,8 @@ def main(argv=None) -> int:
                 r = results[name]
                 print(f"{name:10s} mean test {r['mean_test']:.2f} ± {r['std_test']:.2f}  optimum "
                       f"{r['optimum_rate']:.0%}  {r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
-    except (SearchError, ValueError, KeyError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as err:  # spaces, predictor and search errors are ValueErrors
+        return report(err)
     out = {"strategies": results, "config": dict(asdict(configs[names[0]][0]), strategy=None, seed=None,
                                                  strategies=names, seeds=args.seeds, workers=args.workers),
            "optimum": {"by_metric": optimum[0], "by_test": optimum[1]}, "versions": versions()}

@@ -18,6 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .cli import USER_ERRORS, report
 from .errors import SearchError
 
 
@@ -88,10 +89,8 @@ def main(argv=None) -> int:
         arch = load_arch(space, args.arch)
         result = export(arch, space, Path(args.out), Path(args.weights) if args.weights else None,
                         args.channels, args.layers, args.num_classes)
-    except (SearchError, ValueError, KeyError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as err:  # spaces, predictor and search errors are ValueErrors
+        return report(err)
     print(json.dumps(result))
     return 0
 

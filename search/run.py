@@ -10,12 +10,14 @@ summary.json, best.json and plots/.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import time
 from pathlib import Path
 
+from predictor.bench import parse_overrides
+
+from .cli import USER_ERRORS, report
 from .errors import SearchError
 
 # Flags that map one-to-one onto SearchConfig fields (argparse dest -> type).
@@ -60,25 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_overrides(items) -> dict:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SearchError(f"--predictor-set / --train-set take KEY=VALUE, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
-
-
 def config_values(args) -> dict:
     values = {k: v for k, v in vars(args).items() if k in FLAGS or k in ("warm_start", "quiet", "plots")}
     if "predictor_set" in vars(args):
-        values["predictor_config"] = parse_overrides(args.predictor_set)
+        values["predictor_config"] = parse_overrides(args.predictor_set, "--predictor-set")
     if "train_set" in vars(args):
-        values["train_set"] = parse_overrides(args.train_set)
+        values["train_set"] = parse_overrides(args.train_set, "--train-set")
     return values
 
 
@@ -98,10 +87,8 @@ def main(argv=None) -> int:
             out = getattr(args, "out", None) or default_out(config)
             search = Search(config, out)
         summary = search.run()
-    except (SearchError, ValueError, KeyError) as err:  # spaces and predictor errors are ValueErrors
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as err:  # spaces, predictor and search errors are ValueErrors
+        return report(err)
     except KeyboardInterrupt:
         print("interrupted: continue with --resume", file=sys.stderr)
         return 130

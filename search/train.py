@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from .cli import USER_ERRORS, report
 from .errors import SearchError
 
 KNOWN = {"darts_v1": "DARTS_V1", "darts_v2": "DARTS_V2"}
@@ -66,10 +67,8 @@ def main(argv=None) -> int:
         warn = lambda msg: print(msg, file=sys.stderr, flush=True)
         data = cifar10.load(args.data_dir, config.val_size, config.fraction, warn=warn)
         result = training.train(arch, space, data, config, checkpoint=out / "checkpoint.pt", progress=not args.quiet)
-    except (SearchError, ValueError, KeyError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as err:  # spaces, predictor and search errors are ValueErrors
+        return report(err)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to continue from the last epoch", file=sys.stderr)
         return 130

@@ -110,3 +110,22 @@ def test_bad_training_input(cifar_dir):
         done = subprocess.run([sys.executable, "-m", "search.train", "--data-dir", str(cifar_dir), *extra],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_darts_search_trains_its_candidates(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "search.run", "--space", "darts", "--preset", "smoke", "--budget", "4", "--init", "2",
+            "--batch", "2", "--data-dir", str(cifar_dir), "--executor", "inline", "--predictor", "mlp",
+            "--predictor-set", "epochs=10", "--quiet", "--out", str(out)]
+    for item in TINY[1::2]:
+        args += ["--train-set", item]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evaluations"] == 4 and summary["failed"] == 0 and summary["metric"] == "cifar10_val_acc"
+    space = spaces.get_space("darts")
+    best = space.from_json(json.loads((out / "best.json").read_text()))
+    assert space.key(best) == summary["best"]["key"]
+    assert len(list((out / "checkpoints").iterdir())) == 4  # one checkpoint folder per trained arch
+    config = json.loads((out / "config.json").read_text())
+    assert config["evaluator"]["kind"] == "training" and config["evaluator"]["training"]["channels"] == 4
