@@ -93,6 +93,9 @@ class RayExecutor:
             # A private temp folder: the processes of this Ray are recognisable by it, and
             # removing it after shutdown leaves nothing behind.
             self._temp_dir = tempfile.mkdtemp(prefix="narnas-ray-", dir="/tmp")
+            # Ray runs workers at niceness 15 by default; here the trials are the work, and
+            # niced trials starve behind any other job on the machine.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                      _temp_dir=self._temp_dir, configure_logging=False)
         self._started = True
@@ -156,9 +159,10 @@ class RayExecutor:
                                            failure_config=FailureConfig(max_failures=self.config.max_failures),
                                            callbacks=[Report()]))
         tuner.fit()
-        for index in range(len(batch)):  # a trial Tune never completed nor errored
-            if index not in reported:
-                on_result(index, {"status": "failed", "error": "Ray Tune did not finish this trial", "attempts": 0})
+        if len(reported) < len(batch):
+            # Tune stops early on SIGINT (it handles the signal itself): the unfinished trials
+            # stay in flight and a resume re-queues them.
+            raise KeyboardInterrupt(f"Ray Tune stopped with {len(batch) - len(reported)} trials unfinished")
 
 
 def _trial_error(trial) -> str:
