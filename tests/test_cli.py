@@ -57,7 +57,7 @@ def test_query_and_key():
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--space", "nb202", "--count"), "unknown space 'nb202'; valid: nb101, nb201"),
+    (("--space", "nb202", "--count"), "unknown space 'nb202'; valid: darts, nb101, nb201"),
     (("--space", "nb201", "--key", "|bad|"), "NB201 string '|bad|' must have 3"),
     (("--space", "nb101", "--key", '{"matrix": [[0]], "ops": ["input"]}'), "at least 2 vertices"),
     (("--space", "nb201", "--query", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--metric", "acc"),
