@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The verified data copies: ../shared/data beside the checkout, or $NARNAS_SHARED_DATA.
+SHARED_DATA = Path(os.environ.get("NARNAS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 # Every test run gets its own data/cache folder, so the suite recomputes what it
 # caches (the NB101 enumeration) instead of trusting a cache left on the machine.
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():
-        pytest.fail(f"the verified benchmark copies are expected at {SHARED_DATA} (../shared/data beside the checkout)")
+        pytest.fail(f"the verified benchmark copies are expected at {SHARED_DATA} (../shared/data beside the checkout, or set NARNAS_SHARED_DATA)")
     return SHARED_DATA
 
 
