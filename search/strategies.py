@@ -75,7 +75,7 @@ class Strategy:
             return []
         self.round += 1
         proposals = self.propose(n)
-        if not proposals and self.round > 0:
+        if not proposals:  # the space has no new arch left near the search
             self.round -= 1
             return []
         self.in_flight = [{"key": k, "arch": self.space.to_json(a), "value": None, "test": None, "done": False,
