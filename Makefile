@@ -59,6 +59,10 @@ bench-ablations: $(STAMP)
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set pool=mean --json results/predictor/ablation_mean_pool.json
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --json results/predictor/ablation_with_twins.json
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --set lambda_ac=0 --json results/predictor/ablation_twins_no_ac.json
+	for s in 0 1 2; do \
+	  $(BENCH) --space nb101 --predictor narformer --train-size 424 --seed $$s --data $(NB101_SUBSET) --set augment=2 --set lambda_ac=0 \
+	    --json results/predictor/narformer_twins_no_ac_nb101_424_s$$s.json; \
+	done
 
 # Search quality (README): 10 seeds x 100 evaluations on NB201, inline look-ups.
 .PHONY: bench-search
