@@ -36,7 +36,7 @@ def run_one(config: SearchConfig) -> dict:
     from .evaluators import BenchmarkEvaluator
     from .executors import ExecutorConfig, InlineExecutor
     from .registry import strategy_class
-    from .report import best_test_so_far
+    from .report import best_entry, best_test_so_far
 
     space = spaces.get_space(config.space)
     evaluator = BenchmarkEvaluator(config.space, config.data, config.metric, config.test_metric)
@@ -55,7 +55,7 @@ def run_one(config: SearchConfig) -> dict:
         executor.run([space.to_json(a) for a in batch], evaluator, on_result)
     entries = strategy.history + strategy.in_flight
     curve = best_test_so_far(entries)
-    best = max((e for e in entries if e["value"] is not None), key=lambda e: e["value"])
+    best = best_entry(entries)
     return {"seed": config.seed, "best_key": best["key"], "best_val": best["value"], "best_test": best["test"],
             "evaluations": len(entries), "wall_seconds": round(time.time() - start, 2),
             "curve": [None if np.isnan(v) else float(v) for v in curve]}

@@ -112,8 +112,8 @@ def load(data_dir=None, val_size: int = 5000, fraction: float = 1.0, split_seed:
     """Train / validation / test splits; ``fraction`` < 1 keeps a class-balanced share of
     each (for smoke runs)."""
     folder = resolve_dir(data_dir, download)
-    differ = check_md5(folder)
-    if differ and warn is not None:
+    differ = check_md5(folder) if warn is not None else []  # hashing 180 MB: only for a listener
+    if differ:
         warn(f"warning: {', '.join(differ)} in {folder} differ from the official CIFAR-10 checksums "
              "(a re-encoded copy?); using them anyway")
     parts = [_read_batch(folder / name) for name in TRAIN_FILES]

@@ -54,7 +54,6 @@ class BenchmarkEvaluator:
         state = dict(self.__dict__)
         state["_space"] = state["_bench"] = None
         state["_metric"], state["_test_metric"] = self.metric, self.test_metric
-        state["data"] = self.data
         return state
 
 

@@ -120,15 +120,16 @@ class Search:
         self.space = _space(config.space)
         self.evaluator = self._evaluator(trained)
         self.strategy = strategy_class(config.strategy)(self.space, config.strategy_config())
+        journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
         if resume:
-            self._restore()
+            self._restore(journal)
         else:
             self.run_dir.create({"config": asdict(config), "versions": versions(),
                                  "evaluator": self.evaluator.describe(), "seed": config.seed,
                                  "command": sys.argv})
         if hasattr(self.strategy, "predictor_store"):
             self.strategy.predictor_store = PredictorStore(self.run_dir)
-        self.journal_lines = len(self.run_dir.read_journal())
+        self.journal_lines = len(journal)
 
     def _evaluator(self, trained: bool):
         cfg = self.config
@@ -142,8 +143,7 @@ class Search:
         return BenchmarkEvaluator(cfg.space, cfg.data, cfg.metric, cfg.test_metric)
 
     # --- resume ---------------------------------------------------------------------
-    def _restore(self):
-        journal = self.run_dir.read_journal()
+    def _restore(self, journal: list[dict]):
         try:
             state = self.run_dir.read_state()
         except StateError as err:

@@ -116,8 +116,12 @@ class PredictorStore:
         return torch.load(path, weights_only=False) if path.exists() else default
 
     def __setitem__(self, round_: int, state: dict):
-        path = self.run.predictor_path(round_)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(self.run.predictor_path(round_), state)
+
+
+def atomic_torch_save(path: Path, obj) -> None:
+    """torch.save to a temp file, then os.replace: a kill never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
