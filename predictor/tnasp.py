@@ -5,9 +5,11 @@ self-evolution stage.
 Position encoding. A node's position is its row of the eigenvectors of the graph's
 symmetric normalised Laplacian ``I - D^-1/2 A D^-1/2`` (A made undirected), columns in
 order of increasing eigenvalue, padded or cut to ``pe_dim`` columns. Eigenvectors are
-defined up to sign; ``pe_sign_flip`` flips each column's sign at random in training (off by
-default: ``eigh`` is deterministic, so one graph always gets the same signs, and the flips
-make nodes that differ only in sign indistinguishable; measured in the README).
+defined up to sign, and ``eigh`` picks signs that jump between similar graphs, so by default
+(``pe_sign="canonical"``) each column's sign is fixed by the graph itself: the first node (in
+topological order, so the input node first) with a non-zero entry gets a positive one.
+``pe_sign="eigh"`` keeps ``eigh``'s signs; ``"flip"`` flips them at random in training (sign
+invariance learned from data). Measured in the README.
 
 Self-evolution. After the main training, each of ``evolution_rounds`` rounds keeps
 training the same network with the validation results of the previous round as
@@ -36,6 +38,9 @@ from .narformer import SelfAttentionBlock
 from .registry import register_predictor
 
 
+PE_SIGNS = ("canonical", "eigh", "flip")
+
+
 @dataclass
 class TNASPConfig(TrainConfig):
     d_model: int = 64
@@ -45,7 +50,7 @@ class TNASPConfig(TrainConfig):
     dropout: float = 0.1
     hidden: int = 128  # width of the regressor's hidden layer
     pe_dim: int = 0  # eigenvector columns; 0 = the largest training graph's node count
-    pe_sign_flip: bool = False  # flip eigenvector signs at random in training (sign invariance)
+    pe_sign: str = "canonical"  # "canonical", "eigh" or "flip" (see the module docstring)
     epochs: int = 300
     lr: float = 3e-3
     self_evolution: bool = False
@@ -60,6 +65,8 @@ class TNASPConfig(TrainConfig):
         super().validate()
         if self.d_model % self.heads:
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
+        if self.pe_sign not in PE_SIGNS:
+            raise PredictorError(f"pe_sign must be one of {', '.join(PE_SIGNS)}, got {self.pe_sign!r}")
         if not 0 < self.evolution_step <= 1:
             raise PredictorError(f"evolution_step must be in (0, 1], got {self.evolution_step}")
         for name in ("evolution_rounds", "evolution_epochs", "pe_dim"):
@@ -67,10 +74,11 @@ class TNASPConfig(TrainConfig):
                 raise PredictorError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-def laplacian_eigenvectors(batch: GraphBatch, width: int) -> np.ndarray:
+def laplacian_eigenvectors(batch: GraphBatch, width: int, canonical_sign: bool = True) -> np.ndarray:
     """float32 [B, N, width]: row i of graph b = node i's position encoding; zero for padding.
 
-    One batched ``eigh`` per node count, no loop over graphs.
+    One batched ``eigh`` per node count, no loop over graphs. With ``canonical_sign`` each
+    column's first entry above 1e-6 in magnitude is made positive.
     """
     b, n = batch.ops.shape
     out = np.zeros((b, n, width), dtype=np.float32)
@@ -82,6 +90,10 @@ def laplacian_eigenvectors(batch: GraphBatch, width: int) -> np.ndarray:
         inv_sqrt = np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1e-12)), 0.0)
         lap = np.eye(size) - inv_sqrt[:, :, None] * adj * inv_sqrt[:, None, :]
         _, vectors = np.linalg.eigh(lap)  # columns in order of increasing eigenvalue
+        if canonical_sign:
+            first = np.argmax(np.abs(vectors) > 1e-6, axis=1)  # [graphs, columns]: a row index
+            sign = np.sign(np.take_along_axis(vectors, first[:, None, :], axis=1))
+            vectors = vectors * np.where(sign == 0, 1.0, sign)
         k = min(size, width)
         out[rows[:, None], np.arange(size)[None, :], :k] = vectors[:, :, :k]
     return out
@@ -123,12 +135,12 @@ class TNASPPredictor(TorchPredictor):
         if batch.ops.max() >= self.meta["num_ops"]:
             raise PredictorError(f"operation index {batch.ops.max()} is outside the fitted vocabulary "
                                  f"of {self.meta['num_ops']}")
-        return {"ops": torch.from_numpy(batch.ops), "pe": torch.from_numpy(laplacian_eigenvectors(batch, self.meta["pe_dim"])),
-                "mask": torch.from_numpy(batch.mask)}
+        pe = laplacian_eigenvectors(batch, self.meta["pe_dim"], self.config.pe_sign == "canonical")
+        return {"ops": torch.from_numpy(batch.ops), "pe": torch.from_numpy(pe), "mask": torch.from_numpy(batch.mask)}
 
     def loss(self, model, inputs, index, y, gen):
         batch = take(inputs["main"], index)
-        if not self.config.pe_sign_flip:
+        if self.config.pe_sign != "flip":
             return nn.functional.mse_loss(model(**batch), y)
         signs = torch.randint(0, 2, (len(index), 1, batch["pe"].shape[-1]), generator=gen).to(y.device) * 2 - 1
         batch["pe"] = batch["pe"] * signs

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -196,6 +197,11 @@ def test_laplacian_position_encoding_on_a_hand_made_graph():
     np.testing.assert_allclose(lap @ vectors, vectors * values, atol=1e-5)
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(4), atol=1e-5)
     assert np.all(np.diff(values) >= -1e-6) and values[0] == pytest.approx(0, abs=1e-6)
+    # canonical signs: each column's first clearly non-zero entry is positive; eigh's differ by signs only
+    first = np.argmax(np.abs(vectors) > 1e-6, axis=0)
+    assert np.all(vectors[first, np.arange(4)] > 0)
+    raw = laplacian_eigenvectors(batch_graphs([graph], max_nodes=6), width=6, canonical_sign=False)[0, :4, :4]
+    np.testing.assert_allclose(np.abs(raw), np.abs(vectors), atol=1e-6)
 
 
 def test_self_evolution_runs_its_rounds_and_records_them(nb201):
@@ -209,3 +215,25 @@ def test_self_evolution_runs_its_rounds_and_records_them(nb201):
     plain = predictor.get_predictor("tnasp", **dict(config, self_evolution=False))
     plain.fit(graphs[:64], y[:64], val=(graphs[64:96], y[64:96]))
     assert plain.evolution == [] and not np.allclose(plain.predict(graphs[100:150]), p.predict(graphs[100:150]))
+
+
+def test_table_groups_seeds_into_one_row_with_the_median(tmp_path, capsys):
+    from predictor import table
+
+    def run(seed, tau, sets):
+        return {"space": "nb101", "predictor": "gin", "seed": seed, "train_size": 424, "kendall_tau": tau,
+                "spearman": tau + 0.1, "precision_at_top_5pct": 0.5, "fit_seconds": 10.0 + seed,
+                "predict_archs_per_second": 1000.0, "config": {"set": sets}}
+    files = []
+    for i, (seed, tau, sets) in enumerate([(2, 0.70, ["threads=1"]), (0, 0.60, []), (1, 0.80, []),
+                                           (0, 0.75, ["epochs=5"])]):
+        files.append(tmp_path / f"r{i}.json")
+        files[-1].write_text(json.dumps(run(seed, tau, sets)))
+    assert table.main([str(f) for f in files]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[2:]
+    assert len(lines) == 2  # threads=1 changes speed only: the same row as the defaults
+    assert "| default | **0.700** | 0.600 / 0.800 / 0.700 (seeds 0,1,2) | — | 0.800 |" in lines[0]
+    assert "| 11 s |" in lines[0] and "`epochs=5`" in lines[1]
+    (tmp_path / "bad.json").write_text("{}")
+    assert table.main([str(tmp_path / "bad.json")]) == 2
+    assert "not a predictor.bench result" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""``python -m predictor.table FILE.json ...``: the README's predictor table from
+``predictor.bench`` JSON files.
+
+Runs of one (space, train size, predictor, variant) are one row: the median Kendall tau
+over their seeds, each seed's tau, and the medians of the other figures. The variant is
+the run's ``--set`` values, leaving out those that change speed only (threads, device).
+
+  python -m predictor.table results/predictor/*.json > table.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+SPEED_ONLY = ("threads", "device", "quiet")
+SPACE_ORDER = ("nb201", "nb101")
+PREDICTOR_ORDER = ("narformer", "tnasp", "gin", "mlp")
+HEADER = ("| space | train | predictor | variant | Kendall tau (median) | per seed | tau vs test | Spearman "
+          "| precision@top 5% | fit | predict archs/s | JSON |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def variant(run: dict) -> str:
+    items = [item for item in run["config"].get("set") or [] if item.partition("=")[0] not in SPEED_ONLY]
+    return " ".join(items)
+
+
+def _order(values, key):
+    return values.index(key) if key in values else len(values)
+
+
+def rows(runs: list[tuple[str, dict]]) -> list[str]:
+    groups = defaultdict(list)
+    for path, run in runs:
+        groups[(run["space"], run["train_size"], run["predictor"], variant(run))].append((path, run))
+    keys = sorted(groups, key=lambda k: (_order(SPACE_ORDER, k[0]), k[1], _order(PREDICTOR_ORDER, k[2]),
+                                         k[3] != "", k[3]))
+    out = []
+    for key in keys:
+        group = sorted(groups[key], key=lambda item: item[1]["seed"])
+        median = lambda name: float(np.median([run[name] for _, run in group if run.get(name) is not None]))
+        seeds = ",".join(str(run["seed"]) for _, run in group)
+        per_seed = " / ".join(f"{run['kendall_tau']:.3f}" for _, run in group)
+        has_vs_test = any(run.get("kendall_tau_vs_test") is not None for _, run in group)
+        vs_test = f"{median('kendall_tau_vs_test'):.3f}" if has_vs_test else "—"
+        links = ", ".join(f"[s{run['seed']}]({path})" for path, run in group)
+        space, train, name, var = key
+        out.append(f"| {space} | {train} | `{name}` | {f'`{var}`' if var else 'default'} "
+                   f"| **{median('kendall_tau'):.3f}** | {per_seed} (seed{'s' if len(group) > 1 else ''} {seeds}) "
+                   f"| {vs_test} "
+                   f"| {median('spearman'):.3f} | {median('precision_at_top_5pct'):.2f} "
+                   f"| {median('fit_seconds'):.0f} s | {median('predict_archs_per_second'):,.0f} | {links} |")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m predictor.table", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.split("\n")[2:]))
+    parser.add_argument("files", nargs="+", help="predictor.bench JSON files")
+    args = parser.parse_args(argv)
+    runs = []
+    for name in args.files:
+        try:
+            runs.append((name, json.loads(Path(name).read_text())))
+        except (OSError, ValueError) as err:
+            print(f"error: cannot read {name}: {err}", file=sys.stderr)
+            return 2
+    bad = [name for name, run in runs if "kendall_tau" not in run or "config" not in run]
+    if bad:
+        print(f"error: not a predictor.bench result: {bad[0]}", file=sys.stderr)
+        return 2
+    print(HEADER)
+    print("\n".join(rows(runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
