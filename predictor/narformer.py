@@ -90,7 +90,8 @@ class Attention(nn.Module):
             q = F.linear(query, w[:d], bias[:d])
             k, v = F.linear(memory, w[d:], bias[d:]).chunk(2, dim=-1)
         split = lambda t: t.reshape(b, t.shape[1], self.heads, d // self.heads).transpose(1, 2)
-        mask = None if key_mask is None else key_mask[:, None, None, :]
+        # key_mask: [B, L] (keys each query may read) or [B, Lq, L] (per query, e.g. graph edges)
+        mask = None if key_mask is None else (key_mask[:, None] if key_mask.ndim == 3 else key_mask[:, None, None, :])
         x = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(x.transpose(1, 2).reshape(b, lq, d))
