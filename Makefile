@@ -32,37 +32,59 @@ test: $(TEST_STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Predictor quality figures of the README (each writes results/predictor/<name>.json).
+# Predictor quality figures of the README (each writes results/predictor/<name>.json);
+# `python -m predictor.table results/predictor/*.json` prints the README table from them.
 NB101_SUBSET ?= ../shared/data/nb101/nb101_subset_valacc.npz
 BENCH := $(PY) -m predictor.bench --quiet
+NB101 := --space nb101 --data $(NB101_SUBSET)
+# The NB101 recipe: two twins, a light AC loss, attention along the cell's edges.
+NB101_RECIPE := --set augment=2 --set lambda_ac=0.05 --set weight_decay=0.05 --set attention=graph
+R := results/predictor
 .PHONY: bench-predictors
 bench-predictors: $(STAMP)
-	mkdir -p results/predictor
+	mkdir -p $(R)
 	for s in 0 1 2; do \
-	  $(BENCH) --space nb201 --predictor narformer --train-size 781 --seed $$s --json results/predictor/narformer_nb201_781_s$$s.json; \
-	  $(BENCH) --space nb201 --predictor narformer --train-size 1563 --seed $$s --json results/predictor/narformer_nb201_1563_s$$s.json; \
-	  $(BENCH) --space nb101 --predictor narformer --train-size 424 --seed $$s --data $(NB101_SUBSET) --json results/predictor/narformer_nb101_424_s$$s.json; \
+	  $(BENCH) --space nb201 --predictor narformer --train-size 781 --seed $$s --json $(R)/narformer_nb201_781_s$$s.json; \
+	  $(BENCH) --space nb201 --predictor narformer --train-size 1563 --seed $$s --json $(R)/narformer_nb201_1563_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor narformer --train-size 424 --seed $$s --json $(R)/narformer_nb101_424_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor narformer --train-size 424 --seed $$s $(NB101_RECIPE) \
+	    --json $(R)/narformer_recipe_nb101_424_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor narformer --train-size 4236 --seed $$s $(NB101_RECIPE) --set epochs=150 \
+	    --json $(R)/narformer_recipe_nb101_4236_s$$s.json; \
+	  for p in tnasp gin mlp; do \
+	    $(BENCH) --space nb201 --predictor $$p --train-size 781 --seed $$s --json $(R)/$${p}_nb201_781_s$$s.json; \
+	    $(BENCH) $(NB101) --predictor $$p --train-size 424 --seed $$s --json $(R)/$${p}_nb101_424_s$$s.json; \
+	  done; \
+	  $(BENCH) --space nb201 --predictor tnasp --train-size 781 --seed $$s --set self_evolution=True \
+	    --json $(R)/tnasp_se_nb201_781_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor tnasp --train-size 424 --seed $$s --set self_evolution=True \
+	    --json $(R)/tnasp_se_nb101_424_s$$s.json; \
 	done
-	for p in tnasp gin mlp; do \
-	  $(BENCH) --space nb201 --predictor $$p --train-size 781 --json results/predictor/$${p}_nb201_781_s0.json; \
-	  $(BENCH) --space nb101 --predictor $$p --train-size 424 --data $(NB101_SUBSET) --json results/predictor/$${p}_nb101_424_s0.json; \
-	done
-	$(BENCH) --space nb201 --predictor tnasp --train-size 781 --set self_evolution=True --json results/predictor/tnasp_se_nb201_781_s0.json
-	$(BENCH) --space nb101 --predictor tnasp --train-size 424 --data $(NB101_SUBSET) --set self_evolution=True --json results/predictor/tnasp_se_nb101_424_s0.json
-	$(BENCH) --space nb101 --predictor narformer --train-size 4236 --data $(NB101_SUBSET) --json results/predictor/narformer_nb101_4236_s0.json
+	$(BENCH) $(NB101) --predictor narformer --train-size 4236 --json $(R)/narformer_nb101_4236_s0.json
 
-# NAR-Former ablations on NB201, 781 train archs (results/predictor/ablation_<name>.json).
+# Ablations: NAR-Former's parts on NB201-781, the NB101 recipe's steps, TNASP's attention and signs.
 .PHONY: bench-ablations
 bench-ablations: $(STAMP)
-	mkdir -p results/predictor
-	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set lambda_sr=0 --json results/predictor/ablation_no_sr.json
-	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set pool=mean --json results/predictor/ablation_mean_pool.json
-	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --json results/predictor/ablation_with_twins.json
-	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --set lambda_ac=0 --json results/predictor/ablation_twins_no_ac.json
+	mkdir -p $(R)
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set lambda_sr=0 --json $(R)/ablation_no_sr.json
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set pool=mean --json $(R)/ablation_mean_pool.json
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --json $(R)/ablation_with_twins.json
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --set lambda_ac=0 \
+	  --json $(R)/ablation_twins_no_ac.json
 	for s in 0 1 2; do \
-	  $(BENCH) --space nb101 --predictor narformer --train-size 424 --seed $$s --data $(NB101_SUBSET) --set augment=2 --set lambda_ac=0 \
-	    --json results/predictor/narformer_twins_no_ac_nb101_424_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor narformer --train-size 424 --seed $$s --set augment=2 --set lambda_ac=0 \
+	    --json $(R)/narformer_twins_no_ac_nb101_424_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor narformer --train-size 424 --seed $$s --set augment=2 --set lambda_ac=0.05 \
+	    --set weight_decay=0.05 --json $(R)/narformer_twins_ac005_nb101_424_s$$s.json; \
 	done
+	for s in 0 1; do \
+	  $(BENCH) $(NB101) --predictor narformer --train-size 4236 --seed $$s --set augment=2 --set lambda_ac=0.05 \
+	    --set weight_decay=0.05 --set epochs=150 --json $(R)/narformer_twins_ac005_nb101_4236_s$$s.json; \
+	done
+	$(BENCH) --space nb201 --predictor tnasp --train-size 781 --set attention=full --json $(R)/ablation_tnasp_full_nb201_781.json
+	$(BENCH) $(NB101) --predictor tnasp --train-size 424 --set attention=full --json $(R)/ablation_tnasp_full_nb101_424.json
+	$(BENCH) $(NB101) --predictor tnasp --train-size 424 --set attention=full --set pe_sign=eigh \
+	  --json $(R)/ablation_tnasp_full_eigh_nb101_424.json
 
 # Search quality (README): 10 seeds x 100 evaluations on NB201, inline look-ups.
 .PHONY: bench-search

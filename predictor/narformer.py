@@ -42,6 +42,9 @@ class NARFormerConfig(TrainConfig):
     dropout: float = 0.1
     drop_path: float = 0.0
     pool: str = "fusion"  # or "mean": masked mean of stage 1 (the ablation)
+    # "full": every token attends to every token (the paper); "graph": in the first stage a
+    # node attends to itself, its graph neighbours and the depth and end tokens only
+    attention: str = "full"
     lambda_sr: float = 0.1  # sequence-ranking loss weight
     lambda_ac: float = 0.5  # architecture-consistency loss weight (needs augment > 0)
     sr_loss: str = "l1"  # or "l2"
@@ -53,6 +56,8 @@ class NARFormerConfig(TrainConfig):
         super().validate()
         if self.pool not in ("fusion", "mean"):
             raise PredictorError(f"pool must be 'fusion' or 'mean', got {self.pool!r}")
+        if self.attention not in ("full", "graph"):
+            raise PredictorError(f"attention must be 'full' or 'graph', got {self.attention!r}")
         if self.sr_loss not in ("l1", "l2"):
             raise PredictorError(f"sr_loss must be 'l1' or 'l2', got {self.sr_loss!r}")
         if self.d_model % self.heads:
@@ -179,7 +184,7 @@ class NARFormerNet(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, 1)
 
-    def forward(self, tokens, mask, depth_code):
+    def forward(self, tokens, mask, depth_code, neighbours=None):
         x = self.embed(tokens)
         depth = F.relu(self.depth_map(depth_code))[:, None]
         x = torch.cat([depth, x], dim=1)
@@ -187,7 +192,7 @@ class NARFormerNet(nn.Module):
         if bool(mask.all()):
             mask = None  # no padding: let attention take its unmasked fast path
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x, mask if neighbours is None else neighbours)
         if self.pool == "mean" or not self.stages:
             pooled = x.mean(1) if mask is None else (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         else:
@@ -208,8 +213,11 @@ class NARFormerPredictor(TorchPredictor):
     def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         tokens, mask = tokenize(batch, self.config.num_freqs)
         depth = code_table(0, batch.max_nodes + 1, 3 * self.config.num_freqs)[batch.num_nodes]
-        return {"tokens": torch.from_numpy(tokens), "mask": torch.from_numpy(mask),
-                "depth_code": torch.from_numpy(depth.astype(np.float32))}
+        inputs = {"tokens": torch.from_numpy(tokens), "mask": torch.from_numpy(mask),
+                  "depth_code": torch.from_numpy(depth.astype(np.float32))}
+        if self.config.attention == "graph":
+            inputs["neighbours"] = torch.from_numpy(graph_attention_mask(batch, mask))
+        return inputs
 
     def training_inputs(self, graphs, rng):
         cfg = self.config
@@ -251,6 +259,25 @@ class NARFormerPredictor(TorchPredictor):
             loss = loss + cfg.lambda_sr * sequence_ranking_loss(pred, y, torch.randperm(n, generator=gen).to(y.device),
                                                                 cfg.sr_loss)
         return loss
+
+
+def graph_attention_mask(batch: GraphBatch, token_mask: np.ndarray) -> np.ndarray:
+    """bool [B, N+2, N+2] over [depth token, node tokens, end token, padding]: a node reads
+    itself, its neighbours (edges either way) and the two global tokens, which read every
+    real token; padding reads itself only, so no row is empty."""
+    b, n = batch.ops.shape
+    size = n + 2
+    allowed = np.zeros((b, size, size), dtype=bool)
+    adj = batch.adjacency > 0
+    allowed[:, 1:n + 1, 1:n + 1] = adj | adj.transpose(0, 2, 1)
+    allowed |= np.eye(size, dtype=bool)[None]
+    real = np.concatenate([np.ones((b, 1), dtype=bool), token_mask], axis=1)
+    is_global = np.zeros((b, size), dtype=bool)
+    is_global[:, 0] = True
+    is_global[np.arange(b), 1 + batch.num_nodes] = True
+    allowed |= is_global[:, :, None] & real[:, None, :]
+    allowed |= real[:, :, None] & is_global[:, None, :]
+    return allowed
 
 
 class _Graph:

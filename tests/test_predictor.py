@@ -10,7 +10,7 @@ import spaces
 from predictor.augment import random_topological_order, twins
 from predictor.graphs import batch_graphs
 from predictor.metrics import kendall_tau, precision_at_top
-from predictor.narformer import consistency_loss, sequence_ranking_loss
+from predictor.narformer import consistency_loss, graph_attention_mask, sequence_ranking_loss
 from predictor.tnasp import attention_mask, laplacian_eigenvectors
 from predictor.tokenizer import sincos_code, tokenize
 
@@ -168,13 +168,15 @@ def test_graphs_larger_than_the_training_ones(name):
         assert np.isfinite(p.predict(large)).all()
 
 
-@pytest.mark.parametrize("name", ["narformer", "gin", "tnasp"])
-def test_grouping_by_size_gives_the_padded_batch_scores(name, shared_data):
+@pytest.mark.parametrize("name, extra", [("narformer", {}), ("narformer", {"attention": "graph"}), ("gin", {}),
+                                         ("tnasp", {})])
+def test_grouping_by_size_gives_the_padded_batch_scores(name, extra, shared_data):
     bench = spaces.get_benchmark("nb101", shared_data / "nb101" / "nb101_subset_valacc.npz")
     space = spaces.get_space("nb101")
     graphs = [space.to_graph(bench.arch(i)) for i in range(0, 3000, 10)]
     assert len({g.num_nodes for g in graphs}) > 1
-    p = predictor.get_predictor(name, **SMALL[name]).fit(graphs[:200], bench.column("val_acc_108")[0:3000:10][:200])
+    p = predictor.get_predictor(name, **SMALL[name], **extra).fit(graphs[:200],
+                                                                   bench.column("val_acc_108")[0:3000:10][:200])
     grouped = p.predict(graphs)
     padded = p._unmap(p._predict_inputs(p.model, p.encode(batch_graphs(graphs))))
     np.testing.assert_allclose(grouped, padded, rtol=1e-4, atol=1e-6)
@@ -211,6 +213,19 @@ def test_tnasp_graph_attention_reaches_self_and_neighbours_only():
     mask = attention_mask(batch_graphs([space.to_graph(arch)], max_nodes=5))[0]
     expected = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 1]], bool)
     np.testing.assert_array_equal(mask, expected)
+
+
+def test_narformer_graph_attention_mask_keeps_the_global_tokens_global():
+    space = spaces.get_space("nb101")
+    arch = spaces.nb101.make_arch([[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+                                  ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
+    batch = batch_graphs([space.to_graph(arch)], max_nodes=5)
+    allowed = graph_attention_mask(batch, tokenize(batch)[1])[0]
+    # tokens: depth, nodes 0-3, end, padding
+    expected = np.array([[1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1, 0],
+                         [1, 1, 1, 1, 1, 1, 0], [1, 0, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 0],
+                         [0, 0, 0, 0, 0, 0, 1]], bool)
+    np.testing.assert_array_equal(allowed, expected)
 
 
 def test_self_evolution_runs_its_rounds_and_records_them(nb201):
