@@ -39,3 +39,10 @@ def batch_graphs(graphs: Sequence, max_nodes: int | None = None) -> GraphBatch:
         ops[i, :n] = g.ops
         adjacency[i, :n, :n] = g.adjacency
     return GraphBatch(ops, adjacency, sizes)
+
+
+def neighbour_mask(batch: GraphBatch) -> np.ndarray:
+    """bool [B, N, N]: node i and node j share an edge (either way) or i == j. Padding
+    nodes have no edges, so their rows hold only themselves."""
+    adj = batch.adjacency > 0
+    return adj | adj.transpose(0, 2, 1) | np.eye(batch.max_nodes, dtype=bool)[None]

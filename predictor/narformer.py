@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from .augment import twins
 from .base import TorchPredictor, TrainConfig, take
 from .errors import PredictorError
-from .graphs import GraphBatch, batch_graphs
+from .graphs import GraphBatch, batch_graphs, neighbour_mask
 from .registry import register_predictor
 from .tokenizer import code_table, tokenize
 
@@ -268,8 +268,7 @@ def graph_attention_mask(batch: GraphBatch, token_mask: np.ndarray) -> np.ndarra
     b, n = batch.ops.shape
     size = n + 2
     allowed = np.zeros((b, size, size), dtype=bool)
-    adj = batch.adjacency > 0
-    allowed[:, 1:n + 1, 1:n + 1] = adj | adj.transpose(0, 2, 1)
+    allowed[:, 1:n + 1, 1:n + 1] = neighbour_mask(batch)
     allowed |= np.eye(size, dtype=bool)[None]
     real = np.concatenate([np.ones((b, 1), dtype=bool), token_mask], axis=1)
     is_global = np.zeros((b, size), dtype=bool)

@@ -38,7 +38,7 @@ from torch import nn
 
 from .base import TorchPredictor, TrainConfig, take
 from .errors import PredictorError
-from .graphs import GraphBatch
+from .graphs import GraphBatch, neighbour_mask
 from .narformer import SelfAttentionBlock
 from .registry import register_predictor
 
@@ -107,13 +107,6 @@ def laplacian_eigenvectors(batch: GraphBatch, width: int, canonical_sign: bool =
     return out
 
 
-def attention_mask(batch: GraphBatch) -> np.ndarray:
-    """bool [B, N, N]: node i may attend to node j when they share an edge (either way) or
-    i == j; padding rows attend to themselves only, so no row is empty."""
-    adj = batch.adjacency > 0
-    return adj | adj.transpose(0, 2, 1) | np.eye(batch.max_nodes, dtype=bool)[None]
-
-
 class TNASPNet(nn.Module):
     def __init__(self, num_ops: int, pe_dim: int, cfg: TNASPConfig):
         super().__init__()
@@ -156,7 +149,7 @@ class TNASPPredictor(TorchPredictor):
         pe = laplacian_eigenvectors(batch, self.meta["pe_dim"], self.config.pe_sign == "canonical")
         inputs = {"ops": torch.from_numpy(batch.ops), "pe": torch.from_numpy(pe), "mask": torch.from_numpy(batch.mask)}
         if self.config.attention == "graph":
-            inputs["neighbours"] = torch.from_numpy(attention_mask(batch))
+            inputs["neighbours"] = torch.from_numpy(neighbour_mask(batch))
         return inputs
 
     def loss(self, model, inputs, index, y, gen):

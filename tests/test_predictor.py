@@ -8,10 +8,10 @@ import torch
 import predictor
 import spaces
 from predictor.augment import random_topological_order, twins
-from predictor.graphs import batch_graphs
+from predictor.graphs import batch_graphs, neighbour_mask
 from predictor.metrics import kendall_tau, precision_at_top
 from predictor.narformer import consistency_loss, graph_attention_mask, sequence_ranking_loss
-from predictor.tnasp import attention_mask, laplacian_eigenvectors
+from predictor.tnasp import laplacian_eigenvectors
 from predictor.tokenizer import sincos_code, tokenize
 
 SMALL = {"narformer": dict(d_model=32, heads=2, ffn=64, depth=1, num_freqs=8, epochs=3, augment=2),
@@ -206,11 +206,11 @@ def test_laplacian_position_encoding_on_a_hand_made_graph():
     np.testing.assert_allclose(np.abs(raw), np.abs(vectors), atol=1e-6)
 
 
-def test_tnasp_graph_attention_reaches_self_and_neighbours_only():
+def test_neighbour_mask_holds_self_and_neighbours_only():
     space = spaces.get_space("nb101")
     arch = spaces.nb101.make_arch([[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
                                   ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
-    mask = attention_mask(batch_graphs([space.to_graph(arch)], max_nodes=5))[0]
+    mask = neighbour_mask(batch_graphs([space.to_graph(arch)], max_nodes=5))[0]
     expected = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 1]], bool)
     np.testing.assert_array_equal(mask, expected)
 
