@@ -71,6 +71,8 @@ bench-ablations: $(STAMP)
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --json $(R)/ablation_with_twins.json
 	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set augment=2 --set lambda_ac=0 \
 	  --json $(R)/ablation_twins_no_ac.json
+	$(BENCH) --space nb201 --predictor narformer --train-size 781 --set attention=graph \
+	  --json $(R)/ablation_graph_attention.json
 	for s in 0 1 2; do \
 	  $(BENCH) $(NB101) --predictor narformer --train-size 424 --seed $$s --set augment=2 --set lambda_ac=0 \
 	    --json $(R)/narformer_twins_no_ac_nb101_424_s$$s.json; \
