@@ -22,6 +22,14 @@ from .graphs import GraphBatch, batch_graphs
 from .metrics import kendall_tau
 
 
+def check_choice(name: str, value, choices: tuple) -> None:
+    """A PredictorError naming the valid values when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        names = [repr(c) for c in choices]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise PredictorError(f"{name} must be {listed}, got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     """The optimisation recipe (AdamW, linear warm-up then linear decay, EMA, model selection)."""
@@ -45,8 +53,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise PredictorError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.target_transform not in ("rank", "minmax"):
-            raise PredictorError(f"target_transform must be 'rank' or 'minmax', got {self.target_transform!r}")
+        check_choice("target_transform", self.target_transform, ("rank", "minmax"))
         if not 0 <= self.ema_decay < 1:
             raise PredictorError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .augment import twins
-from .base import TorchPredictor, TrainConfig, take
+from .base import TorchPredictor, TrainConfig, check_choice, take
 from .errors import PredictorError
 from .graphs import GraphBatch, batch_graphs, neighbour_mask
 from .registry import register_predictor
@@ -58,12 +58,9 @@ class NARFormerConfig(TrainConfig):
 
     def validate(self):
         super().validate()
-        if self.pool not in ("fusion", "mean"):
-            raise PredictorError(f"pool must be 'fusion' or 'mean', got {self.pool!r}")
-        if self.attention not in ("full", "graph"):
-            raise PredictorError(f"attention must be 'full' or 'graph', got {self.attention!r}")
-        if self.sr_loss not in ("l1", "l2"):
-            raise PredictorError(f"sr_loss must be 'l1' or 'l2', got {self.sr_loss!r}")
+        check_choice("pool", self.pool, ("fusion", "mean"))
+        check_choice("attention", self.attention, ("full", "graph"))
+        check_choice("sr_loss", self.sr_loss, ("l1", "l2"))
         if self.d_model % self.heads:
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
 

@@ -36,14 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import TorchPredictor, TrainConfig, take
+from .base import TorchPredictor, TrainConfig, check_choice, take
 from .errors import PredictorError
 from .graphs import GraphBatch, neighbour_mask
 from .narformer import SelfAttentionBlock
 from .registry import register_predictor
-
-
-PE_SIGNS = ("canonical", "eigh", "flip")
 
 
 @dataclass
@@ -71,10 +68,8 @@ class TNASPConfig(TrainConfig):
         super().validate()
         if self.d_model % self.heads:
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
-        if self.attention not in ("graph", "full"):
-            raise PredictorError(f"attention must be 'graph' or 'full', got {self.attention!r}")
-        if self.pe_sign not in PE_SIGNS:
-            raise PredictorError(f"pe_sign must be one of {', '.join(PE_SIGNS)}, got {self.pe_sign!r}")
+        check_choice("attention", self.attention, ("graph", "full"))
+        check_choice("pe_sign", self.pe_sign, ("canonical", "eigh", "flip"))
         if not 0 < self.evolution_step <= 1:
             raise PredictorError(f"evolution_step must be in (0, 1], got {self.evolution_step}")
         for name in ("evolution_rounds", "evolution_epochs", "pe_dim"):
