@@ -11,13 +11,14 @@ set is every other arch of --data, or every arch of --test-data (minus training 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import platform
 import sys
 import time
 
 import numpy as np
+
+from narnas.cli import parse_overrides, run_main
 
 from .errors import PredictorError
 from .metrics import kendall_tau, precision_at_top, spearman
@@ -44,20 +45,6 @@ def build_parser():
     return p
 
 
-def parse_overrides(items, flag: str = "--set") -> dict:
-    """KEY=VALUE strings -> dict; values are Python literals where they parse, else strings."""
-    config = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise PredictorError(f"{flag} takes KEY=VALUE, got {item!r}")
-        try:
-            config[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            config[key] = value  # a bare string such as pool=mean
-    return config
-
-
 def run(args) -> dict:
     import spaces
     import torch
@@ -66,8 +53,10 @@ def run(args) -> dict:
         raise PredictorError("--train-size must be >= 1 and --val-size >= 0")
     space = spaces.get_space(args.space)
     bench = spaces.get_benchmark(space, args.data)
-    target = args.target or bench.default_metric
-    test_target = args.test_target or (bench.test_metric if args.space == "nb101" else target)
+    target = args.target or bench.search_metric()
+    # Where the table's test metric is the same experiment as its search metric (NB101's
+    # single training run), test against it; on NB201 the target itself.
+    test_target = args.test_target or (bench.test_metric if args.space == "nb101" and bench.test_metric else target)
     y = bench.column(target)
     rng = np.random.default_rng(args.seed)
     usable = np.flatnonzero(np.isfinite(y))
@@ -105,7 +94,7 @@ def run(args) -> dict:
         "target": target, "test_target": test_target, "data": bench.source,
         "test_data": test_bench.source, "selected_model": getattr(predictor, "selected", None),
     }
-    if test_bench.test_metric not in (test_target,):
+    if test_bench.test_metric not in (None, test_target):
         truth = test_bench.column(test_bench.test_metric)[test]
         ok = np.isfinite(truth)
         result["kendall_tau_vs_test"] = kendall_tau(pred[ok], truth[ok])
@@ -123,12 +112,11 @@ def _jsonable(config):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    import spaces
-    try:
-        result = run(args)
-    except (PredictorError, spaces.SpacesError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_main(lambda: _main(args))
+
+
+def _main(args) -> int:
+    result = run(args)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -17,30 +17,31 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .cli import USER_ERRORS, report
+from narnas.cli import parse_overrides, run_main
+
+from . import config as search_config
+from .config import SearchConfig
 from .errors import SearchError
-from .loop import SearchConfig, versions
-from .run import parse_overrides
+from .loop import versions
 
 
 def run_one(config: SearchConfig) -> dict:
-    """One search, in memory, inline: the entries in the order evaluated."""
+    """One search (a resolved config), in memory, inline: the entries in the order evaluated."""
     import torch
     torch.set_num_threads(1)
     import spaces
-    from .evaluators import BenchmarkEvaluator
+    from .evaluators.benchmark import BenchmarkConfig, BenchmarkEvaluator
     from .executors import ExecutorConfig, InlineExecutor
-    from .registry import strategy_class
+    from .middleware import make_strategy
     from .report import best_entry, best_test_so_far
 
-    space = spaces.get_space(config.space)
-    evaluator = BenchmarkEvaluator(config.space, config.data, config.metric, config.test_metric)
-    strategy = strategy_class(config.strategy)(space, config.strategy_config())
+    space = spaces.get_space(config.space.name)
+    evaluator = BenchmarkEvaluator(config.space.name, BenchmarkConfig(**config.evaluator.config))
+    strategy = make_strategy(space, config.strategy, config.seed, config.predictor)
     executor = InlineExecutor(ExecutorConfig(max_failures=0))
     start = time.time()
     while True:
@@ -51,7 +52,8 @@ def run_one(config: SearchConfig) -> dict:
 
         def on_result(i, result, keys=keys):
             ok = result["status"] == "ok"
-            strategy.tell(keys[i], result["val"] if ok else None, result.get("test") if ok else None)
+            strategy.tell(keys[i], result["val"] if ok else None, result.get("test") if ok else None,
+                          error=result.get("error"))
         executor.run([space.to_json(a) for a in batch], evaluator, on_result)
     entries = strategy.history + strategy.in_flight
     curve = best_test_so_far(entries)
@@ -63,10 +65,11 @@ def run_one(config: SearchConfig) -> dict:
 
 def optimum_keys(config: SearchConfig) -> tuple[str, str]:
     import spaces
-    space = spaces.get_space(config.space)
-    bench = spaces.get_benchmark(config.space, config.data)
-    val = bench.column(config.metric or bench.default_metric)
-    test = bench.column(config.test_metric or bench.test_metric)
+    space = spaces.get_space(config.space.name)
+    evaluation = config.evaluator.config
+    bench = spaces.get_benchmark(space, evaluation["data"])
+    val = bench.column(evaluation["metric"] or bench.search_metric())
+    test = bench.column(evaluation["test_metric"] or bench.report_metric())
     return (str(space.key(bench.arch(int(np.argmax(val))))), str(space.key(bench.arch(int(np.argmax(test))))))
 
 
@@ -90,8 +93,9 @@ def build_parser():
     p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
     p.add_argument("--predictor", default="narformer")
     p.add_argument("--predictor-set", action="append", metavar="KEY=VALUE", help="predictor config override")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
-                   help="any other search config field, e.g. candidates=1000")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE", dest="options",
+                   help="any other search config key, by its path or its search.run flag name, "
+                        "e.g. strategy.candidates=1000 or candidates=1000")
     p.add_argument("--data")
     p.add_argument("--target", help="search metric (default: the benchmark's validation accuracy)")
     p.add_argument("--test-target", help="reported metric (default: the benchmark's test accuracy)")
@@ -101,42 +105,52 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from .loop import _make_config
-    from .registry import strategy_class
-
     args = build_parser().parse_args(argv)
-    try:
-        if args.seeds < 1 or args.workers < 1:
-            raise SearchError("--seeds and --workers must be >= 1")
-        names = [s for s in args.strategies.split(",") if s]
+    return run_main(lambda: _main(args))
+
+
+def base_tree(args) -> dict:
+    """The config tree every strategy and seed shares."""
+    tree = search_config.tree_from_args({
+        "space": args.space, "budget": args.budget, "batch": args.batch, "init": args.init,
+        "predictor": args.predictor, "evaluator": "benchmark", "data": args.data, "metric": args.target,
+        "test_metric": args.test_target, "predictor_set": args.predictor_set})
+    for key, value in parse_overrides(args.options).items():
+        path = search_config.FLAGS[key][0] if key in search_config.FLAGS else key
+        search_config.configs.set_path(tree, path, value)
+    return tree
+
+
+def _main(args) -> int:
+    if args.seeds < 1 or args.workers < 1:
+        raise SearchError("--seeds and --workers must be >= 1")
+    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not names:
+        raise SearchError("--strategies names no strategy (e.g. narformer,rea,random)")
+    tree = base_tree(args)
+    configs = {}
+    for name in names:
+        resolved, _ = search_config.resolve(search_config.build(search_config.merge(tree, {"strategy": {"name": name}})))
+        configs[name] = [search_config.build(dict(search_config.to_dict(resolved), seed=s)) for s in range(args.seeds)]
+    optimum = optimum_keys(configs[names[0]][0])
+    results = {}
+    with ProcessPoolExecutor(args.workers) as pool:
         for name in names:
-            strategy_class(name)
-        base = dict(space=args.space, budget=args.budget, batch=args.batch, init=args.init,
-                    predictor=args.predictor, predictor_config=parse_overrides(args.predictor_set, "--predictor-set"),
-                    data=args.data, metric=args.target, test_metric=args.test_target,
-                    **parse_overrides(args.options))
-        configs = {n: [_make_config(dict(base, strategy=n, seed=s)) for s in range(args.seeds)] for n in names}
-        for cfg in configs[names[0]][:1]:
-            cfg.strategy_config().validate()
-        optimum = optimum_keys(configs[names[0]][0])
-        results = {}
-        with ProcessPoolExecutor(args.workers) as pool:
-            for name in names:
-                start = time.time()
-                runs = list(pool.map(run_one, configs[name]))
-                results[name] = summarise(runs, optimum, time.time() - start)
-                r = results[name]
-                print(f"{name:10s} mean test {r['mean_test']:.2f} ± {r['std_test']:.2f}  optimum "
-                      f"{r['optimum_rate']:.0%}  {r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
-    except USER_ERRORS as err:  # spaces, predictor and search errors are ValueErrors
-        return report(err)
-    out = {"strategies": results, "config": dict(asdict(configs[names[0]][0]), strategy=None, seed=None,
-                                                 strategies=names, seeds=args.seeds, workers=args.workers),
+            start = time.time()
+            runs = list(pool.map(run_one, configs[name]))
+            results[name] = summarise(runs, optimum, time.time() - start)
+            r = results[name]
+            print(f"{name:10s} mean test {r['mean_test']:.2f} ± {r['std_test']:.2f}  optimum "
+                  f"{r['optimum_rate']:.0%}  {r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+    shared = search_config.to_dict(configs[names[0]][0])
+    shared["strategy"] = dict(shared["strategy"], name=None)
+    out = {"strategies": results, "config": dict(shared, seed=None, strategies=names, seeds=args.seeds,
+                                                 workers=args.workers),
            "optimum": {"by_metric": optimum[0], "by_test": optimum[1]}, "versions": versions()}
     text = json.dumps(out, indent=2)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+        from spaces.files import atomic_write_bytes
+        atomic_write_bytes(Path(args.json), (text + "\n").encode())
         plot(results, Path(args.json).with_suffix(".png"), args.space)
     print(json.dumps({n: {k: v for k, v in r.items() if k != "per_seed"} for n, r in results.items()}))
     return 0

@@ -1,7 +1,8 @@
-"""Errors of the search layer: all are ValueErrors with a one-line message."""
+"""Errors of the search layer: all are user errors with a one-line message."""
+from narnas.errors import UserError
 
 
-class SearchError(ValueError):
+class SearchError(UserError, ValueError):
     """Bad configuration or a run folder that cannot be used as asked."""
 
 

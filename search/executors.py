@@ -2,8 +2,10 @@
 
 ``run(batch, evaluator, on_result)`` calls ``on_result(index, result)`` once per arch of
 ``batch`` (a list of arch JSONs), in the driver thread, in the order evaluations finish.
-A result is ``{"status": "ok", "val", "test", ...}`` or ``{"status": "failed", "error"}``,
-with ``attempts``. Executors are context managers (Ray is started and stopped by them).
+A result is the evaluator's whole dict plus ``status: "ok"``, or ``{"status": "failed",
+"error"}``; both with ``attempts``. Every executor passes the same dict on, so the journal
+does not depend on the executor. Executors are context managers (Ray is started and
+stopped by them) and are registered by name.
 """
 from __future__ import annotations
 
@@ -16,15 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SearchError
+from .registry import EXECUTORS, register_executor
 
 
 @dataclass
 class ExecutorConfig:
+    name: str | None = None  # inline or ray; None: the evaluator's default
     max_failures: int = 2  # retries of an evaluation that raised
     ray_address: str | None = None  # None: embedded local Ray; "auto" or HOST:PORT: join a cluster
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
-    storage: str | None = None  # Ray Tune's experiment folder (absolute)
 
     def validate(self):
         if self.max_failures < 0:
@@ -39,12 +42,11 @@ def _error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[-1].strip() if lines else ''}".strip()
 
 
+@register_executor("inline")
 class InlineExecutor:
     """Evaluates in the driver process, one after the other."""
 
-    name = "inline"
-
-    def __init__(self, config: ExecutorConfig):
+    def __init__(self, config: ExecutorConfig, storage: str | None = None):
         self.config = config.validate()
 
     def __enter__(self):
@@ -64,12 +66,20 @@ class InlineExecutor:
             on_result(index, result)
 
 
+#: the reported key that carries the evaluator's whole result dict, as JSON
+RESULT_KEY = "narnas_result"
+
+
 def _tune_trainable(config, evaluator=None):
     from ray import tune
     result = evaluator.evaluate(json.loads(config["arch"]))
-    tune.report({k: v for k, v in result.items() if v is not None})
+    # Tune keeps only what is reported and adds its own keys: the whole result travels as
+    # one JSON text, so every metric an evaluator yields reaches the journal unchanged.
+    tune.report({RESULT_KEY: json.dumps(result), **{k: v for k, v in result.items()
+                                                   if isinstance(v, (int, float)) and not isinstance(v, bool)}})
 
 
+@register_executor("ray")
 class RayExecutor:
     """Each evaluation is a Ray Tune trial; one Tuner per round (the batch as a grid).
 
@@ -78,10 +88,9 @@ class RayExecutor:
     (``max_failures``), trial checkpoints for training evaluators, and clusters.
     """
 
-    name = "ray"
-
-    def __init__(self, config: ExecutorConfig):
+    def __init__(self, config: ExecutorConfig, storage: str | None = None):
         self.config = config.validate()
+        self.storage = storage  # Ray Tune's experiment folder
         self._temp_dir = None
         self._started = False
 
@@ -138,7 +147,7 @@ class RayExecutor:
                 index = index_of[trial.config["arch"]]
                 if index not in reported:
                     reported.add(index)
-                    result = {k: trial.last_result.get(k) for k in ("val", "test", "seconds")}
+                    result = json.loads(trial.last_result[RESULT_KEY])
                     on_result(index, dict(result, status="ok", attempts=trial.num_failures + 1))
 
             def on_trial_error(self, iteration, trials, trial, **info):
@@ -150,7 +159,7 @@ class RayExecutor:
 
         trainable = tune.with_resources(tune.with_parameters(_tune_trainable, evaluator=evaluator),
                                         {"cpu": self.config.cpus_per_trial, "gpu": self.config.gpus_per_trial})
-        storage = self.config.storage or tempfile.mkdtemp(prefix="narnas-tune-")
+        storage = self.storage or tempfile.mkdtemp(prefix="narnas-tune-")
         tuner = Tuner(trainable, param_space={"arch": tune.grid_search(texts)},
                       tune_config=TuneConfig(reuse_actors=True,
                                              trial_dirname_creator=lambda trial: f"arch_{index_of[trial.config['arch']]:03d}"),
@@ -174,15 +183,7 @@ def _trial_error(trial) -> str:
     return "the trial failed (no error file)"
 
 
-EXECUTORS = {"inline": InlineExecutor, "ray": RayExecutor}
-
-
-def check_executor(name: str) -> None:
-    if name not in EXECUTORS:
-        raise SearchError(f"unknown executor {name!r}; valid: {', '.join(sorted(EXECUTORS))}")
-
-
-def make_executor(name: str, config: ExecutorConfig):
-    check_executor(name)
-    return EXECUTORS[name](config)
+def make_executor(config: ExecutorConfig, storage: str | None = None):
+    """The executor ``config.name`` (resolved: not None), not yet entered."""
+    return EXECUTORS.get(config.name)(config, storage)
 

@@ -18,7 +18,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from .cli import USER_ERRORS, report
+from narnas.cli import run_main
+
 from .errors import SearchError
 
 
@@ -84,13 +85,17 @@ def main(argv=None) -> int:
     p.add_argument("--layers", type=int, default=20)
     p.add_argument("--num-classes", type=int, default=10)
     args = p.parse_args(argv)
-    try:
-        space = spaces.get_space("darts")
-        arch = load_arch(space, args.arch)
-        result = export(arch, space, Path(args.out), Path(args.weights) if args.weights else None,
-                        args.channels, args.layers, args.num_classes)
-    except USER_ERRORS as err:  # spaces, predictor and search errors are ValueErrors
-        return report(err)
+    return run_main(lambda: _main(args))
+
+
+def _main(args) -> int:
+    import spaces
+    from .train import load_arch
+
+    space = spaces.get_space("darts")
+    arch = load_arch(space, args.arch)
+    result = export(arch, space, Path(args.out), Path(args.weights) if args.weights else None,
+                    args.channels, args.layers, args.num_classes)
     print(json.dumps(result))
     return 0
 

@@ -10,65 +10,17 @@ state, and each round's predictor from its own seed.
 """
 from __future__ import annotations
 
-import dataclasses
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 
+from . import config as search_config
+from .config import SearchConfig
 from .errors import SearchError, StateError
-from .evaluators import BenchmarkEvaluator, TrainingEvaluator
-from .executors import ExecutorConfig, check_executor, make_executor
-from .registry import strategy_class
+from .evaluators import EvaluationContext
+from .executors import make_executor
+from .middleware import make_strategy
 from .rundir import BEST, SUMMARY, PredictorStore, RunDir, write_json
-from .strategies import StrategyConfig
-
-#: keys that may change on resume without changing the search
-RUNTIME_KEYS = ("executor", "ray_address", "cpus_per_trial", "gpus_per_trial", "max_failures", "quiet", "plots",
-                "data_dir")
-#: spaces whose archs are trained for real (no tabular benchmark)
-TRAINED_SPACES = ("darts",)
-
-
-@dataclass
-class SearchConfig:
-    space: str = "nb201"
-    strategy: str = "narformer"
-    budget: int = 100
-    batch: int = 10
-    init: int = 10
-    seed: int = 0
-    predictor: str = "narformer"
-    predictor_config: dict = field(default_factory=dict)
-    population: int = 20
-    tournament: int = 5
-    parents: int = 10
-    candidates: int = 500
-    random_share: float = 0.1
-    max_mutations: int = 2
-    warm_start: bool = False
-    data: str | None = None
-    metric: str | None = None  # the search signal; default: the benchmark's validation metric
-    test_metric: str | None = None  # reported, never used for selection
-    preset: str | None = None  # training budget for trained spaces: final, search (default), smoke
-    train_set: dict = field(default_factory=dict)  # training config overrides
-    data_dir: str | None = None  # CIFAR-10 python batches folder
-    executor: str | None = None  # default: inline for look-ups, ray for training
-    ray_address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_failures: int = 2
-    quiet: bool = False
-    plots: bool = True
-
-    def strategy_config(self) -> StrategyConfig:
-        names = {f.name for f in dataclasses.fields(StrategyConfig)}
-        return StrategyConfig(**{k: v for k, v in asdict(self).items() if k in names})
-
-    def executor_config(self, storage: str | None = None) -> ExecutorConfig:
-        return ExecutorConfig(max_failures=self.max_failures, ray_address=self.ray_address,
-                              cpus_per_trial=self.cpus_per_trial, gpus_per_trial=self.gpus_per_trial,
-                              storage=storage)
 
 
 def versions() -> dict:
@@ -83,64 +35,54 @@ def versions() -> dict:
     return out
 
 
-def config_differences(saved: dict, new: dict) -> list[str]:
-    keys = (set(saved) | set(new)) - set(RUNTIME_KEYS)
-    return sorted(k for k in keys if saved.get(k) != new.get(k))
-
-
 class Search:
     """One run: ``Search(config, out).run()``; ``Search.resume(out, overrides).run()``."""
 
-    def __init__(self, config: SearchConfig, out, *, resume: bool = False, force: bool = False,
+    def __init__(self, config: SearchConfig | None, out, *, resume: bool = False, force: bool = False,
                  overrides: dict | None = None, log=None):
+        """``overrides``: a (nested) config tree laid over the saved config on resume."""
         self.run_dir = RunDir(out)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.resumed = 0
         self.previous_wall = 0.0
         if resume:
             saved = self.run_dir.read_config()
-            saved_config = dict(saved["config"])
-            wanted = dict(saved_config, **(overrides or {}))
-            diff = config_differences(saved_config, wanted)
+            saved_tree = saved["config"]
+            if "space" in saved_tree and not isinstance(saved_tree["space"], dict):  # a flat, older config
+                saved_tree = search_config.tree_from_flat(saved_tree)
+            saved_config, _ = search_config.resolve(search_config.build(saved_tree))
+            saved_tree = search_config.to_dict(saved_config)
+            config = search_config.build(search_config.merge(saved_tree, overrides or {}))
+        config, parts = search_config.resolve(config)  # every part checked before any evaluation
+        if resume:
+            diff = search_config.differences(saved_tree, search_config.to_dict(config))
             if diff and not force:
-                raise SearchError(f"the resume's config differs from the saved one in: {', '.join(diff)} "
-                                  f"(saved: {', '.join(f'{k}={saved_config.get(k)!r}' for k in diff)}); "
+                flat = search_config.configs.flatten(saved_tree)
+                named = sorted((search_config.flag_name(k), k) for k in diff)  # as the user typed them
+                raise SearchError(f"the resume's config differs from the saved one in: {', '.join(n for n, _ in named)} "
+                                  f"(saved: {', '.join(f'{n}={flat.get(k)!r}' for n, k in named)}); "
                                   "--force accepts the change")
-            config = _make_config(wanted)
             if diff:
-                write_json(self.run_dir.path / "config.json", dict(saved, config=asdict(config)))
-        trained = config.space in TRAINED_SPACES
-        if config.executor is None:
-            config = dataclasses.replace(config, executor="ray" if trained else "inline")
-        if trained and config.preset is None:
-            config = dataclasses.replace(config, preset="search")
+                write_json(self.run_dir.path / "config.json", dict(saved, config=search_config.to_dict(config)))
         self.config = config
-        check_executor(config.executor)
-        config.executor_config().validate()
-        self.space = _space(config.space)
-        self.evaluator = self._evaluator(trained)
-        self.strategy = strategy_class(config.strategy)(self.space, config.strategy_config())
+        self.space = parts.space
+        context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(config.executor.cpus_per_trial)))
+        self.evaluator = parts.evaluator_class(config.space.name, parts.evaluator_config, context)
+        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
         if resume:
             self._restore(journal)
         else:
-            self.run_dir.create({"config": asdict(config), "versions": versions(),
+            self.run_dir.create({"config": search_config.to_dict(config), "versions": versions(),
                                  "evaluator": self.evaluator.describe(), "seed": config.seed,
                                  "command": sys.argv})
-        if hasattr(self.strategy, "predictor_store"):
-            self.strategy.predictor_store = PredictorStore(self.run_dir)
+        self._attach_store()
         self.journal_lines = len(journal)
 
-    def _evaluator(self, trained: bool):
-        cfg = self.config
-        if trained:
-            return TrainingEvaluator(cfg.space, cfg.preset, cfg.train_set, cfg.data_dir,
-                                     checkpoints=str(self.run_dir.path / "checkpoints"),
-                                     threads=max(1, int(cfg.cpus_per_trial)))
-        if cfg.preset or cfg.train_set:
-            raise SearchError(f"--preset / --train-set are for trained spaces ({', '.join(TRAINED_SPACES)}); "
-                              f"{cfg.space} is evaluated by benchmark look-ups")
-        return BenchmarkEvaluator(cfg.space, cfg.data, cfg.metric, cfg.test_metric)
+    def _attach_store(self):
+        base = self.strategy.base
+        if hasattr(base, "predictor_store"):
+            base.predictor_store = PredictorStore(self.run_dir)
 
     # --- resume ---------------------------------------------------------------------
     def _restore(self, journal: list[dict]):
@@ -154,15 +96,14 @@ class Search:
             self.resumed = state["resumed"] + 1
             self.previous_wall = state["wall_seconds"]
             for record in journal[state["journal_lines"]:]:
-                self.strategy.tell(record["key"], record.get("val"), record.get("test"))
+                self._tell(record)
         else:
             self._replay(journal)
             self.resumed = 1
 
     def _replay(self, journal):
         """Rebuild the strategy by running it again with the journal's results as answers."""
-        if hasattr(self.strategy, "predictor_store"):
-            self.strategy.predictor_store = PredictorStore(self.run_dir)
+        self._attach_store()
         results = {r["key"]: r for r in journal}
         while True:
             batch = self.strategy.pending() or self.strategy.ask()
@@ -171,9 +112,15 @@ class Search:
             keys = [self.strategy.key(a) for a in batch]
             known = [k for k in keys if k in results]
             for k in known:
-                self.strategy.tell(k, results[k].get("val"), results[k].get("test"))
+                self._tell(results[k])
             if len(known) < len(keys):
                 return
+
+    def _tell(self, record: dict):
+        """Tell the strategy a journal record (a finished evaluation)."""
+        ok = record.get("status", "ok") == "ok"
+        self.strategy.tell(record["key"], record.get("val") if ok else None, record.get("test") if ok else None,
+                           error=None if ok else record.get("error"))
 
     # --- the loop -------------------------------------------------------------------
     def _save_state(self, wall: float):
@@ -184,8 +131,7 @@ class Search:
         start = time.time()
         wall = lambda: self.previous_wall + time.time() - start
         cfg = self.config
-        storage = str(self.run_dir.path / "ray")
-        with make_executor(cfg.executor, cfg.executor_config(storage)) as executor:
+        with make_executor(cfg.executor, storage=str(self.run_dir.path / "ray")) as executor:
             while True:
                 batch = self.strategy.pending() or self.strategy.ask()
                 if not batch:
@@ -198,22 +144,21 @@ class Search:
                     record = {"key": keys[index], "arch": jsons[index], "round": self.strategy.round, **result}
                     self.run_dir.append_journal(record)
                     self.journal_lines += 1
-                    self.strategy.tell(keys[index], result.get("val") if result["status"] == "ok" else None,
-                                       result.get("test"))
+                    self._tell(record)
                     self._save_state(wall())
                     if result["status"] != "ok":
                         self.log(f"evaluation of {keys[index]} failed: {result['error']}")
 
                 executor.run(jsons, self.evaluator, on_result, self.strategy.round)
                 self._progress()
-                if cfg.plots:
+                if cfg.run.plots:
                     self._plots()
         summary = self.summary(wall())
         self._save_state(summary["wall_seconds"])
         write_json(self.run_dir.path / SUMMARY, summary)
         if summary["best"]:
             write_json(self.run_dir.path / BEST, summary["best"]["arch"])
-        if cfg.plots:
+        if cfg.run.plots:
             self._plots()
         return summary
 
@@ -230,35 +175,23 @@ class Search:
         return {"best": best,
                 "evaluations": len(entries), "failed": sum(e["value"] is None for e in entries),
                 "rounds": self.strategy.round, "wall_seconds": round(wall, 2), "resumed": self.resumed,
-                "predictor_tau_per_round": round_taus(entries), "space": self.config.space,
-                "strategy": self.config.strategy, "seed": self.config.seed,
+                "predictor_tau_per_round": round_taus(entries), "space": self.config.space.name,
+                "strategy": self.config.strategy.name, "seed": self.config.seed,
                 "metric": self.evaluator.metric, "test_metric": self.evaluator.test_metric}
 
     def _progress(self):
-        if self.config.quiet:
+        if self.config.run.quiet:
             return
         from .report import best_entry, round_taus
         entries = self.entries()
         best = best_entry(entries)
         taus = round_taus(entries)
         tau = f" predictor tau (last round) {taus[-1]['tau']:.3f}" if taus else ""
-        best_text = f"best {best['value']:.2f} (test {best['test']:.2f})" if best else "best -"
-        self.log(f"round {self.strategy.round:3d}  evaluations {len(entries):4d}/{self.config.budget}  "
+        test = "" if best is None or best["test"] is None else f" (test {best['test']:.2f})"
+        best_text = f"best {best['value']:.2f}{test}" if best else "best -"
+        self.log(f"round {self.strategy.round:3d}  evaluations {len(entries):4d}/{self.config.strategy.budget}  "
                  f"{best_text}{tau}")
 
     def _plots(self):
         from .report import plot_run
-        plot_run(self.entries(), self.run_dir.path / "plots", f"{self.config.strategy} on {self.config.space}")
-
-
-def _make_config(values: dict) -> SearchConfig:
-    names = {f.name for f in dataclasses.fields(SearchConfig)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise SearchError(f"unknown config key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    return SearchConfig(**values)
-
-
-def _space(name: str):
-    import spaces
-    return spaces.get_space(name)
+        plot_run(self.entries(), self.run_dir.path / "plots", f"{self.config.strategy.name} on {self.config.space.name}")

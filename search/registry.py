@@ -1,31 +1,44 @@
-"""Name -> strategy class registry (the built-in module is imported on first look-up)."""
+"""Name -> factory registries of the search layer: strategies, evaluators, executors and
+constraint measures. Built-in modules are imported on the first look-up; a plug-in
+registers its own with the ``register_*`` decorators."""
 from __future__ import annotations
 
-import importlib
+from narnas.registry import Registry
 
 from .errors import SearchError
 
-_STRATEGIES: dict[str, type] = {}
-_loaded = False
+
+def _unknown(kind, name, valid):
+    return SearchError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+
+
+STRATEGIES = Registry("strategy", ("search.strategies",), error=_unknown)
+EVALUATORS = Registry("evaluator", ("search.evaluators.benchmark", "search.evaluators.cifar10_training"),
+                      error=_unknown)
+EXECUTORS = Registry("executor", ("search.executors",), error=_unknown)
+#: name -> ``(space) -> (arch -> float)``: a number measured on an arch without evaluating it
+MEASURES = Registry("constraint measure", ("search.middleware",), error=_unknown)
 
 
 def register_strategy(name: str):
-    def decorate(cls):
-        _STRATEGIES[name] = cls
-        cls.name = name
-        return cls
-    return decorate
+    return STRATEGIES.register(name, set_name=True)
+
+
+def register_evaluator(name: str):
+    return EVALUATORS.register(name, set_name=True)
+
+
+def register_executor(name: str):
+    return EXECUTORS.register(name, set_name=True)
+
+
+def register_measure(name: str):
+    return MEASURES.register(name)
 
 
 def list_strategies() -> list[str]:
-    global _loaded
-    if not _loaded:
-        importlib.import_module("search.strategies")
-        _loaded = True
-    return sorted(_STRATEGIES)
+    return STRATEGIES.names()
 
 
 def strategy_class(name: str) -> type:
-    if name not in list_strategies():
-        raise SearchError(f"unknown strategy {name!r}; valid: {', '.join(list_strategies())}")
-    return _STRATEGIES[name]
+    return STRATEGIES.get(name)

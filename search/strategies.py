@@ -20,21 +20,22 @@ from .registry import register_strategy
 
 @dataclass
 class StrategyConfig:
+    name: str = "narformer"  # narformer, rea or random (any registered strategy)
     budget: int = 100  # evaluations, failed ones included
     batch: int = 10  # archs per round after the first
     init: int = 10  # random archs of the first round
-    seed: int = 0
     # rea: regularized evolution (aging population, tournament selection)
     population: int = 20
     tournament: int = 5
-    # narformer: predictor-guided evolution
-    predictor: str = "narformer"
-    predictor_config: dict = field(default_factory=dict)
+    # narformer: predictor-guided evolution (the predictor is the config's predictor section)
     parents: int = 10  # the top-k evaluated archs that are mutated
     candidates: int = 500  # new archs ranked by the predictor each round
     random_share: float = 0.1  # of the candidates, sampled at random instead of mutated
     max_mutations: int = 2  # a candidate is 1..max_mutations mutations away from its parent
     warm_start: bool = False  # start each round's predictor from the previous round's weights
+    # middleware (search.middleware)
+    constraints: dict = field(default_factory=dict)  # measure name -> the largest value allowed
+    stop_if_first_round_fails: bool = True  # nothing to search from when every first evaluation failed
 
     def validate(self):
         for name in ("budget", "batch", "init", "population", "tournament", "parents", "candidates",
@@ -48,6 +49,15 @@ class StrategyConfig:
         return self
 
 
+@dataclass
+class PredictorSection:
+    """The predictor of predictor-guided strategies: a registered name and its own config
+    (the fields of that predictor's config dataclass; the seed is set per round)."""
+
+    name: str = "narformer"
+    config: dict = field(default_factory=dict)
+
+
 class Strategy:
     """The shared bookkeeping: history, in-flight batch, rounds and the RNG."""
 
@@ -55,14 +65,24 @@ class Strategy:
     #: how many distinct archs a proposal may try before it gives up (small spaces run out)
     attempts_per_arch = 200
 
-    def __init__(self, space, config: StrategyConfig):
-        self.space, self.config = space, config.validate()
-        self.rng = np.random.default_rng(config.seed)
+    def __init__(self, space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None):
+        self.space, self.config, self.seed = space, config.validate(), seed
+        self.predictor_section = predictor or PredictorSection()
+        self.rng = np.random.default_rng(seed)
         self.round = 0
         self.history: list[dict] = []  # committed: key, arch (JSON), value, round, predicted
         self.in_flight: list[dict] = []  # the current batch, same fields; value set by tell
-        self._known: set[str] = set()  # keys evaluated or in flight
+        self.seen: set[str] = set()  # keys evaluated or in flight
+        self.proposing: set[str] = set()  # keys taken by the proposal being made
+        # Admission checks of new archs, (key, arch) -> bool, added by middleware
+        # (deduplication, constraints); consulted wherever a new arch is drawn.
+        self.filters: list[Callable[[str, object], bool]] = []
         self._archs: dict[str, object] = {}  # key -> arch, a cache rebuilt from JSON
+
+    @property
+    def base(self) -> "Strategy":
+        """The strategy itself (middleware wrapping it answers the same)."""
+        return self
 
     # --- the interface -------------------------------------------------------------
     def ask(self) -> list:
@@ -74,17 +94,20 @@ class Strategy:
         if n <= 0:
             return []
         self.round += 1
+        self.proposing = set()
         proposals = self.propose(n)
+        self.proposing = set()
         if not proposals:  # the space has no new arch left near the search
             self.round -= 1
             return []
+        self.seen.update(k for k, _, _ in proposals)
         self.in_flight = [{"key": k, "arch": self.space.to_json(a), "value": None, "test": None, "done": False,
                            "round": self.round, "predicted": p} for k, a, p in proposals]
         return [a for _, a, _ in proposals]
 
-    def tell(self, key: str, value: float | None, test: float | None = None) -> None:
-        """The result of an in-flight arch: its search value (None = failed) and, for the
-        record only, its test value."""
+    def tell(self, key: str, value: float | None, test: float | None = None, error: str | None = None) -> None:
+        """The result of an in-flight arch: its search value (None = failed, with its
+        ``error``) and, for the record only, its test value."""
         for entry in self.in_flight:
             if entry["key"] == key and not entry["done"]:
                 entry["value"] = None if value is None else float(value)
@@ -116,7 +139,7 @@ class Strategy:
         self.rng.bit_generator.state = state["rng"]
         self.history = [dict(e) for e in state["history"]]
         self.in_flight = [dict(e) for e in state["in_flight"]]
-        self._known = {e["key"] for e in self.history + self.in_flight}
+        self.seen = {e["key"] for e in self.history + self.in_flight}
 
     # --- helpers for subclasses ----------------------------------------------------
     def propose(self, n: int) -> list[tuple]:
@@ -139,28 +162,32 @@ class Strategy:
         self.history.extend(self.in_flight)
         self.in_flight = []
 
-    def _new(self, make: Callable[[], object], n: int, taken: set[str]) -> list[tuple]:
-        """Up to n archs from ``make()`` whose keys are neither known nor in ``taken``."""
+    def admissible(self, key: str, arch) -> bool:
+        """A new arch may join the proposal: not in it yet, and every filter lets it in."""
+        return key not in self.proposing and all(accept(key, arch) for accept in self.filters)
+
+    def _new(self, make: Callable[[], object], n: int) -> list[tuple]:
+        """Up to n admissible archs from ``make()`` (taken into the proposal)."""
         out = []
         for _ in range(n * self.attempts_per_arch):
             if len(out) == n:
                 break
             arch = make()
             key = self.key(arch)
-            if key in self._known or key in taken:
+            if not self.admissible(key, arch):
                 continue
-            taken.add(key)
-            self._known.add(key)
+            self.proposing.add(key)
             self._archs[key] = arch
             out.append((key, arch))
         return out
 
     def _fresh_mutant(self, parent, max_steps: int = 10):
-        """A mutant of ``parent``; when it is already known, mutate it further (a short
-        random walk), so a crowded neighbourhood does not stall the search."""
+        """A mutant of ``parent``; when it is not admissible (known already, or outside a
+        constraint), mutate it further (a short random walk), so a crowded neighbourhood
+        does not stall the search."""
         child = self.space.mutate(parent, self.rng)
         for _ in range(max_steps - 1):
-            if self.key(child) not in self._known:
+            if self.admissible(self.key(child), child):
                 break
             child = self.space.mutate(child, self.rng)
         return child
@@ -176,7 +203,7 @@ class RandomSearch(Strategy):
     """Uniform samples, never the same arch twice."""
 
     def propose(self, n):
-        return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n, set())]
+        return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n)]
 
 
 @register_strategy("rea")
@@ -187,7 +214,7 @@ class RegularizedEvolution(Strategy):
 
     def propose(self, n):
         if self.round == 1:
-            return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n, set())]
+            return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n)]
         population = self.evaluated_ok()[-self.config.population:]
         if not population:  # everything failed so far: start again from random archs
             return RandomSearch.propose(self, n)
@@ -198,7 +225,7 @@ class RegularizedEvolution(Strategy):
             best = max(drawn, key=lambda i: (population[i]["value"], -i))
             parent = population[best]
             return self._fresh_mutant(self.arch(parent["key"], parent["arch"]))
-        return [(k, a, None) for k, a in self._new(child, n, set())]
+        return [(k, a, None) for k, a in self._new(child, n)]
 
 
 @register_strategy("narformer")
@@ -207,8 +234,8 @@ class PredictorGuided(Strategy):
     everything evaluated, mutate the top ``parents`` archs (plus a random share) into
     ``candidates`` new archs, and propose the ones the predictor ranks highest."""
 
-    def __init__(self, space, config):
-        super().__init__(space, config)
+    def __init__(self, space, config, seed=0, predictor=None):
+        super().__init__(space, config, seed, predictor)
         self._graphs: dict[str, object] = {}
         self.predictor = None  # the last fitted predictor
         # Where warm starts find the previous round's weights; the run folder replaces it.
@@ -222,8 +249,8 @@ class PredictorGuided(Strategy):
     def make_predictor(self):
         import predictor as predictors
         # A seed per round: a resumed run refits exactly the predictor the original fitted.
-        cfg = dict(self.config.predictor_config, seed=self.config.seed * 1000 + self.round)
-        return predictors.get_predictor(self.config.predictor, **cfg)
+        cfg = dict(self.predictor_section.config, seed=self.seed * 1000 + self.round)
+        return predictors.get_predictor(self.predictor_section.name, **cfg)
 
     def fit_predictor(self):
         ok = self.evaluated_ok()
@@ -239,7 +266,7 @@ class PredictorGuided(Strategy):
     def propose(self, n):
         cfg = self.config
         if self.round == 1 or len(self.evaluated_ok()) < 2:
-            return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n, set())]
+            return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n)]
         values = [e["value"] for e in self.evaluated_ok()]
         model = self.fit_predictor() if max(values) > min(values) else None  # equal values: nothing to learn
         ranked = sorted(self.evaluated_ok(), key=lambda e: -e["value"])  # stable: ties keep history order
@@ -250,10 +277,7 @@ class PredictorGuided(Strategy):
                 return self.space.sample(self.rng)
             parent = parents[self.rng.integers(len(parents))]
             return self._mutant(parent, int(self.rng.integers(1, cfg.max_mutations + 1)))
-        # Candidates are registered as known only if chosen: undo for the rest.
-        found = self._new(candidate, cfg.candidates, set())
-        for key, _ in found:
-            self._known.discard(key)
+        found = self._new(candidate, cfg.candidates)
         if not found:
             return []
         if model is None:  # keep the (random) order the candidates were made in
@@ -262,6 +286,5 @@ class PredictorGuided(Strategy):
             scores = model.predict([self.space.to_graph(a) for _, a in found])
             order = np.argsort(-scores, kind="stable")[:n]
             chosen = [(found[i][0], found[i][1], float(scores[i])) for i in order]
-        self._known.update(k for k, _, _ in chosen)
         return chosen
 

@@ -18,7 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import USER_ERRORS, report
+from narnas.cli import parse_overrides, run_main
+
 from .errors import SearchError
 
 KNOWN = {"darts_v1": "DARTS_V1", "darts_v2": "DARTS_V2"}
@@ -51,11 +52,14 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(lambda: _main(args))
+
+
+def _main(args) -> int:
     import spaces
     from . import cifar10, training
-    from .run import parse_overrides
 
-    args = build_parser().parse_args(argv)
     try:
         space = spaces.get_space("darts")
         arch = load_arch(space, args.arch)
@@ -67,8 +71,6 @@ def main(argv=None) -> int:
         warn = lambda msg: print(msg, file=sys.stderr, flush=True)
         data = cifar10.load(args.data_dir, config.val_size, config.fraction, warn=warn)
         result = training.train(arch, space, data, config, checkpoint=out / "checkpoint.pt", progress=not args.quiet)
-    except USER_ERRORS as err:  # spaces, predictor and search errors are ValueErrors
-        return report(err)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to continue from the last epoch", file=sys.stderr)
         return 130

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from narnas import config as configs
+
 from .errors import SearchError
 
 
@@ -70,11 +72,7 @@ PRESETS = {
 def preset(name: str, **overrides) -> TrainingConfig:
     if name not in PRESETS:
         raise SearchError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise SearchError(f"unknown training key(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    return TrainingConfig(**{**PRESETS[name], **overrides}).validate()
+    return configs.build(TrainingConfig, {**PRESETS[name], **overrides}, path="training")
 
 
 # --- augmentation on batches ------------------------------------------------------------

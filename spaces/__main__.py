@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+from narnas.cli import run_main
+
 from .errors import SpacesError
 from .registry import get_benchmark, get_space, list_spaces
 
@@ -39,14 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except SpacesError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `| head` closed the pipe: not an error
-        sys.stderr.close()
-    return 0
+    return run_main(lambda: run(args) or 0)
 
 
 def run(args) -> None:

@@ -50,6 +50,9 @@ class SearchSpace(abc.ABC):
     name: str
     #: The operation names a graph node can carry, in index order.
     graph_vocab: tuple[str, ...]
+    #: Names of the evaluators (search.evaluators) that can evaluate this space's archs;
+    #: the first is the default.
+    evaluators: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def sample(self, rng: np.random.Generator):

@@ -20,12 +20,18 @@ class ArchNotInBenchmarkError(SpacesError, KeyError):
         return str(self.args[0])
 
 
+class MissingMetricError(SpacesError, ValueError):
+    """The table lacks the column a metric defaults to, and none was named."""
+
+
 @dataclass(eq=False)
 class Benchmark:
     """Metrics of the architectures of one space, read from ``source``.
 
     ``default_metric`` is the search signal (a validation accuracy); ``test_metric``
-    the figure reported for the chosen architecture and never used for selection.
+    the figure reported for the chosen architecture and never used for selection. Either
+    is None when the table lacks the column it names by default (a table of another
+    dataset): the metric must then be chosen by name.
     """
 
     space: object
@@ -33,8 +39,10 @@ class Benchmark:
     columns: dict[str, np.ndarray]
     make_arch: Callable[[int], object]  # row -> arch
     source: str
-    default_metric: str
-    test_metric: str
+    default_metric: str | None
+    test_metric: str | None
+    #: the column the space expects as its search metric, named in the error when it is missing
+    expected_metric: str | None = None
     _row: dict = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -67,9 +75,25 @@ class Benchmark:
         except KeyError:
             raise UnknownNameError("metric", metric, self.columns) from None
 
+    def search_metric(self) -> str:
+        """The default search metric; an error naming the columns when the table has none."""
+        if self.default_metric is None:
+            raise MissingMetricError(
+                f"{self.source} has no column {self.expected_metric!r} (the default search metric): name "
+                f"the search metric (--metric / --target); columns: {', '.join(self.metrics)}")
+        return self.default_metric
+
+    def report_metric(self) -> str:
+        """The default test metric; an error naming the columns when the table has none."""
+        if self.test_metric is None:
+            raise MissingMetricError(
+                f"{self.source} has no default test metric column: name the reported metric "
+                f"(--test-metric / --test-target); columns: {', '.join(self.metrics)}")
+        return self.test_metric
+
     def query(self, arch, metric: str | None = None) -> float:
         """The value of ``metric`` (default: the search metric) for ``arch``."""
-        col = self.column(metric or self.default_metric)
+        col = self.column(metric or self.search_metric())
         return float(col[self.row(arch)])
 
     def arch(self, row: int):

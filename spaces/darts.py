@@ -95,6 +95,7 @@ def parse_genotype(text: str) -> dict:
 class DartsSpace(SearchSpace):
     name = "darts"
     graph_vocab = GRAPH_VOCAB
+    evaluators = ("cifar10-train",)
 
     def sample(self, rng):
         return DartsArch(*(self._sample_cell(rng) for _ in CELLS))

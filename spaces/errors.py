@@ -6,8 +6,10 @@ and print one line.
 """
 from __future__ import annotations
 
+from narnas.errors import UserError
 
-class SpacesError(Exception):
+
+class SpacesError(UserError):
     """Base class of the errors a user can fix."""
 
 

@@ -120,6 +120,7 @@ def module_hash(matrix: tuple, labels: tuple) -> str:
 class NB101Space(SearchSpace):
     name = "nb101"
     graph_vocab = GRAPH_VOCAB
+    evaluators = ("benchmark",)
 
     def sample(self, rng):
         """The official random cell: each upper-triangular edge with p=0.5, ops uniform; redraw until valid."""
@@ -205,6 +206,3 @@ def arch_from_codes(adjacency: np.ndarray, op_codes: np.ndarray, n_vertices: int
     matrix = tuple(tuple(int(v) for v in row[:n]) for row in adjacency[:n])
     return NB101Arch(matrix, ops)
 
-
-# The benchmark readers register themselves for this space.
-from . import nb101_data  # noqa: E402,F401

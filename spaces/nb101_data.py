@@ -84,9 +84,9 @@ def _from_arrays(arrays: dict[str, np.ndarray], source: str) -> Benchmark:
     def make(row: int):
         return arch_from_codes(adjacency[row], ops[row], n_vertices[row])
 
-    default = "val_acc_108" if "val_acc_108" in columns else sorted(columns)[0]
-    test = "test_acc_108" if "test_acc_108" in columns else default
-    return Benchmark(get_space("nb101"), keys, columns, make, source, default, test)
+    default = "val_acc_108" if "val_acc_108" in columns else None
+    test = "test_acc_108" if "test_acc_108" in columns else None
+    return Benchmark(get_space("nb101"), keys, columns, make, source, default, test, expected_metric="val_acc_108")
 
 
 def read_tfrecord(file: Path) -> dict[str, np.ndarray]:

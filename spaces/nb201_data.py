@@ -98,9 +98,11 @@ def _from_table(arch_strs, columns, source) -> Benchmark:
     keys = [space.key(a) for a in archs]
     if len(set(keys)) != len(keys):
         raise DataFileError(f"{source}: an architecture appears twice")
-    default = DEFAULT_METRIC if DEFAULT_METRIC in columns else sorted(columns)[0]
-    test = TEST_METRIC if TEST_METRIC in columns else default
-    return Benchmark(space, keys, columns, archs.__getitem__, source, default, test)
+    # A table without the default columns (e.g. CIFAR-100 only) has no default metric: the
+    # search metric must then be named, never guessed from the columns.
+    default = DEFAULT_METRIC if DEFAULT_METRIC in columns else None
+    test = TEST_METRIC if TEST_METRIC in columns else None
+    return Benchmark(space, keys, columns, archs.__getitem__, source, default, test, expected_metric=DEFAULT_METRIC)
 
 
 def _open_official(file: Path, cache: bool) -> Benchmark:

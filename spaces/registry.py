@@ -1,55 +1,37 @@
-"""Name -> factory registries for spaces and benchmark readers.
+"""Name -> factory registries for spaces and their benchmark readers.
 
-Factories are recorded by a decorator when their module is imported; the built-in
-modules are imported on the first look-up, so ``import spaces`` starts nothing.
+Built-in spaces and readers are listed here and imported on the first look-up, so
+``import spaces`` starts nothing and no module registers anything as a side effect of
+importing another. A plug-in registers its own with ``register_space`` /
+``register_benchmark``.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Callable
+from narnas.registry import Registry
 
 from .errors import UnknownNameError
 
-_BUILTIN_MODULES = ("spaces.nb101", "spaces.nb201", "spaces.darts")
-_SPACES: dict[str, Callable] = {}
-_BENCHMARKS: dict[str, Callable] = {}
-_loaded = False
-
-
-def _load_builtins():
-    global _loaded
-    if not _loaded:
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+SPACES = Registry("space", ("spaces.nb101", "spaces.nb201", "spaces.darts"), error=UnknownNameError)
+#: space name -> ``(path, **options) -> Benchmark``, the function that opens its data files
+BENCHMARKS = Registry("benchmark space", ("spaces.nb101_data", "spaces.nb201_data"), error=UnknownNameError)
 
 
 def register_space(name: str):
-    def decorate(factory):
-        _SPACES[name] = factory
-        return factory
-    return decorate
+    return SPACES.register(name)
 
 
 def register_benchmark(space: str):
     """Record the function ``(path, **options) -> Benchmark`` that opens ``space``'s data files."""
-    def decorate(opener):
-        _BENCHMARKS[space] = opener
-        return opener
-    return decorate
+    return BENCHMARKS.register(space)
 
 
 def list_spaces() -> list[str]:
-    _load_builtins()
-    return sorted(_SPACES)
+    return SPACES.names()
 
 
 def get_space(name: str, **config):
     """The search space registered as ``name``; unknown names list the valid ones."""
-    _load_builtins()
-    if name not in _SPACES:
-        raise UnknownNameError("space", name, _SPACES)
-    return _SPACES[name](**config)
+    return SPACES.get(name)(**config)
 
 
 def get_benchmark(space, path=None, **options):
@@ -58,8 +40,5 @@ def get_benchmark(space, path=None, **options):
     ``path`` may be any file format the space's readers know; ``None`` means the
     environment variable, then the default data folder (see each space's docs).
     """
-    _load_builtins()
     name = space if isinstance(space, str) else space.name
-    if name not in _BENCHMARKS:
-        raise UnknownNameError("benchmark space", name, _BENCHMARKS)
-    return _BENCHMARKS[name](path, **options)
+    return BENCHMARKS.get(name)(path, **options)

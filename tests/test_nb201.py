@@ -117,7 +117,10 @@ def test_compact_csv_reader_takes_any_metric_columns(tmp_path, space):
     assert bench.query(space.from_json(BEST), "my_acc") == 93.5
     assert np.isnan(bench.query(bench.arch(1), "latency"))
     with pytest.raises(ArchNotInBenchmarkError, match="not in"):
-        bench.query(space.from_json(to_arch_str([1] * 6)))
+        bench.query(space.from_json(to_arch_str([1] * 6)), "my_acc")
+    # no default metric column: the search metric must be named, never guessed
+    with pytest.raises(spaces.SpacesError, match="no column 'c10valid_val_200_mean'.*columns: latency, my_acc"):
+        bench.query(space.from_json(BEST))
 
 
 def test_missing_and_malformed_files_name_the_file_and_the_env_var(tmp_path, monkeypatch):

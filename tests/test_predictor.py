@@ -9,7 +9,7 @@ import predictor
 import spaces
 from predictor.augment import random_topological_order, twins
 from predictor.graphs import batch_graphs, neighbour_mask
-from predictor.metrics import kendall_tau, precision_at_top
+from predictor.metrics import kendall_tau, precision_at_top, spearman
 from predictor.narformer import consistency_loss, graph_attention_mask, sequence_ranking_loss
 from predictor.tnasp import laplacian_eigenvectors
 from predictor.tokenizer import sincos_code, tokenize
@@ -83,6 +83,29 @@ def test_metrics():
     assert kendall_tau(-truth, truth) == pytest.approx(-1.0)
     assert precision_at_top(truth, truth, 0.05) == 1.0
     assert precision_at_top(-truth, truth, 0.05) == 0.0
+    # one discordant pair of six: (5 - 1) / 6; Spearman 1 - 6 * 2 / (4 * 15)
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    # constant predictions carry no ranking: 0, not NaN
+    assert kendall_tau([5.0] * 4, [1, 2, 3, 4]) == 0.0 and spearman([5.0] * 4, [1, 2, 3, 4]) == 0.0
+    # the true top 2 of 20 are 19 and 18; predicting 19 as the worst finds only 18
+    pred = np.arange(20.0)
+    pred[19] = -1
+    assert precision_at_top(pred, np.arange(20.0), 0.1) == 0.5
+
+
+def test_a_warm_start_begins_from_the_given_weights(nb201):
+    """With a learning rate near zero the warm-started predictor keeps the weights it was
+    given; the cold one keeps its random initialisation."""
+    _, bench, graphs = nb201
+    y = bench.column("c10valid_val_200_mean")
+    trained = predictor.get_predictor("mlp", hidden=(32,), epochs=30).fit(graphs[:200], y[:200])
+    still = dict(hidden=(32,), epochs=2, lr=1e-12, ema_decay=0.0, seed=7)
+    warm = predictor.get_predictor("mlp", **still).fit(graphs[:200], y[:200], init_state=trained.state_dict())
+    cold = predictor.get_predictor("mlp", **still).fit(graphs[:200], y[:200])
+    probe = graphs[300:400]
+    np.testing.assert_allclose(warm.predict(probe), trained.predict(probe), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(cold.predict(probe), trained.predict(probe), rtol=1e-2, atol=1e-2)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

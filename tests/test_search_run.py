@@ -62,7 +62,10 @@ def test_summary_files_and_best(reference):
     assert s["best"]["key"] == best["key"] and s["best"]["test"] == best["test"]
     assert json.loads((reference / "best.json").read_text()) == best["arch"]
     config = json.loads((reference / "config.json").read_text())
-    assert config["seed"] == 5 and config["config"]["budget"] == 40 and "torch" in config["versions"]
+    assert config["seed"] == 5 and config["config"]["strategy"]["budget"] == 40 and "torch" in config["versions"]
+    assert config["config"]["predictor"] == {"name": "mlp", "config": config["config"]["predictor"]["config"]}
+    assert config["config"]["predictor"]["config"]["epochs"] == 40  # the whole predictor config, checked
+    assert config["config"]["evaluator"]["name"] == "benchmark" and config["evaluator"]["metric"] == "c10valid_val_200_mean"
     assert sorted(p.name for p in (reference / "predictor").iterdir()) == [f"round_{r:03d}.pt" for r in (2, 3, 4)]
 
 
@@ -148,14 +151,97 @@ def test_ray_executor_gives_the_inline_search_and_cleans_up(tmp_path):
     assert on_ray.returncode == 0, on_ray.stderr
     assert summary(tmp_path / "ray")["best"] == summary(tmp_path / "inline")["best"]
     assert sorted(e["key"] for e in journal(tmp_path / "ray")) == sorted(e["key"] for e in journal(tmp_path / "inline"))
+    # the executors pass the evaluator's whole result on: the same fields reach the journal
+    fields = lambda folder: {tuple(sorted(e)) for e in journal(folder)}
+    assert fields(tmp_path / "ray") == fields(tmp_path / "inline") and "seconds" in journal(tmp_path / "ray")[0]
     time.sleep(2)
     assert set(ray_processes("narnas-ray-")) - before == set()
 
 
 def test_warm_start_reads_the_previous_rounds_weights(tmp_path):
-    out = tmp_path / "warm"
+    import torch
+    out, cold = tmp_path / "warm", tmp_path / "cold"
     done = search(*FAST, "--budget", "30", "--warm-start", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert json.loads((out / "config.json").read_text())["config"]["warm_start"] is True
+    assert search(*FAST, "--budget", "30", "--out", str(cold)).returncode == 0
+    assert json.loads((out / "config.json").read_text())["config"]["strategy"]["warm_start"] is True
     assert sorted(p.name for p in (out / "predictor").iterdir()) == ["round_002.pt", "round_003.pt"]
     assert summary(out)["evaluations"] == 30
+    # round 2 has no earlier weights (the same fit as the cold run); round 3 starts from round 2's
+    load = lambda folder, r: torch.load(folder / "predictor" / f"round_{r:03d}.pt", weights_only=False)["model"]
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)
+    assert same(load(out, 2), load(cold, 2))
+    assert not same(load(out, 3), load(cold, 3))
+
+
+def write_table(path, rows, columns):
+    import csv, gzip, io
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["arch_str", *columns])
+    writer.writerows(rows)
+    path.write_bytes(gzip.compress(buf.getvalue().encode()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def partial_table(tmp_path_factory):
+    """The packaged NB201 table with two of every three archs left out: looking those up fails."""
+    import spaces
+    bench = spaces.get_benchmark("nb201")
+    val, test = bench.column("c10valid_val_200_mean"), bench.column("c10_test_200")
+    rows = [(bench.keys[i], val[i], test[i]) for i in range(0, len(bench), 3)]
+    return write_table(tmp_path_factory.mktemp("partial") / "partial.csv.gz", rows,
+                       ["c10valid_val_200_mean", "c10_test_200"])
+
+
+def test_failed_evaluations_are_journaled_and_replayed_on_resume(partial_table, tmp_path):
+    args = FAST + ["--data", str(partial_table), "--max-failures", "0"]
+    whole = search(*args, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    entries = journal(tmp_path / "whole")
+    failed = [e for e in entries if e["status"] == "failed"]
+    assert len(entries) == 40 and failed and all("is not in" in e["error"] for e in failed)
+    s = summary(tmp_path / "whole")
+    assert s["failed"] == len(failed) and s["best"]["key"] not in {e["key"] for e in failed}
+    out = tmp_path / "killed"
+    assert kill_when(args + ["--out", str(out)], out, 22)
+    assert search("--resume", str(out), "--quiet").returncode == 0
+    assert [(e["key"], e["status"]) for e in journal(out)] == [(e["key"], e["status"]) for e in entries]
+    assert summary(out)["best"] == s["best"] and summary(out)["failed"] == s["failed"]
+
+
+def test_a_table_without_the_default_metric_needs_one_named(tmp_path):
+    import spaces
+    bench = spaces.get_benchmark("nb201")
+    table = write_table(tmp_path / "c100.csv.gz", [(k, 50.0 + i % 7, 1.0) for i, k in enumerate(bench.keys[:500])],
+                        ["c100_val_200", "c100_nseeds"])
+    done = search("--space", "nb201", "--data", str(table), "--out", str(tmp_path / "run"), "--quiet")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "has no column 'c10valid_val_200_mean'" in done.stderr and "c100_nseeds, c100_val_200" in done.stderr
+    assert not (tmp_path / "run").exists()
+    named = search("--space", "nb201", "--data", str(table), "--metric", "c100_val_200", "--test-metric",
+                   "c100_val_200", "--strategy", "random", "--budget", "20", "--out", str(tmp_path / "named"), "--quiet",
+                   "--no-plots")
+    assert named.returncode == 0, named.stderr
+    assert summary(tmp_path / "named")["metric"] == "c100_val_200"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--predictor-set", "epochs=abc"], "predictor mlp.epochs must be a whole number, got 'abc'"),
+    (["--predictor-set", "epochs=2.5"], "predictor mlp.epochs must be a whole number, got 2.5"),
+    (["--predictor-set", "bogus=1"], "unknown config key(s) bogus in predictor mlp"),
+    (["--set", "strategy.budget=big"], "strategy.budget must be a whole number, got 'big'"),
+    (["--set", "strategy.nope=1"], "unknown config key(s) nope in strategy"),
+    (["--evaluator", "cifar10-train"], "evaluator 'cifar10-train' does not serve space 'nb201'; its evaluators: benchmark"),
+    (["--evaluator", "nope"], "unknown evaluator 'nope'; valid: benchmark, cifar10-train"),
+    (["--preset", "smoke"], "unknown config key(s) preset in evaluator benchmark"),
+    (["--constraint", "latency<=3"], "unknown constraint measure 'latency'; valid: params"),
+    (["--constraint", "params=3"], "--constraint takes NAME<=VALUE"),
+])
+def test_every_part_is_checked_before_the_first_evaluation(args, message, tmp_path):
+    out = tmp_path / "run"
+    done = search("--space", "nb201", "--predictor", "mlp", *args, "--out", str(out), "--quiet")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert message in done.stderr, done.stderr
+    assert not out.exists()  # nothing was evaluated, no folder is left to refuse a fresh start

@@ -6,8 +6,18 @@ import pytest
 
 from search.errors import SearchError
 from search.executors import ExecutorConfig, InlineExecutor
+from search.middleware import Deduplicate, FailureHandling, make_strategy
 from search.registry import strategy_class
 from search.strategies import PredictorGuided, StrategyConfig
+
+
+def make(name, space, seed=0, **config):
+    """A registered strategy inside the standard middleware."""
+    return make_strategy(space, StrategyConfig(name=name, **config), seed)
+
+
+def oracle_guided(space, seed=0, **config):
+    return FailureHandling(Deduplicate(OracleGuided(space, StrategyConfig(**config), seed)))
 
 
 class LineSpace:
@@ -78,23 +88,23 @@ def drive(strategy, space, order=None, stop_after=None):
 @pytest.mark.parametrize("name", ["random", "rea"])
 def test_budget_no_duplicates_and_determinism(name):
     space = LineSpace()
-    cfg = StrategyConfig(budget=57, batch=10, init=10, seed=3)
-    s = strategy_class(name)(space, cfg)
+    cfg = dict(budget=57, batch=10, init=10)
+    s = make(name, space, 3, **cfg)
     drive(s, space)
     keys = [e["key"] for e in s.history]
     assert len(keys) == 57 and len(set(keys)) == 57 and s.done
     assert [e["round"] for e in s.history][-1] == 6  # 10 + 5 * 10 + 7
-    again = strategy_class(name)(space, cfg)
+    again = make(name, space, 3, **cfg)
     drive(again, space)
     assert [e["key"] for e in again.history] == keys
-    other = strategy_class(name)(space, StrategyConfig(budget=57, seed=4))
+    other = make(name, space, 4, budget=57)
     drive(other, space)
     assert [e["key"] for e in other.history] != keys
 
 
 def test_rea_children_are_mutants_of_the_population():
     space = LineSpace()
-    s = strategy_class("rea")(space, StrategyConfig(budget=40, population=10, tournament=3, seed=1))
+    s = make("rea", space, 1, budget=40, population=10, tournament=3)
     drive(s, space)
     for e in s.history[10:]:
         population = [h["arch"] for h in s.history if h["round"] < e["round"]][-10:]
@@ -102,10 +112,27 @@ def test_rea_children_are_mutants_of_the_population():
         assert min(abs(e["arch"] - a) for a in population) <= 20
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rea_takes_the_tournament_winner_of_the_youngest_members(seed):
+    """With the tournament as large as the population, every child of a round descends from
+    the best of the ``population`` most recently evaluated archs: not from an older arch
+    (ageing) and not from a worse member (selection)."""
+    space = LineSpace()
+    s = make("rea", space, seed, budget=60, population=4, tournament=4, init=10, batch=10)
+    drive(s, space)
+    for r in range(2, 7):
+        before = [h for h in s.history if h["round"] < r]
+        winner = max(before[-4:], key=lambda h: h["value"])["arch"]
+        older_best = max(before, key=lambda h: h["value"])["arch"]
+        children = [h["arch"] for h in s.history if h["round"] == r]
+        assert all(abs(c - winner) <= 20 for c in children), (r, winner, children)
+        if abs(older_best - winner) > 40:  # a better but aged-out arch must have no children here
+            assert all(abs(c - older_best) > 20 for c in children)
+
+
 def test_the_order_of_results_does_not_change_the_search():
     space = LineSpace()
-    cfg = StrategyConfig(budget=50, seed=7)
-    forward, backward = strategy_class("rea")(space, cfg), strategy_class("rea")(space, cfg)
+    forward, backward = make("rea", space, 7, budget=50), make("rea", space, 7, budget=50)
     drive(forward, space)
     drive(backward, space, order=lambda b: b[::-1])
     assert forward.state_dict() == backward.state_dict()
@@ -114,13 +141,12 @@ def test_the_order_of_results_does_not_change_the_search():
 @pytest.mark.parametrize("name", ["random", "rea"])
 def test_state_dict_round_trip_mid_round_continues_identically(name):
     space = LineSpace()
-    cfg = StrategyConfig(budget=45, seed=2)
-    whole = strategy_class(name)(space, cfg)
+    whole = make(name, space, 2, budget=45)
     drive(whole, space)
-    part = strategy_class(name)(space, cfg)
+    part = make(name, space, 2, budget=45)
     drive(part, space, stop_after=23)  # in the middle of round 3
     state = copy.deepcopy(part.state_dict())
-    restored = strategy_class(name)(space, cfg)
+    restored = make(name, space, 2, budget=45)
     restored.load_state_dict(state)
     assert len(restored.pending()) == 7
     drive(restored, space)
@@ -129,11 +155,11 @@ def test_state_dict_round_trip_mid_round_continues_identically(name):
 
 def test_predictor_guided_proposes_what_the_predictor_ranks_best():
     space = LineSpace()
-    cfg = StrategyConfig(budget=60, candidates=200, random_share=0.0, seed=0)
-    s = OracleGuided(space, cfg)
+    cfg = dict(budget=60, candidates=200, random_share=0.0)
+    s = oracle_guided(space, **cfg)
     drive(s, space)
     best = max(e["value"] for e in s.history)
-    rnd = strategy_class("random")(space, cfg)
+    rnd = make("random", space, **cfg)
     drive(rnd, space)
     assert best == 0.0 > max(e["value"] for e in rnd.history)  # found 1234 itself
     for e in s.history[10:]:
@@ -143,10 +169,10 @@ def test_predictor_guided_proposes_what_the_predictor_ranks_best():
 def test_misuse_is_reported():
     space = LineSpace()
     with pytest.raises(SearchError, match="budget \\(5\\) is smaller than the initial population"):
-        strategy_class("random")(space, StrategyConfig(budget=5, init=10))
+        make("random", space, budget=5, init=10)
     with pytest.raises(SearchError, match="unknown strategy 'nope'; valid: narformer, random, rea"):
         strategy_class("nope")
-    s = strategy_class("random")(space, StrategyConfig(budget=20))
+    s = make("random", space, budget=20)
     s.ask()
     with pytest.raises(SearchError, match="still running"):
         s.ask()
@@ -176,7 +202,7 @@ def test_inline_executor_retries_then_records_the_failure():
 def test_predictor_guided_goes_on_when_every_value_is_equal():
     """E.g. a first round of smoke trainings that all stay at chance level."""
     space = LineSpace()
-    s = OracleGuided(space, StrategyConfig(budget=30, seed=0))
+    s = oracle_guided(space, budget=30)
     while True:
         batch = s.pending() or s.ask()
         if not batch:
@@ -185,3 +211,107 @@ def test_predictor_guided_goes_on_when_every_value_is_equal():
             s.tell(space.key(arch), 10.0)
     assert len(s.history) == 30 and len({e["key"] for e in s.history}) == 30
     assert all(e["predicted"] is None for e in s.history)
+
+
+# --- failures and middleware --------------------------------------------------------
+
+def drive_with_failures(strategy, space, fails):
+    """Drive to the end; archs for which ``fails(arch)`` holds are told as failed."""
+    while True:
+        batch = strategy.pending() or strategy.ask()
+        if not batch:
+            return
+        for arch in batch:
+            failed = fails(arch)
+            strategy.tell(space.key(arch), None if failed else space.value(arch), error="boom" if failed else None)
+
+
+@pytest.mark.parametrize("name", ["random", "rea", "narformer"])
+def test_failed_evaluations_count_against_the_budget_and_are_never_best(name):
+    space = LineSpace()
+    fails = lambda a: a % 3 == 0
+    s = oracle_guided(space, seed=4, budget=50) if name == "narformer" else make(name, space, 4, budget=50)
+    drive_with_failures(s, space, fails)
+    assert len(s.history) == 50 and len({e["key"] for e in s.history}) == 50
+    failed = [e for e in s.history if e["value"] is None]
+    assert failed and all(fails(e["arch"]) for e in failed)
+    assert all(e["value"] is not None for e in s.evaluated_ok())
+
+
+def test_a_failed_arch_is_never_a_parent():
+    """One parent, no random candidates: round 2 must mutate the best arch that did not
+    fail, although the one that failed lies next to the optimum."""
+    space = LineSpace()
+    s = oracle_guided(space, budget=20, parents=1, random_share=0.0, max_mutations=1)
+    first = s.ask()
+    best = max(first, key=space.value)
+    for arch in first:
+        failed = arch == best
+        s.tell(space.key(arch), None if failed else space.value(arch), error="boom" if failed else None)
+    runner_up = max((a for a in first if a != best), key=space.value)
+    second = s.ask()
+    assert all(abs(a - runner_up) <= 2 for a in second), (best, runner_up, second)
+
+
+def test_a_first_round_that_failed_entirely_stops_the_search_or_goes_on_at_random():
+    space = LineSpace()
+    s = make("rea", space, budget=30)
+    for arch in s.ask():
+        s.tell(space.key(arch), None, error="RuntimeError: no data")
+    with pytest.raises(SearchError, match="every evaluation of the first round failed .*RuntimeError: no data"):
+        s.ask()
+    going_on = make("rea", space, budget=30, stop_if_first_round_fails=False)
+    drive_with_failures(going_on, space, lambda a: True)
+    assert len(going_on.history) == 30 and len({e["key"] for e in going_on.history}) == 30
+    # the error survives a state round trip, so a resumed run stops with it too
+    restored = make("rea", space, budget=30)
+    restored.load_state_dict(copy.deepcopy(s.state_dict()))
+    with pytest.raises(SearchError, match="RuntimeError: no data"):
+        restored.ask()
+
+
+def test_without_deduplication_a_strategy_proposes_known_archs_again():
+    """Deduplication is the wrapper's doing: the bare strategy repeats itself on a tiny space."""
+    space = LineSpace(n=30)
+    bare = strategy_class("random")(space, StrategyConfig(name="random", budget=25), 0)
+    drive(bare, space)
+    assert len({e["key"] for e in bare.history}) < 25
+    wrapped = make("random", space, budget=25)
+    drive(wrapped, space)
+    assert len({e["key"] for e in wrapped.history}) == 25
+
+
+def test_constraints_keep_every_proposal_within_the_limit_and_resume_exactly():
+    import numpy as np
+    import spaces
+    space = spaces.get_space("nb201")
+    limit = 0.5  # millions of parameters; the largest NB201 cell has 1.53 M
+    cfg = dict(budget=30, constraints={"params": limit})
+    value = lambda arch: float(np.sum(arch.ops))  # any deterministic stand-in for accuracy
+    measure = lambda arch: sum(p.numel() for p in space.build_model(arch).parameters()) / 1e6
+    states = []
+
+    def run(strategy):
+        while True:
+            batch = strategy.pending() or strategy.ask()
+            if not batch:
+                return strategy
+            for arch in batch:
+                strategy.tell(space.key(arch), value(arch))
+            states.append(copy.deepcopy(strategy.state_dict()))
+
+    s = run(make("rea", space, 0, **cfg))
+    half = states[0]
+    assert len(s.history) == 30
+    assert all(measure(space.from_json(e["arch"])) <= limit for e in s.history)
+    assert sum(s.state_dict()["middleware"]["constraints"]["rejected"].values()) > 0
+    unconstrained = run(make("rea", space, 0, budget=30))
+    assert max(measure(space.from_json(e["arch"])) for e in unconstrained.history) > limit  # the limit mattered
+    restored = make("rea", space, 0, **cfg)
+    restored.load_state_dict(half)
+    assert run(restored).state_dict() == s.state_dict()
+
+
+def test_unknown_constraints_are_refused():
+    with pytest.raises(SearchError, match="unknown constraint measure 'latency'; valid: params"):
+        make("rea", LineSpace(), budget=20, constraints={"latency": 5})

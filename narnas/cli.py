@@ -1,0 +1,52 @@
+"""What every command-line tool shares: ``KEY=VALUE`` parsing and one error policy.
+
+A user-facing error (:class:`narnas.errors.UserError`) is printed as one line on stderr
+with exit code 2; any other exception is a bug and keeps its traceback. A closed output
+pipe (``... | head``) ends the tool quietly.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import sys
+from typing import Callable
+
+from .errors import ConfigError, UserError
+
+
+def parse_overrides(items, flag: str = "--set") -> dict:
+    """``KEY=VALUE`` strings -> dict; values are Python literals where they parse
+    (numbers, booleans, tuples, None), else strings (``pool=mean``)."""
+    config = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} takes KEY=VALUE, got {item!r}")
+        try:
+            config[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            config[key.strip()] = value.strip()
+    return config
+
+
+def one_line(err: BaseException) -> str:
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(str(text).split()) or type(err).__name__
+
+
+def report(err: BaseException) -> int:
+    print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
+    return 2
+
+
+def run_main(main: Callable[[], int]) -> int:
+    """Run a CLI's body under the shared error policy; returns the exit code."""
+    try:
+        return main()
+    except UserError as err:
+        return report(err)
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop writing, say nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

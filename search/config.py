@@ -1,0 +1,222 @@
+"""The one config tree of a search: nested dataclasses built and checked by
+``narnas.config.build``, written whole into the run folder and diffed on resume.
+
+    seed                      the run's one seed
+    space.name                a registered space
+    strategy.*                StrategyConfig (name, budget, batch, ..., constraints)
+    predictor.name, .config   a registered predictor and its own config fields
+    evaluator.name, .config   a registered evaluator (None: the space's default) and its config
+    executor.*                ExecutorConfig (name None: the evaluator's default)
+    run.*                     output settings (quiet, plots)
+
+``resolve`` fills in the defaults that depend on other parts (the space's evaluator, the
+evaluator's executor, each named part's full config) and constructs every part once, so
+every error surfaces before the first evaluation.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from narnas import config as configs
+
+from .errors import SearchError
+from .executors import ExecutorConfig
+from .strategies import PredictorSection, StrategyConfig
+
+
+@dataclass
+class SpaceSection:
+    name: str = "nb201"
+
+
+@dataclass
+class EvaluatorSection:
+    name: str | None = None  # None: the space's default evaluator
+    config: dict = field(default_factory=dict)  # the fields of that evaluator's config dataclass
+
+
+@dataclass
+class RunSection:
+    quiet: bool = False  # no progress lines
+    plots: bool = True  # draw plots/ after every round
+
+
+@dataclass
+class SearchConfig:
+    seed: int = 0
+    space: SpaceSection = field(default_factory=SpaceSection)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    predictor: PredictorSection = field(default_factory=PredictorSection)
+    evaluator: EvaluatorSection = field(default_factory=EvaluatorSection)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    run: RunSection = field(default_factory=RunSection)
+
+
+#: parts that may change on resume without changing the search
+RUNTIME = ("executor", "run", "evaluator.config.data_dir")
+
+#: command-line flag (argparse dest) -> (path in the tree, type, help)
+FLAGS = {
+    "space": ("space.name", str, "search space (default nb201)"),
+    "strategy": ("strategy.name", str, "narformer (default), rea or random"),
+    "budget": ("strategy.budget", int, "evaluations in all (default 100)"),
+    "batch": ("strategy.batch", int, "archs per round (default 10)"),
+    "init": ("strategy.init", int, "random archs of the first round (default 10)"),
+    "seed": ("seed", int, "the run's one seed (default 0)"),
+    "population": ("strategy.population", int, "rea: population size (default 20)"),
+    "tournament": ("strategy.tournament", int, "rea: tournament size (default 5)"),
+    "parents": ("strategy.parents", int, "narformer: top archs mutated (default 10)"),
+    "candidates": ("strategy.candidates", int, "narformer: candidates ranked per round (default 500)"),
+    "random_share": ("strategy.random_share", float, "narformer: share of random candidates (default 0.1)"),
+    "max_mutations": ("strategy.max_mutations", int, "narformer: mutations per candidate, at most (default 2)"),
+    "predictor": ("predictor.name", str, "predictor of the narformer strategy (default narformer)"),
+    "evaluator": ("evaluator.name", str, "how archs are evaluated (default: the space's; benchmark for "
+                                         "nb101/nb201, cifar10-train for darts)"),
+    "data": ("evaluator.config.data", str, "benchmark file (default: the space's default table)"),
+    "metric": ("evaluator.config.metric", str, "search metric (default: the benchmark's validation accuracy)"),
+    "test_metric": ("evaluator.config.test_metric", str, "reported metric (default: the benchmark's test accuracy)"),
+    "preset": ("evaluator.config.preset", str, "training budget of cifar10-train: final, search (default) or smoke"),
+    "data_dir": ("evaluator.config.data_dir", str, "CIFAR-10 python batches folder (default $NARNAS_CIFAR10_DIR, "
+                                                   "then the data folder)"),
+    "executor": ("executor.name", str, "inline or ray (default: inline for look-ups, ray for training)"),
+    "ray_address": ("executor.ray_address", str, "join a Ray cluster: auto or HOST:PORT "
+                                                 "(default: start an embedded local Ray)"),
+    "cpus_per_trial": ("executor.cpus_per_trial", float, "CPUs per evaluation (default 1)"),
+    "gpus_per_trial": ("executor.gpus_per_trial", float, "GPUs per evaluation (default 0)"),
+    "max_failures": ("executor.max_failures", int, "retries of a failing evaluation (default 2)"),
+}
+#: flags of repeatable KEY=VALUE items -> the section they fill
+ITEM_FLAGS = {"predictor_set": "predictor.config", "train_set": "evaluator.config.train",
+              "constraint": "strategy.constraints"}
+#: switches -> (path, the value they set)
+SWITCHES = {"warm_start": ("strategy.warm_start", True), "quiet": ("run.quiet", True), "plots": ("run.plots", False)}
+
+
+def flag_name(path: str) -> str:
+    """The command-line name of a tree path where there is one (for messages)."""
+    for dest, (p, _, _) in FLAGS.items():
+        if p == path:
+            return dest
+    return path
+
+
+def tree_from_flat(flat: dict) -> dict:
+    """The tree of a flat config (the form config.json had before the tree): each old key
+    maps to its flag's path; unset values are left out."""
+    tree: dict = {}
+    for key, value in flat.items():
+        if value is None or value == {}:
+            continue
+        if key in FLAGS:
+            configs.set_path(tree, FLAGS[key][0], value)
+        elif key == "predictor_config":
+            configs.set_path(tree, "predictor.config", value)
+        elif key in ("train_set",):
+            configs.set_path(tree, "evaluator.config.train", value)
+        elif key in ("warm_start",):
+            configs.set_path(tree, "strategy.warm_start", value)
+        elif key in ("quiet", "plots"):
+            configs.set_path(tree, f"run.{key}", value)
+        else:
+            raise SearchError(f"unknown config key {key!r} in an old-style config")
+    if "evaluator" not in tree and flat.get("space") == "darts":
+        configs.set_path(tree, "evaluator.name", "cifar10-train")
+    return tree
+
+
+def merge(tree: dict, overrides: dict) -> dict:
+    """A copy of ``tree`` with the (nested) ``overrides`` laid over it."""
+    out = copy.deepcopy(tree)
+    for path, value in configs.flatten(overrides).items():
+        configs.set_path(out, path, value)
+    return out
+
+
+def build(values: dict) -> SearchConfig:
+    return configs.build(SearchConfig, values)
+
+
+def to_dict(config: SearchConfig) -> dict:
+    return configs.to_dict(config)
+
+
+@dataclass
+class Parts:
+    """The constructed parts of a resolved config."""
+
+    space: object
+    evaluator_class: type
+    evaluator_config: object
+
+
+def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
+    """Fill in the defaults that depend on other parts and check every part by building it
+    (space, evaluator config, predictor, constraint measures, executor name)."""
+    import predictor as predictors
+    import spaces
+
+    from .evaluators import evaluator_class
+    from .middleware import check_limits
+    from .registry import EXECUTORS, STRATEGIES
+
+    config = copy.deepcopy(config)
+    space = spaces.get_space(config.space.name)
+    STRATEGIES.get(config.strategy.name)
+    check_limits(config.strategy.constraints)
+
+    cls = evaluator_class(space, config.evaluator.name)
+    config.evaluator.name = cls.name
+    evaluator_config = configs.build(cls.config_class, config.evaluator.config, path=f"evaluator {cls.name}")
+    config.evaluator.config = configs.to_dict(evaluator_config)
+
+    if "seed" in config.predictor.config:
+        raise SearchError("the predictor's seed is set from the run's seed each round: use --seed, "
+                          "not a predictor config seed")
+    made = predictors.get_predictor(config.predictor.name, **config.predictor.config)  # checks keys and values
+    config.predictor.config = {k: v for k, v in configs.to_dict(made.config).items() if k != "seed"}
+
+    if config.executor.name is None:
+        config.executor.name = cls.default_executor
+    EXECUTORS.get(config.executor.name)
+    config.executor.validate()
+    return config, Parts(space, cls, evaluator_config)
+
+
+def differences(saved: dict, new: dict) -> list[str]:
+    """Dotted paths where two config trees differ in what changes the search."""
+    return configs.differences(saved, new, ignore=RUNTIME)
+
+
+def tree_from_args(values: dict, sets: list[str] | None = None) -> dict:
+    """The (partial) tree given on a command line: flag values by their paths, repeatable
+    ``KEY=VALUE`` items into their sections, switches, then ``--set PATH=VALUE`` items."""
+    from narnas.cli import parse_overrides
+    tree: dict = {}
+    for dest, value in values.items():
+        if dest in FLAGS:
+            configs.set_path(tree, FLAGS[dest][0], value)
+        elif dest in ITEM_FLAGS:
+            flag = "--" + dest.replace("_", "-")
+            items = parse_constraints(value) if dest == "constraint" else parse_overrides(value, flag)
+            for key, item in items.items():
+                configs.set_path(tree, f"{ITEM_FLAGS[dest]}.{key}", item)
+        elif dest in SWITCHES:
+            configs.set_path(tree, *SWITCHES[dest])
+    for path, value in parse_overrides(sets, "--set").items():
+        configs.set_path(tree, path, value)
+    return tree
+
+
+def parse_constraints(items) -> dict:
+    """``NAME<=VALUE`` items -> {name: value}."""
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("<=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise SearchError(f"--constraint takes NAME<=VALUE (e.g. params<=1.5), got {item!r}")
+    return out

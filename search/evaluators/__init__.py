@@ -1,0 +1,85 @@
+"""Evaluators turn an architecture (in JSON form) into its result.
+
+An evaluator is registered by name (``search.registry.register_evaluator``) with its own
+typed config dataclass (``config_class``). ``evaluate(arch_json)`` returns a dict with
+at least ``val`` (the search signal, maximised) and ``test`` (reported, never used for
+selection; None when there is none), plus whatever else it measures (seconds, params,
+latency, ...): executors pass the whole dict on to the journal. It raises on failure.
+An evaluator must be picklable: the Ray executor ships it to its workers.
+
+Each space names the evaluators it supports (``SearchSpace.evaluators``, the first is its
+default); an evaluator may also name extra spaces it serves (``spaces``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import SearchError
+from ..registry import EVALUATORS
+
+
+@dataclass
+class EvaluationContext:
+    """What the run gives its evaluator: where to keep per-arch files, and the CPU
+    threads one evaluation may use."""
+
+    run_dir: str | None = None
+    threads: int = 0
+
+
+class Evaluator:
+    """The interface. Subclasses set ``config_class`` and implement ``evaluate``,
+    ``metric`` and ``test_metric``."""
+
+    name: str
+    config_class: type
+    #: the executor a search uses when the user names none
+    default_executor = "inline"
+    #: spaces this evaluator serves besides those that list it
+    spaces: tuple[str, ...] = ()
+
+    def __init__(self, space: str, config, context: EvaluationContext | None = None):
+        self.space_name, self.config = space, config
+        self.context = context or EvaluationContext()
+
+    @property
+    def metric(self) -> str:
+        """The name of the search value ``val``."""
+        raise NotImplementedError
+
+    @property
+    def test_metric(self) -> str | None:
+        """The name of the reported value ``test``."""
+        raise NotImplementedError
+
+    def metrics(self) -> list[str]:
+        """The keys of the result dict besides val and test."""
+        return []
+
+    def evaluate(self, arch_json) -> dict:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"kind": self.name, "metric": self.metric, "test_metric": self.test_metric,
+                "metrics": self.metrics()}
+
+
+def evaluator_names(space) -> list[str]:
+    """The evaluators that serve ``space`` (its own list first: the first is its default)."""
+    own = list(getattr(space, "evaluators", ()))
+    extra = [n for n in EVALUATORS.names() if n not in own and space.name in getattr(EVALUATORS.get(n), "spaces", ())]
+    return own + extra
+
+
+def evaluator_class(space, name: str | None) -> type:
+    """The evaluator class ``name`` (None: the space's default), checked against the space."""
+    supported = evaluator_names(space)
+    if name is None:
+        if not supported:
+            raise SearchError(f"space {space.name!r} names no evaluator; register one that serves it")
+        name = supported[0]
+    cls = EVALUATORS.get(name)
+    if name not in supported:
+        raise SearchError(f"evaluator {name!r} does not serve space {space.name!r}; "
+                          f"its evaluators: {', '.join(supported) or 'none'}")
+    return cls

@@ -1,0 +1,77 @@
+"""The ``cifar10-train`` evaluator: each arch trained on CIFAR-10 (``search.training``);
+validation accuracy is the search value, test accuracy is reported."""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..registry import register_evaluator
+from . import Evaluator
+
+
+@dataclass
+class CIFAR10TrainingConfig:
+    preset: str = "search"  # final, search or smoke (search.training.PRESETS)
+    train: dict = field(default_factory=dict)  # training config fields over the preset's
+    data_dir: str | None = None  # CIFAR-10 python batches; None: $NARNAS_CIFAR10_DIR, then the data folder
+
+
+@register_evaluator("cifar10-train")
+class TrainingEvaluator(Evaluator):
+    """Each arch checkpoints every epoch under ``RUN/checkpoints/<key digest>/``, so a
+    retried or resumed trial continues from its last epoch instead of starting over."""
+
+    config_class = CIFAR10TrainingConfig
+    default_executor = "ray"
+
+    def __init__(self, space, config=None, context=None):
+        from .. import cifar10, training
+        super().__init__(space, config or CIFAR10TrainingConfig(), context)
+        self.training = training.preset(self.config.preset, **self.config.train)  # bad presets / keys fail here
+        if self.context.threads and not self.training.threads:
+            self.training.threads = self.context.threads
+        self.data_dir = str(cifar10.resolve_dir(self.config.data_dir))  # a missing folder fails in the driver
+        self._data = None
+
+    @property
+    def metric(self) -> str:
+        return "cifar10_val_acc"
+
+    @property
+    def test_metric(self) -> str:
+        return "cifar10_test_acc"
+
+    def metrics(self):
+        return ["seconds", "params", "epochs", "train_loss"]
+
+    def _load(self):
+        if self._data is None:
+            from .. import cifar10
+            warn = lambda msg: print(msg, file=sys.stderr, flush=True)
+            self._data = cifar10.load(self.data_dir, self.training.val_size, self.training.fraction, warn=warn)
+        return self._data
+
+    def checkpoint_path(self, key: str):
+        if self.context.run_dir is None:
+            return None
+        return Path(self.context.run_dir) / "checkpoints" / hashlib.sha1(key.encode()).hexdigest()[:16] / "checkpoint.pt"
+
+    def evaluate(self, arch_json) -> dict:
+        import spaces
+        from .. import training
+        space = spaces.get_space(self.space_name)
+        arch = space.from_json(arch_json)
+        result = training.train(arch, space, self._load(), self.training,
+                                checkpoint=self.checkpoint_path(str(space.key(arch))))
+        return {k: result[k] for k in ("val", "test", "seconds", "params", "epochs", "train_loss")}
+
+    def describe(self) -> dict:
+        return dict(super().describe(), data_dir=self.data_dir, preset=self.config.preset,
+                    training=asdict(self.training))
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_data"] = None  # each worker reads the data once
+        return state
