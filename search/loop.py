@@ -36,7 +36,7 @@ def versions() -> dict:
 
 
 class Search:
-    """One run: ``Search(config, out).run()``; ``Search.resume(out, overrides).run()``."""
+    """One run: ``Search(config, out).run()``; ``Search(None, out, resume=True, overrides=tree).run()``."""
 
     def __init__(self, config: SearchConfig | None, out, *, resume: bool = False, force: bool = False,
                  overrides: dict | None = None, log=None):
