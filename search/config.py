@@ -104,24 +104,16 @@ def flag_name(path: str) -> str:
 def tree_from_flat(flat: dict) -> dict:
     """The tree of a flat config (the form config.json had before the tree): each old key
     maps to its flag's path; unset values are left out."""
+    paths = {**{dest: path for dest, (path, _, _) in FLAGS.items()}, "predictor_config": "predictor.config",
+             "train_set": "evaluator.config.train", "warm_start": "strategy.warm_start", "quiet": "run.quiet",
+             "plots": "run.plots"}
     tree: dict = {}
     for key, value in flat.items():
         if value is None or value == {}:
             continue
-        if key in FLAGS:
-            configs.set_path(tree, FLAGS[key][0], value)
-        elif key == "predictor_config":
-            configs.set_path(tree, "predictor.config", value)
-        elif key in ("train_set",):
-            configs.set_path(tree, "evaluator.config.train", value)
-        elif key in ("warm_start",):
-            configs.set_path(tree, "strategy.warm_start", value)
-        elif key in ("quiet", "plots"):
-            configs.set_path(tree, f"run.{key}", value)
-        else:
+        if key not in paths:
             raise SearchError(f"unknown config key {key!r} in an old-style config")
-    if "evaluator" not in tree and flat.get("space") == "darts":
-        configs.set_path(tree, "evaluator.name", "cifar10-train")
+        configs.set_path(tree, paths[key], value)
     return tree
 
 
@@ -179,7 +171,6 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
     if config.executor.name is None:
         config.executor.name = cls.default_executor
     EXECUTORS.get(config.executor.name)
-    config.executor.validate()
     return config, Parts(space, cls, evaluator_config)
 
 

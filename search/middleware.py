@@ -80,27 +80,14 @@ class FailureHandling(Middleware):
     def __init__(self, inner, stop_if_first_round_fails: bool = True):
         super().__init__(inner)
         self.stop = stop_if_first_round_fails
-        self.first_error: str | None = None
-
-    def tell(self, key, value, test=None, error=None) -> None:
-        if value is None and error and self.first_error is None:
-            self.first_error = error
-        self.inner.tell(key, value, test, error=error)
 
     def ask(self) -> list:
-        entries = self.history + [e for e in self.in_flight if e["done"]]
-        first = [e for e in entries if e["round"] == 1]
-        if (self.stop and self.round == 1 and not self.pending() and first
-                and all(e["value"] is None for e in first)):
+        first = [e for e in self.history + self.in_flight if e["round"] == 1]
+        if (self.stop and self.round == 1 and first and all(e["done"] and e["value"] is None for e in first)):
+            error = next((e["error"] for e in first if e.get("error")), "unknown")
             raise SearchError(f"every evaluation of the first round failed ({len(first)} of {len(first)}), "
-                              f"so there is nothing to search from; the first error: {self.first_error or 'unknown'}")
+                              f"so there is nothing to search from; the first error: {error}")
         return self.inner.ask()
-
-    def own_state(self):
-        return {"first_error": self.first_error}
-
-    def load_own_state(self, state):
-        self.first_error = state.get("first_error")
 
 
 class Constrained(Middleware):

@@ -40,8 +40,11 @@ class RunDir:
         if self.holds_run():
             raise SearchError(f"{self.path} already holds a run: use --resume {self.path} to continue it, "
                               "or choose another --out")
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.path / CONFIG, config)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json(self.path / CONFIG, config)
+        except OSError as err:
+            raise SearchError(f"cannot write the run folder {self.path}: {err.strerror or err}") from None
 
     def read_config(self) -> dict:
         path = self.path / CONFIG

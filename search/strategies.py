@@ -96,7 +96,6 @@ class Strategy:
         self.round += 1
         self.proposing = set()
         proposals = self.propose(n)
-        self.proposing = set()
         if not proposals:  # the space has no new arch left near the search
             self.round -= 1
             return []
@@ -112,6 +111,8 @@ class Strategy:
             if entry["key"] == key and not entry["done"]:
                 entry["value"] = None if value is None else float(value)
                 entry["test"] = None if test is None else float(test)
+                if value is None and error:
+                    entry["error"] = error
                 entry["done"] = True
                 return
         raise SearchError(f"tell: {key} is not an unfinished evaluation of round {self.round}")

@@ -77,19 +77,19 @@ class Benchmark:
 
     def search_metric(self) -> str:
         """The default search metric; an error naming the columns when the table has none."""
-        if self.default_metric is None:
-            raise MissingMetricError(
-                f"{self.source} has no column {self.expected_metric!r} (the default search metric): name "
-                f"the search metric (--metric / --target); columns: {', '.join(self.metrics)}")
-        return self.default_metric
+        return self._default(self.default_metric, f"column {self.expected_metric!r} (the default search metric)",
+                             "search metric (--metric / --target)")
 
     def report_metric(self) -> str:
         """The default test metric; an error naming the columns when the table has none."""
-        if self.test_metric is None:
-            raise MissingMetricError(
-                f"{self.source} has no default test metric column: name the reported metric "
-                f"(--test-metric / --test-target); columns: {', '.join(self.metrics)}")
-        return self.test_metric
+        return self._default(self.test_metric, "default test metric column",
+                             "reported metric (--test-metric / --test-target)")
+
+    def _default(self, metric: str | None, missing: str, choose: str) -> str:
+        if metric is None:
+            raise MissingMetricError(f"{self.source} has no {missing}: name the {choose}; "
+                                     f"columns: {', '.join(self.metrics)}")
+        return metric
 
     def query(self, arch, metric: str | None = None) -> float:
         """The value of ``metric`` (default: the search metric) for ``arch``."""

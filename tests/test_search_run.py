@@ -111,6 +111,13 @@ def test_resume_with_another_config_is_refused(reference, tmp_path):
     assert summary(out)["evaluations"] == 50
 
 
+def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    done = search("--space", "nb201", "--out", str(tmp_path / "file" / "run"), "--quiet")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "cannot write the run folder" in done.stderr
+
+
 def test_bad_command_lines_give_one_line(tmp_path, reference):
     cases = [
         (["--strategy", "nope"], "unknown strategy 'nope'; valid: narformer, random, rea"),
@@ -238,6 +245,8 @@ def test_a_table_without_the_default_metric_needs_one_named(tmp_path):
     (["--preset", "smoke"], "unknown config key(s) preset in evaluator benchmark"),
     (["--constraint", "latency<=3"], "unknown constraint measure 'latency'; valid: params"),
     (["--constraint", "params=3"], "--constraint takes NAME<=VALUE"),
+    (["--data", "/nonexistent/nb201.csv"], "NAS-Bench-201 file not found (looked for /nonexistent/nb201.csv)"),
+    (["--set", "strategy"], "--set takes KEY=VALUE, got 'strategy'"),
 ])
 def test_every_part_is_checked_before_the_first_evaluation(args, message, tmp_path):
     out = tmp_path / "run"
@@ -245,3 +254,23 @@ def test_every_part_is_checked_before_the_first_evaluation(args, message, tmp_pa
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert message in done.stderr, done.stderr
     assert not out.exists()  # nothing was evaluated, no folder is left to refuse a fresh start
+
+
+def test_a_run_with_the_flat_config_of_earlier_versions_resumes(tmp_path):
+    """config.json before the config tree held one flat mapping; a resume maps it onto the tree."""
+    out = tmp_path / "old"
+    args = ["--space", "nb201", "--strategy", "rea", "--budget", "20", "--seed", "3", "--quiet", "--no-plots"]
+    assert search(*args, "--out", str(out)).returncode == 0
+    saved = json.loads((out / "config.json").read_text())
+    saved["config"] = {"space": "nb201", "strategy": "rea", "budget": 20, "batch": 10, "init": 10, "seed": 3,
+                       "predictor": "narformer", "predictor_config": {}, "population": 20, "tournament": 5,
+                       "parents": 10, "candidates": 500, "random_share": 0.1, "max_mutations": 2,
+                       "warm_start": False, "data": None, "metric": None, "test_metric": None, "preset": None,
+                       "train_set": {}, "data_dir": None, "executor": "inline", "ray_address": None,
+                       "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_failures": 2, "quiet": True, "plots": False}
+    (out / "config.json").write_text(json.dumps(saved))
+    refused = search("--resume", str(out), "--budget", "30")
+    assert refused.returncode == 2 and "differs from the saved one in: budget (saved: budget=20)" in refused.stderr
+    assert search("--resume", str(out), "--budget", "30", "--force", "--quiet").returncode == 0
+    assert summary(out)["evaluations"] == 30 and len({e["key"] for e in journal(out)}) == 30
+    assert json.loads((out / "config.json").read_text())["config"]["strategy"]["budget"] == 30
