@@ -43,6 +43,14 @@ def build(cls, values: dict | None = None, path: str = ""):
     return config
 
 
+def at_least(config, minimum, *names: str, where: str = "") -> None:
+    """A ConfigError when any of the fields ``names`` of ``config`` is below ``minimum``."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise ConfigError(f"{_join(where, name)} must be at least {minimum}, got {value}")
+
+
 def coerce(kind, value, path: str):
     """``value`` checked (and, where lossless, converted) to type ``kind``."""
     origin = typing.get_origin(kind)

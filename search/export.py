@@ -1,53 +1,70 @@
-"""python -m search.export: a found (or pasted) DARTS genotype as files to deploy.
+"""python -m search.export: a found (or pasted) architecture as files to deploy.
 
-  python -m search.export --arch FILE|GENOTYPE|darts_v2 --out DIR [--weights CHECKPOINT]
-                          [--channels 36] [--layers 20] [--num-classes 10]
+  python -m search.export [--space darts] --arch FILE|TEXT|NAME --out DIR [--weights CHECKPOINT]
+                          [--set KEY=VALUE ...]
 
-Writes DIR/genotype.json (and genotype.txt, the DARTS ``Genotype(...)`` text),
-DIR/model_state.pt (the state dict with the genotype and the build arguments),
-DIR/model.pt2 (a ``torch.export`` program: ``torch.export.load(path).module()`` runs it
-without this package) and DIR/model.onnx, checked by running it in onnxruntime against
-PyTorch on a random batch. ``--weights`` takes a ``search.train`` checkpoint (its channels
-and layers are used); without it the weights are freshly initialised.
+Writes DIR/arch.json and DIR/arch.txt (the space's text form; for DARTS the
+``Genotype(...)`` text), DIR/model_state.pt (the state dict with the architecture and the
+build config), DIR/model.pt2 (a ``torch.export`` program: ``torch.export.load(path).module()``
+runs it without this package) and DIR/model.onnx, checked by running it in onnxruntime
+against PyTorch on a random batch. ``--set`` overrides the space's build config (DARTS:
+channels, layers, num_classes, ...). ``--weights`` takes a ``search.train`` checkpoint,
+whose build config is used; without it the weights are freshly initialised. Training aids
+(the auxiliary head, drop-path) are left out of the exported network.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
 from pathlib import Path
 
-from narnas.cli import run_main
+from narnas.cli import parse_overrides, run_main
 
 from .errors import SearchError
 
 
-def export(arch, space, out: Path, weights: Path | None = None, channels: int = 36, layers: int = 20,
-           num_classes: int = 10, tolerance: float = 1e-4) -> dict:
+def trained_build_config(space, state: dict):
+    """The build config a checkpoint was trained with: its ``build`` entry, or for older
+    checkpoints the training config's fields that the build config shares."""
+    if "build" in state:
+        return space.build_config(state["build"])
+    fields = {f.name for f in dataclasses.fields(space.build_config_class)}
+    return space.build_config({k: v for k, v in state["config"].items() if k in fields})
+
+
+def export(arch, space, out: Path, weights: Path | None = None, build: dict | None = None,
+           tolerance: float = 1e-4) -> dict:
     import numpy as np
     import torch
+    from spaces import ModelBuilding, require
 
+    require(space, ModelBuilding, "to export a network")
     if weights is not None:
         if not weights.exists():
             raise SearchError(f"weights file {weights} does not exist")
         state = torch.load(weights, map_location="cpu", weights_only=False)
-        channels, layers = state["config"]["channels"], state["config"]["layers"]
-        auxiliary = state["config"]["auxiliary"]
-    model = space.build_model(arch, num_classes=num_classes, channels=channels, layers=layers,
-                              auxiliary=weights is not None and auxiliary)
-    if weights is not None:
-        model.load_state_dict(state["model"])
-    model.auxiliary = None  # inference only: the auxiliary head is a training aid
+        trained_config = trained_build_config(space, state)
+        config = space.inference_config(trained_config)
+        trained = space.build_model(arch, trained_config)
+        trained.load_state_dict(state["model"])
+        model = space.build_model(arch, config)
+        keep = model.state_dict().keys()  # the deployed network: the trained one without its training aids
+        model.load_state_dict({k: v for k, v in trained.state_dict().items() if k in keep})
+    else:
+        config = space.inference_config(space.build_config(build))
+        model = space.build_model(arch, config)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "genotype.json").write_text(json.dumps(space.to_json(arch), indent=2) + "\n")
-    (out / "genotype.txt").write_text(space.genotype_text(arch) + "\n")
-    build = {"space": "darts", "num_classes": num_classes, "channels": channels, "layers": layers}
-    torch.save({"genotype": space.to_json(arch), "build": build, "state_dict": model.state_dict()},
-               out / "model_state.pt")
+    (out / "arch.json").write_text(json.dumps(space.to_json(arch), indent=2) + "\n")
+    (out / "arch.txt").write_text(space.to_text(arch) + "\n")
+    torch.save({"space": space.name, "arch": space.to_json(arch), "build": dataclasses.asdict(config),
+                "state_dict": model.state_dict()}, out / "model_state.pt")
 
-    example = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    shape = tuple(space.input_shape)
+    example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch}})
     torch.export.save(program, out / "model.pt2")
@@ -58,7 +75,7 @@ def export(arch, space, out: Path, weights: Path | None = None, channels: int = 
                           dynamo=False)
 
     import onnxruntime
-    check = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    check = torch.randn(3, *shape, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         expected = model(check).numpy()
         exported = torch.export.load(out / "model.pt2").module()(check).numpy()
@@ -68,22 +85,20 @@ def export(arch, space, out: Path, weights: Path | None = None, channels: int = 
     if onnx_diff > tolerance or pt2_diff > tolerance:
         raise SearchError(f"exported outputs differ from PyTorch's (ONNX {onnx_diff:.2e}, torch.export {pt2_diff:.2e})")
     return {"out": str(out), "onnx_max_abs_diff": onnx_diff, "pt2_max_abs_diff": pt2_diff,
-            "parameters": sum(p.numel() for p in model.parameters()), **build}
+            "parameters": sum(p.numel() for p in model.parameters()), "space": space.name,
+            **dataclasses.asdict(config)}
 
 
 def main(argv=None) -> int:
-    import spaces
-    from .train import load_arch
-
     p = argparse.ArgumentParser(prog="python -m search.export", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[1:]))
+    p.add_argument("--space", default="darts", help="the architecture's space (default darts)")
     p.add_argument("--arch", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--weights", help="a search.train checkpoint.pt")
-    p.add_argument("--channels", type=int, default=36)
-    p.add_argument("--layers", type=int, default=20)
-    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
+                   help="build config override (without --weights)")
     args = p.parse_args(argv)
     return run_main(lambda: _main(args))
 
@@ -92,10 +107,12 @@ def _main(args) -> int:
     import spaces
     from .train import load_arch
 
-    space = spaces.get_space("darts")
+    space = spaces.get_space(args.space)
     arch = load_arch(space, args.arch)
-    result = export(arch, space, Path(args.out), Path(args.weights) if args.weights else None,
-                    args.channels, args.layers, args.num_classes)
+    build = parse_overrides(args.options)
+    if build and args.weights:
+        raise SearchError("--set and --weights exclude each other: the checkpoint fixes the network's shape")
+    result = export(arch, space, Path(args.out), Path(args.weights) if args.weights else None, build)
     print(json.dumps(result))
     return 0
 

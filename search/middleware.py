@@ -146,7 +146,10 @@ def make_strategy(space, config: StrategyConfig, seed: int = 0, predictor: Predi
 
 @register_measure("params")
 def parameters_in_millions(space):
-    """Parameters (millions) of the network ``space.build_model(arch)`` builds."""
+    """Parameters (millions) of the network ``space.build_model(arch)`` builds (its defaults)."""
+    from spaces import ModelBuilding, require
+    require(space, ModelBuilding, "for the params constraint")
+
     def measure(arch) -> float:
         model = space.build_model(arch)
         return sum(p.numel() for p in model.parameters()) / 1e6

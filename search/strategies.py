@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from spaces.base import GraphEncoding, Sampling, require
+
 from .errors import SearchError
 from .registry import register_strategy
 
@@ -66,6 +68,7 @@ class Strategy:
     attempts_per_arch = 200
 
     def __init__(self, space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None):
+        require(space, Sampling, "to search it")
         self.space, self.config, self.seed = space, config.validate(), seed
         self.predictor_section = predictor or PredictorSection()
         self.rng = np.random.default_rng(seed)
@@ -236,6 +239,7 @@ class PredictorGuided(Strategy):
     ``candidates`` new archs, and propose the ones the predictor ranks highest."""
 
     def __init__(self, space, config, seed=0, predictor=None):
+        require(space, GraphEncoding, "by a predictor")
         super().__init__(space, config, seed, predictor)
         self._graphs: dict[str, object] = {}
         self.predictor = None  # the last fitted predictor

@@ -15,6 +15,7 @@ import numpy as np
 
 from narnas.cli import run_main
 
+from .base import Enumeration, Sampling, require
 from .errors import SpacesError
 from .registry import get_benchmark, get_space, list_spaces
 
@@ -51,6 +52,7 @@ def run(args) -> None:
         count = args.sample if args.sample is not None else args.n
         if count < 0:
             raise SpacesError(f"the number of archs must be >= 0, got {count}")
+        require(space, Sampling, "to sample or mutate")
         parent = space.from_json(args.mutate) if args.mutate is not None else None
         for _ in range(count):
             arch = space.sample(rng) if parent is None else space.mutate(parent, rng)
@@ -58,7 +60,7 @@ def run(args) -> None:
     elif args.count:
         print(space.count())
     elif args.enumerate:
-        for arch in space.enumerate():
+        for arch in require(space, Enumeration, "to enumerate").enumerate():
             print(json.dumps(space.to_json(arch)))
     elif args.key is not None:
         print(space.key(space.from_json(args.key)))

@@ -1,16 +1,27 @@
-"""The search-space interface and the graph form that predictors consume.
+"""The search-space interface, split by capability, and the graph form predictors consume.
 
-A space owns everything about its architectures: sampling, mutation, validity,
-the canonical key, the JSON form, the node-based graph and the PyTorch network.
-The rest of the engine handles architectures only through this interface.
+Every space is a :class:`SearchSpace` (name, canonical key, JSON form, size). What else
+it can do it says by the capability classes it also derives from:
+
+* :class:`Sampling` - draw random architectures and mutate them (what search strategies need);
+* :class:`Enumeration` - list every unique architecture (exhaustive benchmarks, ``spaces enumerate``);
+* :class:`GraphEncoding` - the node-based :class:`ArchGraph` predictors consume;
+* :class:`ModelBuilding` - the PyTorch network, shaped by a typed build config.
+
+A space implements only what it supports; callers ask with :func:`require`, which names
+what the space can do instead when it lacks the capability.
 """
 from __future__ import annotations
 
 import abc
+import json
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterator
+from types import MappingProxyType
+from typing import Any, ClassVar, Hashable, Iterator, Mapping
 
 import numpy as np
+
+from .errors import SpacesError
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,23 +59,11 @@ class SearchSpace(abc.ABC):
     """One family of architectures. Archs are frozen, hashable values."""
 
     name: str
-    #: The operation names a graph node can carry, in index order.
-    graph_vocab: tuple[str, ...]
     #: Names of the evaluators (search.evaluators) that can evaluate this space's archs;
     #: the first is the default.
     evaluators: tuple[str, ...] = ()
-
-    @abc.abstractmethod
-    def sample(self, rng: np.random.Generator):
-        """A random valid architecture."""
-
-    @abc.abstractmethod
-    def mutate(self, arch, rng: np.random.Generator):
-        """A valid architecture with a different key, near ``arch``."""
-
-    @abc.abstractmethod
-    def enumerate(self) -> Iterator:
-        """Every unique architecture (one per key), in a fixed order."""
+    #: Well-known architectures by name (JSON forms), e.g. the published cells of papers.
+    named_archs: Mapping[str, Any] = MappingProxyType({})
 
     @abc.abstractmethod
     def count(self) -> int:
@@ -82,13 +81,21 @@ class SearchSpace(abc.ABC):
     def from_json(self, obj: Any):
         """Parse ``to_json``'s form (or a JSON text of it); raises InvalidArchError."""
 
-    @abc.abstractmethod
-    def to_graph(self, arch) -> ArchGraph:
-        """The node-based graph predictors consume."""
+    def to_text(self, arch) -> str:
+        """The form users of this space know it by (reports, exported files); JSON by default."""
+        return json.dumps(self.to_json(arch))
+
+
+class Sampling(abc.ABC):
+    """Random architectures and their mutations."""
 
     @abc.abstractmethod
-    def build_model(self, arch, num_classes: int = 10):
-        """The PyTorch network (``torch.nn.Module``) the benchmark trained."""
+    def sample(self, rng: np.random.Generator):
+        """A random valid architecture."""
+
+    @abc.abstractmethod
+    def mutate(self, arch, rng: np.random.Generator):
+        """A valid architecture with a different key, near ``arch``."""
 
     def mutate_distinct(self, arch, rng, attempt):
         """Retry ``attempt(arch, rng)`` until it returns a different key; shared by mutate()s."""
@@ -97,3 +104,67 @@ class SearchSpace(abc.ABC):
             new = attempt(arch, rng)
             if new is not None and self.key(new) != old:
                 return new
+
+
+class Enumeration(abc.ABC):
+    """Every architecture, one per key."""
+
+    @abc.abstractmethod
+    def enumerate(self) -> Iterator:
+        """Every unique architecture (one per key), in a fixed order."""
+
+
+class GraphEncoding(abc.ABC):
+    """The node-based graph predictors consume."""
+
+    #: The operation names a graph node can carry, in index order.
+    graph_vocab: tuple[str, ...]
+
+    @abc.abstractmethod
+    def to_graph(self, arch) -> ArchGraph:
+        """The graph of ``arch``; the same graph for every arch of one key."""
+
+
+class ModelBuilding(abc.ABC):
+    """The PyTorch network of an architecture."""
+
+    #: The dataclass of the network's shape (classes, widths, depths, regularisers); its
+    #: defaults are the network the benchmark trained.
+    build_config_class: ClassVar[type]
+    #: The shape of one input image (channels, height, width) the network takes.
+    input_shape: ClassVar[tuple[int, int, int]] = (3, 32, 32)
+
+    def build_config(self, values: dict | None = None):
+        """A checked build config from a dict of overrides (unknown keys list the valid ones)."""
+        from narnas.config import build
+        return build(self.build_config_class, values, path=f"{self.name} build config")
+
+    def inference_config(self, config):
+        """The build config of the deployed network of a trained one: training aids (auxiliary
+        heads, drop-path) off. Its parameters are a subset of the trained network's."""
+        return config
+
+    @abc.abstractmethod
+    def build_model(self, arch, config=None):
+        """The ``torch.nn.Module`` of ``arch``; ``config`` is a build config, a dict of
+        overrides, or None for the defaults."""
+
+
+#: capability class -> what it lets a caller do, for error messages.
+CAPABILITIES = {Sampling: "sample and mutate", Enumeration: "enumerate its architectures",
+                GraphEncoding: "encode architectures as graphs", ModelBuilding: "build networks"}
+
+
+def capabilities(space) -> list[str]:
+    """What ``space`` can do beyond the core interface, in words."""
+    return [words for cls, words in CAPABILITIES.items() if isinstance(space, cls)]
+
+
+def require(space, capability: type, purpose: str = ""):
+    """``space`` itself when it has ``capability``; else a SpacesError naming what it can do."""
+    if isinstance(space, capability):
+        return space
+    can = capabilities(space)
+    why = f" (needed {purpose})" if purpose else ""
+    raise SpacesError(f"space {space.name!r} cannot {CAPABILITIES[capability]}{why}; it can "
+                      + (", ".join(can) if can else "only key and parse architectures"))

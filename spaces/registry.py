@@ -13,7 +13,7 @@ from .errors import UnknownNameError
 
 SPACES = Registry("space", ("spaces.nb101", "spaces.nb201", "spaces.darts"), error=UnknownNameError)
 #: space name -> ``(path, **options) -> Benchmark``, the function that opens its data files
-BENCHMARKS = Registry("benchmark space", ("spaces.nb101_data", "spaces.nb201_data"), error=UnknownNameError)
+BENCHMARKS = Registry("benchmark space", ("spaces.nb101.data", "spaces.nb201.data"), error=UnknownNameError)
 
 
 def register_space(name: str):

@@ -45,7 +45,7 @@ def test_count(name, count, enumeration_cached):
 @pytest.fixture(scope="module")
 def enumeration_cached():
     # The subprocess shares NARNAS_DATA with this session, so it reads the cached enumeration.
-    from spaces.nb101_enum import load_enumeration
+    from spaces.nb101.enum import load_enumeration
     load_enumeration()
 
 

@@ -4,7 +4,7 @@ import torch
 
 import spaces
 from spaces.darts import DARTS_V1, DARTS_V2
-from spaces.darts_model import count_parameters
+from spaces.darts.model import count_parameters
 
 V2_TEXT = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
            "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], "
@@ -20,7 +20,7 @@ def space():
 def test_pasted_genotype_round_trips(space):
     arch = space.from_json(V2_TEXT)
     assert arch == space.from_json(DARTS_V2)
-    assert space.genotype_text(arch) == V2_TEXT
+    assert space.to_text(arch) == V2_TEXT
     assert space.from_json(space.to_json(arch)) == arch
     import json
     assert space.from_json(json.dumps(space.to_json(arch))) == arch
@@ -61,7 +61,7 @@ def test_graph_form(space):
 
 
 def test_darts_v2_has_3_3_million_parameters(space):
-    model = space.build_model(space.from_json(DARTS_V2), channels=36, layers=20, auxiliary=True)
+    model = space.build_model(space.from_json(DARTS_V2), dict(channels=36, layers=20, auxiliary=True))
     assert count_parameters(model) == 3_349_342  # DARTS reports 3.3 M (auxiliary head excluded)
     assert count_parameters(model, include_auxiliary=True) > count_parameters(model)
 
@@ -69,8 +69,8 @@ def test_darts_v2_has_3_3_million_parameters(space):
 @pytest.mark.parametrize("auxiliary", [False, True])
 def test_forward_backward(space, auxiliary):
     torch.manual_seed(0)
-    model = space.build_model(space.sample(np.random.default_rng(3)), channels=8, layers=5, auxiliary=auxiliary,
-                              drop_path=0.2)
+    model = space.build_model(space.sample(np.random.default_rng(3)),
+                              dict(channels=8, layers=5, auxiliary=auxiliary, drop_path=0.2))
     model.train()
     out = model(torch.randn(4, 3, 32, 32))
     logits, aux = out if auxiliary else (out, None)
@@ -104,11 +104,14 @@ def test_export_matches_pytorch_in_onnxruntime(space, tmp_path):
     import subprocess
     import sys
     import onnxruntime
-    from search.training import TrainingConfig, save_checkpoint
+    from spaces.darts.recipe import DartsTrainingConfig
+    from training.trainer import save_checkpoint
     arch = space.from_json(DARTS_V1)
     torch.manual_seed(0)
-    model = space.build_model(arch, channels=6, layers=4, auxiliary=True)
-    config = dict(TrainingConfig(channels=6, layers=4).__dict__)
+    model = space.build_model(arch, dict(channels=6, layers=4, auxiliary=True))
+    # The layout of checkpoints written before they recorded their build config: the
+    # network's shape is read from the training config.
+    config = dict(DartsTrainingConfig(channels=6, layers=4).__dict__)
     save_checkpoint(tmp_path / "checkpoint.pt", {"config": config, "model": model.state_dict()})
     genotype = tmp_path / "best.json"
     genotype.write_text(json.dumps(space.to_json(arch)))
@@ -116,7 +119,7 @@ def test_export_matches_pytorch_in_onnxruntime(space, tmp_path):
                            "--weights", str(tmp_path / "checkpoint.pt")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
-    assert space.from_json((out / "genotype.txt").read_text()) == arch
+    assert space.from_json((out / "arch.txt").read_text()) == arch
     x = torch.randn(5, 3, 32, 32)
     model.eval()
     with torch.inference_mode():
@@ -126,7 +129,8 @@ def test_export_matches_pytorch_in_onnxruntime(space, tmp_path):
     program = torch.export.load(out / "model.pt2").module()
     np.testing.assert_allclose(program(x).detach().numpy(), want, atol=1e-5)
     saved = torch.load(out / "model_state.pt", weights_only=False)
-    rebuilt = space.build_model(space.from_json(saved["genotype"]), **{k: v for k, v in saved["build"].items() if k != "space"})
+    assert saved["space"] == "darts" and saved["build"]["auxiliary"] is False
+    rebuilt = space.build_model(space.from_json(saved["arch"]), saved["build"])
     rebuilt.load_state_dict(saved["state_dict"])
     rebuilt.eval()
     np.testing.assert_allclose(rebuilt(x).detach().numpy(), want, atol=1e-5)

@@ -18,7 +18,7 @@ def space():
 
 @pytest.fixture(scope="session")
 def enumeration():
-    from spaces.nb101_enum import load_enumeration
+    from spaces.nb101.enum import load_enumeration
     return load_enumeration()
 
 
@@ -147,11 +147,11 @@ def test_parameter_counts_match_the_benchmark(space, subset):
 def test_network_forward_and_backward(space):
     arch = make_arch([[0, 1, 1, 0, 1], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
                      [I, C3, MP, C1, O])
-    model = space.build_model(arch, stem_channels=16)
+    model = space.build_model(arch, dict(stem_channels=16))
     out = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10)
     out.sum().backward()
-    tiny = space.build_model(make_arch([[0, 1], [0, 0]], [I, O]), stem_channels=8)
+    tiny = space.build_model(make_arch([[0, 1], [0, 0]], [I, O]), dict(stem_channels=8))
     assert tiny(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 
 

@@ -102,7 +102,7 @@ def test_parameter_counts_match_the_benchmark(space, bench):
 
 
 def test_network_forward_and_backward(space):
-    model = space.build_model(space.from_json(BEST), num_classes=7)
+    model = space.build_model(space.from_json(BEST), dict(num_classes=7))
     out = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 7)
     out.sum().backward()

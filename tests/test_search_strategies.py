@@ -4,6 +4,8 @@ import copy
 import numpy as np
 import pytest
 
+import spaces
+
 from search.errors import SearchError
 from search.executors import ExecutorConfig, InlineExecutor
 from search.middleware import Deduplicate, FailureHandling, make_strategy
@@ -20,7 +22,7 @@ def oracle_guided(space, seed=0, **config):
     return FailureHandling(Deduplicate(OracleGuided(space, StrategyConfig(**config), seed)))
 
 
-class LineSpace:
+class LineSpace(spaces.Sampling, spaces.GraphEncoding):
     """Archs are integers 0..n-1; a mutation moves to a neighbour; value = a smooth bump."""
 
     name = "line"
@@ -282,8 +284,6 @@ def test_without_deduplication_a_strategy_proposes_known_archs_again():
 
 
 def test_constraints_keep_every_proposal_within_the_limit_and_resume_exactly():
-    import numpy as np
-    import spaces
     space = spaces.get_space("nb201")
     limit = 0.5  # millions of parameters; the largest NB201 cell has 1.53 M
     cfg = dict(budget=30, constraints={"params": limit})

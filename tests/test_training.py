@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 import spaces
-from search import cifar10, training
-from search.errors import SearchError
+from training import TrainingError
+from training.datasets import cifar10
+from training.recipes import get_recipe
+
+DARTS = get_recipe("darts")
 
 TINY = ["--set", "channels=4", "--set", "layers=3", "--set", "val_size=200", "--set", "fraction=0.25",
         "--set", "batch_size=50", "--set", "eval_batch_size=200"]
@@ -41,24 +44,24 @@ def test_reads_the_standard_layout_with_a_checksum_warning(cifar_dir, shared_dat
 
 def test_missing_or_corrupt_data_is_reported(tmp_path, cifar_dir, monkeypatch):
     monkeypatch.delenv(cifar10.ENV_VAR, raising=False)
-    with pytest.raises(SearchError, match="does not exist"):
+    with pytest.raises(TrainingError, match="does not exist"):
         cifar10.load(tmp_path / "nowhere")
-    with pytest.raises(SearchError, match=r"CIFAR-10 not found.*--data-dir, \$NARNAS_CIFAR10_DIR"):
+    with pytest.raises(TrainingError, match=r"CIFAR-10 not found.*--data-dir, \$NARNAS_CIFAR10_DIR"):
         cifar10.load(download=False)
     broken = tmp_path / "broken"
     broken.mkdir()
     for name in cifar10.TRAIN_FILES + (cifar10.TEST_FILE,):
         (broken / name).write_bytes((cifar_dir / name).read_bytes()[:100])
-    with pytest.raises(SearchError, match="data_batch_1 is unreadable"):
+    with pytest.raises(TrainingError, match="data_batch_1 is unreadable"):
         cifar10.load(broken)
 
 
 def test_smoke_training_lowers_the_training_loss(cifar_dir):
     space = spaces.get_space("darts")
     data = cifar10.load(cifar_dir, val_size=200, fraction=0.5)
-    config = training.preset("smoke", epochs=4, channels=4, layers=3, val_size=200, fraction=0.5, batch_size=50,
+    config = DARTS.preset("smoke", epochs=4, channels=4, layers=3, val_size=200, fraction=0.5, batch_size=50,
                              lr=0.05, threads=2)
-    result = training.train(space.from_json(spaces.darts.DARTS_V2), space, data, config)
+    result = DARTS.train(space.from_json(spaces.darts.DARTS_V2), space, data, config)
     losses = [h["train_loss"] for h in result["history"]]
     assert len(losses) == 4 and losses[-1] < losses[0] - 0.05, losses
     assert 0 <= result["val"] <= 100 and 0 <= result["test"] <= 100 and result["params"] > 0
@@ -67,10 +70,10 @@ def test_smoke_training_lowers_the_training_loss(cifar_dir):
 def test_augmentation_keeps_shapes_and_is_seeded():
     import torch
     x = torch.randn(8, 3, 32, 32)
-    a = training.augment(x, torch.Generator().manual_seed(0), 16)
-    b = training.augment(x, torch.Generator().manual_seed(0), 16)
+    a = cifar10.augment(x, torch.Generator().manual_seed(0), 16)
+    b = cifar10.augment(x, torch.Generator().manual_seed(0), 16)
     assert a.shape == x.shape and torch.equal(a, b)
-    no_cutout = training.augment(x, torch.Generator().manual_seed(0), 0)  # same crops and flips
+    no_cutout = cifar10.augment(x, torch.Generator().manual_seed(0), 0)  # same crops and flips
     hole = ((a == 0) & (no_cutout != 0)).all(1).sum((1, 2))  # a 16x16 square, clipped at the border
     assert (hole > 0).all() and (hole <= 256).all() and (hole == 256).any()
     padding = (no_cutout == 0).all(1).sum((1, 2))  # random crops of the 4-padded image
@@ -102,7 +105,7 @@ def test_killed_training_continues_from_its_last_epoch(cifar_dir, tmp_path):
 
 
 def test_bad_training_input(cifar_dir):
-    cases = [(["--arch", "nope"], "neither a file, a genotype nor a known name"),
+    cases = [(["--arch", "nope"], "is neither a file, a known name (darts_v1, darts_v2) nor a darts architecture"),
              (["--arch", "darts_v2", "--preset", "huge"], "unknown preset 'huge'; valid: final, search, smoke"),
              (["--arch", "darts_v2", "--set", "epoch=3"], "unknown config key(s) epoch in training"),
              (["--arch", "{\"normal\": [], \"reduce\": []}"], "normal has 0 edges")]
@@ -168,8 +171,8 @@ def test_training_fits_one_batch_far_above_chance():
     one = cifar10.Split(x, y)
     data = cifar10.CIFAR10(one, cifar10.Split(x[:0], y[:0]), one, "by hand")
     space = spaces.get_space("darts")
-    config = training.preset("smoke", epochs=30, channels=8, layers=3, batch_size=40, fraction=1.0, cutout=0,
+    config = DARTS.preset("smoke", epochs=30, channels=8, layers=3, batch_size=40, fraction=1.0, cutout=0,
                              auxiliary=False, drop_path=0.0, lr=0.05, weight_decay=0.0, val_size=0, threads=2)
-    result = training.train(space.from_json(spaces.darts.DARTS_V2), space, data, config)
+    result = DARTS.train(space.from_json(spaces.darts.DARTS_V2), space, data, config)
     assert result["history"][-1]["train_loss"] < 0.5 * result["history"][0]["train_loss"], result["history"]
     assert result["test"] >= 80, result["test"]  # the same 40 images, evaluated without augmentation

@@ -1,5 +1,6 @@
-"""The ``cifar10-train`` evaluator: each arch trained on CIFAR-10 (``search.training``);
-validation accuracy is the search value, test accuracy is reported."""
+"""The ``cifar10-train`` evaluator: each arch trained on CIFAR-10 with its space's training
+recipe (``training.recipes``); validation accuracy is the search value, test accuracy is
+reported."""
 from __future__ import annotations
 
 import hashlib
@@ -7,13 +8,14 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import SearchError
 from ..registry import register_evaluator
 from . import Evaluator
 
 
 @dataclass
 class CIFAR10TrainingConfig:
-    preset: str = "search"  # final, search or smoke (search.training.PRESETS)
+    preset: str = "search"  # a preset of the space's recipe (DARTS: final, search or smoke)
     train: dict = field(default_factory=dict)  # training config fields over the preset's
     data_dir: str | None = None  # CIFAR-10 python batches; None: $NARNAS_CIFAR10_DIR, then the data folder
 
@@ -27,9 +29,13 @@ class TrainingEvaluator(Evaluator):
     default_executor = "ray"
 
     def __init__(self, space, config=None, context=None):
-        from .. import cifar10, training
+        from training.datasets import cifar10
+        from training.recipes import get_recipe
         super().__init__(space, config or CIFAR10TrainingConfig(), context)
-        self.training = training.preset(self.config.preset, **self.config.train)  # bad presets / keys fail here
+        self.recipe = get_recipe(space)
+        if self.recipe.dataset != "cifar10":
+            raise SearchError(f"the {space} training recipe trains on {self.recipe.dataset}, not CIFAR-10")
+        self.training = self.recipe.preset(self.config.preset, **self.config.train)  # bad presets / keys fail here
         if self.context.threads and not self.training.threads:
             self.training.threads = self.context.threads
         self.data_dir = str(cifar10.resolve_dir(self.config.data_dir))  # a missing folder fails in the driver
@@ -48,9 +54,8 @@ class TrainingEvaluator(Evaluator):
 
     def _load(self):
         if self._data is None:
-            from .. import cifar10
             warn = lambda msg: print(msg, file=sys.stderr, flush=True)
-            self._data = cifar10.load(self.data_dir, self.training.val_size, self.training.fraction, warn=warn)
+            self._data = self.recipe.load_data(self.training, self.data_dir, warn=warn)
         return self._data
 
     def checkpoint_path(self, key: str):
@@ -60,11 +65,10 @@ class TrainingEvaluator(Evaluator):
 
     def evaluate(self, arch_json) -> dict:
         import spaces
-        from .. import training
         space = spaces.get_space(self.space_name)
         arch = space.from_json(arch_json)
-        result = training.train(arch, space, self._load(), self.training,
-                                checkpoint=self.checkpoint_path(str(space.key(arch))))
+        result = self.recipe.train(arch, space, self._load(), self.training,
+                                   checkpoint=self.checkpoint_path(str(space.key(arch))))
         return {k: result[k] for k in ("val", "test", "seconds", "params", "epochs", "train_loss")}
 
     def describe(self) -> dict:

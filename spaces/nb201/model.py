@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .nb201 import EDGES, OPS
+from .space import EDGES, OPS
 
 
 class ReLUConvBN(nn.Sequential):

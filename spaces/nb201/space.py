@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import ArchGraph, SearchSpace
-from .errors import InvalidArchError
-from .registry import register_space
+from narnas.config import at_least
+
+from ..base import ArchGraph, Enumeration, GraphEncoding, ModelBuilding, Sampling, SearchSpace
+from ..errors import InvalidArchError
+from ..registry import register_space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_EDGES = 6
@@ -84,11 +86,23 @@ def parse_arch_str(text: str) -> NB201Arch:
     return NB201Arch(tuple(ops[e] for e in EDGES))
 
 
+@dataclass(frozen=True)
+class NB201BuildConfig:
+    """The network of the NB201 paper: 3 stages of 5 cells, 16 channels doubled per stage."""
+    num_classes: int = 10
+    channels: int = 16
+    cells_per_stage: int = 5
+
+    def validate(self):
+        at_least(self, 1, "num_classes", "channels", "cells_per_stage", where="nb201 build config")
+
+
 @register_space("nb201")
-class NB201Space(SearchSpace):
+class NB201Space(SearchSpace, Sampling, Enumeration, GraphEncoding, ModelBuilding):
     name = "nb201"
     graph_vocab = GRAPH_VOCAB
     evaluators = ("benchmark",)
+    build_config_class = NB201BuildConfig
 
     def sample(self, rng):
         return NB201Arch(tuple(int(o) for o in rng.integers(0, len(OPS), NUM_EDGES)))
@@ -113,6 +127,9 @@ class NB201Space(SearchSpace):
     def to_json(self, arch) -> str:
         return to_arch_str(arch.ops)
 
+    def to_text(self, arch) -> str:
+        return to_arch_str(arch.ops)
+
     def from_json(self, obj):
         if isinstance(obj, str) and obj.lstrip().startswith('"'):
             obj = json.loads(obj)
@@ -122,7 +139,8 @@ class NB201Space(SearchSpace):
         ops = np.array([0, *(o + 1 for o in arch.ops), len(GRAPH_VOCAB) - 1], dtype=np.int64)
         return ArchGraph(ops, _GRAPH_ADJ, GRAPH_VOCAB)
 
-    def build_model(self, arch, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5):
-        from .nb201_model import NB201Network
-        return NB201Network(arch.ops, num_classes, channels, cells_per_stage)
+    def build_model(self, arch, config=None):
+        from .model import NB201Network
+        c = self.build_config(config)
+        return NB201Network(arch.ops, c.num_classes, c.channels, c.cells_per_stage)
 

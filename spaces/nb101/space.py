@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import ArchGraph, SearchSpace
-from .errors import InvalidArchError
-from .registry import register_space
+from narnas.config import at_least
+
+from ..base import ArchGraph, Enumeration, GraphEncoding, ModelBuilding, Sampling, SearchSpace
+from ..errors import InvalidArchError
+from ..registry import register_space
 
 INPUT, OUTPUT = "input", "output"
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")  # the official order; hash labels index it
@@ -116,11 +118,24 @@ def module_hash(matrix: tuple, labels: tuple) -> str:
     return md5(str(sorted(hashes)).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class NB101BuildConfig:
+    """The network of the NB101 paper: a 3x3 stem, 3 stacks of 3 cells, channels doubled per stack."""
+    num_classes: int = 10
+    stem_channels: int = 128
+    num_stacks: int = 3
+    cells_per_stack: int = 3
+
+    def validate(self):
+        at_least(self, 1, "num_classes", "stem_channels", "num_stacks", "cells_per_stack", where="nb101 build config")
+
+
 @register_space("nb101")
-class NB101Space(SearchSpace):
+class NB101Space(SearchSpace, Sampling, Enumeration, GraphEncoding, ModelBuilding):
     name = "nb101"
     graph_vocab = GRAPH_VOCAB
     evaluators = ("benchmark",)
+    build_config_class = NB101BuildConfig
 
     def sample(self, rng):
         """The official random cell: each upper-triangular edge with p=0.5, ops uniform; redraw until valid."""
@@ -139,13 +154,13 @@ class NB101Space(SearchSpace):
         return self.mutate_distinct(arch, rng, lambda a, r: _mutate_once(a, r, mutation_rate))
 
     def enumerate(self):
-        from .nb101_enum import load_enumeration
+        from .enum import load_enumeration
         table = load_enumeration()
         for i in range(len(table["n_vertices"])):
             yield arch_from_codes(table["adjacency"][i], table["ops"][i], table["n_vertices"][i])
 
     def count(self) -> int:
-        from .nb101_enum import load_enumeration
+        from .enum import load_enumeration
         return len(load_enumeration()["n_vertices"])
 
     def key(self, arch) -> str:
@@ -169,10 +184,11 @@ class NB101Space(SearchSpace):
         ops = np.array([GRAPH_VOCAB.index(op) for op in arch.ops], dtype=np.int64)
         return ArchGraph(ops, arch.adjacency(), GRAPH_VOCAB)
 
-    def build_model(self, arch, num_classes: int = 10, stem_channels: int = 128,
-                    num_stacks: int = 3, cells_per_stack: int = 3):
-        from .nb101_model import NB101Network
-        return NB101Network(arch.adjacency(), arch.ops, num_classes, stem_channels, num_stacks, cells_per_stack)
+    def build_model(self, arch, config=None):
+        from .model import NB101Network
+        c = self.build_config(config)
+        return NB101Network(arch.adjacency(), arch.ops, c.num_classes, c.stem_channels, c.num_stacks,
+                            c.cells_per_stack)
 
 
 def _try_make(matrix, ops):

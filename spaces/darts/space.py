@@ -11,16 +11,20 @@ them, and genotypes that differ only in that order share a key.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from types import MappingProxyType
 
 import numpy as np
 
-from .base import ArchGraph, SearchSpace
-from .errors import InvalidArchError, SpacesError
-from .registry import register_space
+from narnas.config import at_least
+from narnas.errors import ConfigError
+
+from ..base import ArchGraph, GraphEncoding, ModelBuilding, Sampling, SearchSpace
+from ..errors import InvalidArchError
+from ..registry import register_space
 
 OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
        "dil_conv_5x5")
@@ -91,11 +95,46 @@ def parse_genotype(text: str) -> dict:
         raise InvalidArchError(f"cannot parse the genotype {text[:80]!r}: {err}") from None
 
 
+#: Known genotypes from the DARTS paper and code (for tests, docs and `--arch darts_v2`).
+DARTS_V1 = {"normal": [("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 0), ("sep_conv_3x3", 1),
+                       ("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2)],
+            "reduce": [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
+                       ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("avg_pool_3x3", 0)]}
+DARTS_V2 = {"normal": [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+                       ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
+            "reduce": [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
+                       ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)]}
+
+
+@dataclass(frozen=True)
+class DartsBuildConfig:
+    """The DARTS evaluation network; the defaults are the paper's CIFAR-10 one (36 channels,
+    20 cells, reduction cells at 1/3 and 2/3 of the depth)."""
+    num_classes: int = 10
+    channels: int = 36
+    layers: int = 20
+    #: The auxiliary head after the second reduction cell (training only).
+    auxiliary: bool = False
+    #: Probability of dropping a whole edge operation (scheduled by the training recipe).
+    drop_path: float = 0.0
+
+    def validate(self):
+        at_least(self, 1, "num_classes", "channels", where="darts build config")
+        if self.layers < 3:
+            raise ConfigError(f"darts build config layers must be at least 3 (two reduction cells), "
+                                   f"got {self.layers}")
+        if not 0 <= self.drop_path < 1:
+            raise ConfigError(f"darts build config drop_path must be in [0, 1), got {self.drop_path}")
+
+
 @register_space("darts")
-class DartsSpace(SearchSpace):
+class DartsSpace(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
+    """No Enumeration: the space has about 10^18 genotypes."""
     name = "darts"
     graph_vocab = GRAPH_VOCAB
     evaluators = ("cifar10-train",)
+    build_config_class = DartsBuildConfig
+    named_archs = MappingProxyType({"darts_v1": DARTS_V1, "darts_v2": DARTS_V2})
 
     def sample(self, rng):
         return DartsArch(*(self._sample_cell(rng) for _ in CELLS))
@@ -127,9 +166,6 @@ class DartsSpace(SearchSpace):
             return DartsArch(**{**{c: a.cell(c) for c in CELLS}, name: tuple(edges)})
         return self.mutate_distinct(arch, rng, attempt)
 
-    def enumerate(self) -> Iterator:
-        raise SpacesError(f"the DARTS space has {self.count():,} genotypes: too many to enumerate")
-
     def count(self) -> int:
         per_cell = math.prod(math.comb(node + 2, 2) * len(OPS) ** 2 for node in range(NODES))
         return per_cell ** 2
@@ -158,7 +194,7 @@ class DartsSpace(SearchSpace):
                 raise InvalidArchError(f"{c}_concat must be {list(CONCAT)} (all four nodes), got {concat!r}")
         return DartsArch(*(check_cell(obj[c], c) for c in CELLS))
 
-    def genotype_text(self, arch) -> str:
+    def to_text(self, arch) -> str:
         """The DARTS ``Genotype(...)`` text, as DARTS-family code prints it."""
         cell = lambda c: "[" + ", ".join(f"({op!r}, {src})" for op, src in arch.cell(c)) + "]"
         return (f"Genotype(normal={cell('normal')}, normal_concat={list(CONCAT)}, "
@@ -189,10 +225,13 @@ class DartsSpace(SearchSpace):
                 adj[per - 1, base: base + 2] = 1
         return ArchGraph(ops, adj, GRAPH_VOCAB)
 
-    def build_model(self, arch, num_classes: int = 10, channels: int = 36, layers: int = 20,
-                    auxiliary: bool = False, drop_path: float = 0.0):
-        from .darts_model import DartsNetwork
-        return DartsNetwork(arch, num_classes, channels, layers, auxiliary, drop_path)
+    def inference_config(self, config):
+        return dataclasses.replace(self.build_config(config), auxiliary=False, drop_path=0.0)
+
+    def build_model(self, arch, config=None):
+        from .model import DartsNetwork
+        c = self.build_config(config)
+        return DartsNetwork(arch, c.num_classes, c.channels, c.layers, c.auxiliary, c.drop_path)
 
 
 def _json(text: str):
@@ -200,14 +239,3 @@ def _json(text: str):
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise InvalidArchError(f"not a genotype (neither JSON nor Genotype(...)): {err}") from None
-
-
-#: Known genotypes from the DARTS paper and code (for tests, docs and `--arch darts_v2`).
-DARTS_V1 = {"normal": [("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 0), ("sep_conv_3x3", 1),
-                       ("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2)],
-            "reduce": [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
-                       ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("avg_pool_3x3", 0)]}
-DARTS_V2 = {"normal": [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-                       ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
-            "reduce": [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
-                       ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)]}

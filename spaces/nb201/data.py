@@ -1,7 +1,7 @@
 """NAS-Bench-201 benchmark readers: compact CSV tables and the official files.
 
 * compact CSV (``.csv`` / ``.csv.gz``): an ``arch_str`` column plus numeric metric
-  columns; the CIFAR-10 table ships inside the package (``spaces/data``).
+  columns; the CIFAR-10 table ships inside the package (``spaces/nb201/tables``).
 * the official NAS-Bench-201 ``.pth`` (read through ``nas_201_api``);
 * NATS-Bench topology files (``NATS-tss-*.pickle.pbz2`` or the ``-simple`` folder,
   read through ``nats_bench``).
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark import Benchmark
-from .errors import DataFileError
-from .files import atomic_write_bytes, default_data_dir, resolve_data_file
-from .nb201 import parse_arch_str, to_arch_str
-from .registry import get_space, register_benchmark
+from ..benchmark import Benchmark
+from ..errors import DataFileError
+from ..files import atomic_write_bytes, default_data_dir, resolve_data_file
+from .space import parse_arch_str, to_arch_str
+from ..registry import get_space, register_benchmark
 
-PACKAGED_TABLE = Path(__file__).parent / "data" / "nb201_cifar10.csv.gz"
+PACKAGED_TABLE = Path(__file__).parent / "tables" / "nb201_cifar10.csv.gz"
 ENV_VAR = "NARNAS_NB201_PATH"
 WHERE = ("the NAS-Bench-201 / NATS-Bench release (NAS-Bench-201-v1_1-096897.pth or "
          "NATS-tss-v1_0-3ffb9-simple, linked from github.com/D-X-Y/NATS-Bench)")

@@ -15,14 +15,15 @@ import hashlib
 import os
 import pickle
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from spaces.files import default_data_dir
 
-from .errors import SearchError
+from ..errors import TrainingError
+from . import Dataset, Split
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -38,20 +39,40 @@ STD = np.array([0.2470, 0.2435, 0.2616], dtype=np.float32)
 
 
 @dataclass
-class Split:
-    x: np.ndarray  # uint8 [N, 32, 32, 3]
-    y: np.ndarray  # int64 [N]
+class CIFAR10(Dataset):
+    num_classes: int = 10
+    mean: np.ndarray = field(default_factory=lambda: MEAN)
+    std: np.ndarray = field(default_factory=lambda: STD)
 
-    def __len__(self):
-        return len(self.y)
+    def augment(self, x, gen, cutout: int = 0):
+        return augment(x, gen, cutout)
 
 
-@dataclass
-class CIFAR10:
-    train: Split
-    val: Split
-    test: Split
-    source: str
+def augment(x, gen, cutout: int = 0):
+    """Random crop (padding 4), horizontal flip and cutout of a [B, C, 32, 32] tensor batch
+    (the DARTS / ResNet CIFAR augmentation), drawn from ``gen``; whole-batch tensor ops."""
+    import torch
+    from torch.nn import functional as F
+    b, _, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4))
+    dy = torch.randint(0, 9, (b,), generator=gen).to(x.device)
+    dx = torch.randint(0, 9, (b,), generator=gen).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    x = padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+               rows, cols]
+    flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if cutout > 0:
+        cy = torch.randint(0, h, (b,), generator=gen).to(x.device)
+        cx = torch.randint(0, w, (b,), generator=gen).to(x.device)
+        ys = torch.arange(h, device=x.device)[None, :, None]
+        xs = torch.arange(w, device=x.device)[None, None, :]
+        half = cutout // 2  # a cutout x cutout square centred on (cy, cx), clipped at the border
+        hole = ((ys >= (cy - half)[:, None, None]) & (ys < (cy + cutout - half)[:, None, None])
+                & (xs >= (cx - half)[:, None, None]) & (xs < (cx + cutout - half)[:, None, None]))
+        x = x * (~hole)[:, None].to(x.dtype)
+    return x
 
 
 def resolve_dir(data_dir=None, download: bool = True) -> Path:
@@ -61,13 +82,13 @@ def resolve_dir(data_dir=None, download: bool = True) -> Path:
             path = Path(value).expanduser()
             folder = path / FOLDER if (path / FOLDER).is_dir() else path
             if not folder.is_dir():
-                raise SearchError(f"CIFAR-10 folder {folder} (from {how}) does not exist")
+                raise TrainingError(f"CIFAR-10 folder {folder} (from {how}) does not exist")
             return folder
     folder = default_data_dir() / FOLDER
     if not folder.is_dir() and download:
         _download(folder.parent)
     if not folder.is_dir():
-        raise SearchError(f"CIFAR-10 not found: expected the python batches folder {FOLDER}/ (from {URL}) "
+        raise TrainingError(f"CIFAR-10 not found: expected the python batches folder {FOLDER}/ (from {URL}) "
                           f"given by --data-dir, ${ENV_VAR} or at {folder}")
     return folder
 
@@ -83,7 +104,7 @@ def _download(root: Path) -> None:
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.exists():
-        raise SearchError(f"CIFAR-10 file {path} is missing (the folder must hold {', '.join(TRAIN_FILES)}, {TEST_FILE})")
+        raise TrainingError(f"CIFAR-10 file {path} is missing (the folder must hold {', '.join(TRAIN_FILES)}, {TEST_FILE})")
     try:
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
@@ -91,9 +112,9 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
         x = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     except Exception as err:
-        raise SearchError(f"CIFAR-10 file {path} is unreadable ({type(err).__name__}: {err})") from None
+        raise TrainingError(f"CIFAR-10 file {path} is unreadable ({type(err).__name__}: {err})") from None
     if len(x) != len(labels) or labels.min() < 0 or labels.max() > 9:
-        raise SearchError(f"CIFAR-10 file {path} is corrupt: {len(x)} images, {len(labels)} labels")
+        raise TrainingError(f"CIFAR-10 file {path} is corrupt: {len(x)} images, {len(labels)} labels")
     return np.ascontiguousarray(x), labels
 
 
@@ -121,7 +142,7 @@ def load(data_dir=None, val_size: int = 5000, fraction: float = 1.0, split_seed:
     y = np.concatenate([p[1] for p in parts])
     test = Split(*_read_batch(folder / TEST_FILE))
     if not 0 <= val_size < len(y):
-        raise SearchError(f"val_size must be in [0, {len(y)}), got {val_size}")
+        raise TrainingError(f"val_size must be in [0, {len(y)}), got {val_size}")
     order = np.random.default_rng(split_seed).permutation(len(y))
     train, val = Split(x[order[val_size:]], y[order[val_size:]]), Split(x[order[:val_size]], y[order[:val_size]])
     if fraction < 1:

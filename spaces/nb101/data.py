@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark import Benchmark
-from .errors import DataFileError, InvalidArchError
-from .files import default_data_dir, resolve_data_file, save_npz_cache
-from .nb101 import GRAPH_VOCAB, MAX_VERTICES, arch_from_codes, make_arch
-from .registry import get_space, register_benchmark
-from .tfrecord import RecordError, decode_message, read_records
+from ..benchmark import Benchmark
+from ..errors import DataFileError, InvalidArchError
+from ..files import default_data_dir, resolve_data_file, save_npz_cache
+from .space import GRAPH_VOCAB, MAX_VERTICES, arch_from_codes, make_arch
+from ..registry import get_space, register_benchmark
+from ..tfrecord import RecordError, decode_message, read_records
 
 ENV_VAR = "NARNAS_NB101_PATH"
 WHERE = ("the NAS-Bench-101 release (nasbench_only108.tfrecord, linked from "

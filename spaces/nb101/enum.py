@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import default_data_dir, save_npz_cache
-from .nb101 import GRAPH_VOCAB, MAX_EDGES, MAX_VERTICES, OPS, module_hash
+from ..files import default_data_dir, save_npz_cache
+from .space import GRAPH_VOCAB, MAX_EDGES, MAX_VERTICES, OPS, module_hash
 
 CACHE_NAME = "nb101_enumeration.npz"
 # hash label (index in OPS) -> op code of GRAPH_VOCAB
