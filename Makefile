@@ -33,9 +33,9 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 
 # Predictor quality figures of the README (each writes results/predictor/<name>.json);
-# `python -m predictor.table results/predictor/*.json` prints the README table from them.
+# `python -m bench.table results/predictor/*.json` prints the README table from them.
 NB101_SUBSET ?= ../shared/data/nb101/nb101_subset_valacc.npz
-BENCH := $(PY) -m predictor.bench --quiet
+BENCH := $(PY) -m bench.predictors --quiet
 NB101 := --space nb101 --data $(NB101_SUBSET)
 # The NB101 recipe: two twins, a light AC loss, attention along the cell's edges.
 NB101_RECIPE := --set augment=2 --set lambda_ac=0.05 --set weight_decay=0.05 --set attention=graph
@@ -91,5 +91,5 @@ bench-ablations: $(STAMP)
 # Search quality (README): 10 seeds x 100 evaluations on NB201, inline look-ups.
 .PHONY: bench-search
 bench-search: $(STAMP)
-	$(PY) -m search.bench --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10 \
+	$(PY) -m bench.search --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10 \
 	  --json results/search/nb201_budget100_seeds10.json

@@ -39,8 +39,8 @@ from torch import nn
 from .base import TorchPredictor, TrainConfig, check_choice, take
 from .errors import PredictorError
 from .graphs import GraphBatch, neighbour_mask
-from .narformer import SelfAttentionBlock
 from .registry import register_predictor
+from .transformer import SelfAttentionBlock
 
 
 @dataclass

@@ -43,6 +43,9 @@ class Benchmark:
     test_metric: str | None
     #: the column the space expects as its search metric, named in the error when it is missing
     expected_metric: str | None = None
+    #: whether ``test_metric`` was measured on the same trained networks as the search metric
+    #: (NB101: one training run gives both), so predictors can be scored against it
+    paired_test: bool = False
     _row: dict = field(init=False, repr=False)
 
     def __post_init__(self):

@@ -18,8 +18,8 @@ for _i in range(256):
     _CRC_TABLE.append(_c)
 
 
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), the checksum TFRecord uses. Pure Python: fine for short inputs."""
+def crc32c_python(data: bytes) -> int:
+    """CRC-32C (Castagnoli), the checksum TFRecord uses, in pure Python (~1 MB/s)."""
     crc = 0xFFFFFFFF
     table = _CRC_TABLE
     for byte in data:
@@ -27,7 +27,14 @@ def crc32c(data: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
+try:  # google-crc32c's C implementation: ~5 GB/s, so every record of a 500 MB file is checked
+    from google_crc32c import value as crc32c
+except ImportError:  # pragma: no cover - a dependency; the fallback keeps short files readable
+    crc32c = crc32c_python
+
+
 def masked_crc(data: bytes) -> int:
+    """The CRC as TFRecord stores it: rotated right by 15 bits plus a constant."""
     crc = crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
@@ -36,9 +43,9 @@ class RecordError(ValueError):
     """The file is not a well-formed TFRecord file."""
 
 
-def read_records(stream: BinaryIO, verify_data: bool = False) -> Iterator[bytes]:
+def read_records(stream: BinaryIO, verify_data: bool = True) -> Iterator[bytes]:
     """Yield each record's bytes. The length checksum is always verified (it catches a file
-    that is not TFRecord or is cut short); the data checksum when ``verify_data``."""
+    that is not TFRecord or is cut short); the data checksum unless ``verify_data`` is False."""
     offset = 0
     while True:
         header = stream.read(12)

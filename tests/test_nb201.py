@@ -166,8 +166,9 @@ def test_official_nb201_pth_is_read_through_nas_201_api(tmp_path, space, data_di
     path = tmp_path / "NAS-Bench-201-v1_1-test.pth"
     torch.save(nb201_official_dict(_official_archs(), nats=False), path)
     _check_official(spaces.get_benchmark("nb201", path), space)
-    cached = data_dir / "NAS-Bench-201-v1_1-test.compact.csv.gz"
-    assert cached.exists()
+    from spaces.files import cache_path
+    cached = cache_path(path, ".compact.csv.gz")
+    assert cached.parent == data_dir and cached.name.startswith("NAS-Bench-201-v1_1-test-") and cached.exists()
     bench = spaces.get_benchmark("nb201", path)  # second open reads the compact cache
     assert "cached" in bench.source
     _check_official(bench, space)

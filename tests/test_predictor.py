@@ -125,22 +125,49 @@ def test_fit_predict_state_dict_round_trip(name, nb201):
     np.testing.assert_allclose(again.predict(graphs[100:150]), before, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name, config", [
-    ("narformer", dict(d_model=64, heads=4, ffn=128, depth=2, num_freqs=16, epochs=40, val_every=40, lr=2e-3)),
-    ("tnasp", dict(epochs=40, val_every=40)),
-    ("gin", dict(epochs=60, val_every=60)),
-    ("mlp", dict(epochs=60, val_every=60)),
-])
-def test_short_fit_ranks_clearly_better_than_chance(name, config, nb201):
-    """A few hundred NB201 archs; broken training (or a broken tokenizer) stays near tau 0."""
+SHORT_FIT = {"narformer": dict(d_model=64, heads=4, ffn=128, depth=2, num_freqs=16, epochs=40, val_every=40, lr=2e-3),
+             "tnasp": dict(epochs=40, val_every=40), "gin": dict(epochs=60, val_every=60),
+             "mlp": dict(epochs=60, val_every=60)}
+
+
+def structure_blind_taus(graphs, y, params, train, test) -> dict:
+    """Kendall tau of two predictors that ignore the wiring: least squares on the counts of
+    each operation, and the parameter count alone."""
+    counts = np.array([np.bincount(g.ops, minlength=len(g.vocab)) for g in graphs], float)
+    x = np.c_[counts, np.ones(len(counts))]
+    w, *_ = np.linalg.lstsq(x[train], y[train], rcond=None)
+    return {"op counts": kendall_tau(x[test] @ w, y[test]), "params": kendall_tau(params[test], y[test])}
+
+
+@pytest.fixture(scope="module")
+def short_fit_data(nb201, shared_data):
+    """space -> (graphs, target, params); NB201's packaged table and the NB101 subset."""
     _, bench, graphs = nb201
-    y = bench.column("c10valid_val_200_mean")
-    rng = np.random.default_rng(1)
-    rows = rng.permutation(len(graphs))
+    data = {"nb201": (graphs, bench.column("c10valid_val_200_mean"), bench.column("c10valid_params_mb"))}
+    nb101 = spaces.get_benchmark("nb101", shared_data / "nb101" / "nb101_subset_valacc.npz")
+    space = spaces.get_space("nb101")
+    data["nb101"] = ([space.to_graph(a) for a in nb101.archs()], nb101.column("val_acc_108"), nb101.column("params"))
+    return data
+
+
+#: How far each predictor must beat the better structure-blind baseline after 300 archs:
+#: just below the smallest lead measured (seed 0 and 1: NB201 0.14-0.19 over 0.540; NB101
+#: 0.19-0.24 over 0.446).
+MARGIN = {"nb201": 0.12, "nb101": 0.16}
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "nb101"])
+@pytest.mark.parametrize("name", list(SHORT_FIT))
+def test_short_fit_beats_structure_blind_baselines(name, space_name, short_fit_data):
+    """300 archs; a predictor that learns only what the op counts or the size tell (or a
+    broken one) does not clear the margin."""
+    graphs, y, params = short_fit_data[space_name]
+    rows = np.random.default_rng(1).permutation(np.flatnonzero(np.isfinite(y)))
     train, test = rows[:300], rows[300:2300]
-    p = predictor.get_predictor(name, **config).fit([graphs[i] for i in train], y[train])
+    blind = structure_blind_taus(graphs, y, params, train, test)
+    p = predictor.get_predictor(name, **SHORT_FIT[name]).fit([graphs[i] for i in train], y[train])
     tau = kendall_tau(p.predict([graphs[i] for i in test]), y[test])
-    assert tau > 0.45, f"{name}: tau {tau:.3f}"
+    assert tau > max(blind.values()) + MARGIN[space_name], f"{name} on {space_name}: tau {tau:.3f}, baselines {blind}"
 
 
 def test_nb101_graphs_of_different_sizes(shared_data):
@@ -251,21 +278,27 @@ def test_narformer_graph_attention_mask_keeps_the_global_tokens_global():
     np.testing.assert_array_equal(allowed, expected)
 
 
-def test_self_evolution_runs_its_rounds_and_records_them(nb201):
+def test_self_evolution_lowers_the_validation_error_round_by_round(nb201):
+    """Each round pulls the validation predictions towards targets between the last
+    prediction and the truth: the validation error falls in every round (measured on seeds
+    0-2: by 2.5-6% over two rounds). A constraint pulling the wrong way raises it."""
     _, bench, graphs = nb201
     y = bench.column("c10valid_val_200_mean")
-    config = dict(SMALL["tnasp"], evolution_rounds=3)
-    p = predictor.get_predictor("tnasp", **config).fit(graphs[:64], y[:64], val=(graphs[64:96], y[64:96]))
-    assert [r["round"] for r in p.evolution] == [1, 2, 3]
-    assert all(r["mean_lambda"] >= 0 for r in p.evolution)
-    assert p.selected.endswith("+self-evolution")
+    config = dict(d_model=32, heads=2, ffn=64, depth=1, epochs=20, self_evolution=True, evolution_epochs=20,
+                  evolution_rounds=2)
+    p = predictor.get_predictor("tnasp", **config).fit(graphs[:128], y[:128], val=(graphs[128:192], y[128:192]))
+    rounds = p.evolution
+    assert [r["round"] for r in rounds] == [1, 2] and p.selected.endswith("+self-evolution")
+    assert all(r["val_mae_after"] < r["val_mae_before"] for r in rounds), rounds
+    assert rounds[1]["val_mae_before"] == pytest.approx(rounds[0]["val_mae_after"], rel=1e-5)
+    assert rounds[-1]["val_mae_after"] < 0.99 * rounds[0]["val_mae_before"], rounds
     plain = predictor.get_predictor("tnasp", **dict(config, self_evolution=False))
-    plain.fit(graphs[:64], y[:64], val=(graphs[64:96], y[64:96]))
-    assert plain.evolution == [] and not np.allclose(plain.predict(graphs[100:150]), p.predict(graphs[100:150]))
+    plain.fit(graphs[:128], y[:128], val=(graphs[128:192], y[128:192]))
+    assert plain.evolution == [] and not plain.selected.endswith("+self-evolution")
 
 
 def test_table_groups_seeds_into_one_row_with_the_median(tmp_path, capsys):
-    from predictor import table
+    from bench import table
 
     def run(seed, tau, sets):
         return {"space": "nb101", "predictor": "gin", "seed": seed, "train_size": 424, "kendall_tau": tau,
@@ -283,4 +316,4 @@ def test_table_groups_seeds_into_one_row_with_the_median(tmp_path, capsys):
     assert "| 11 s |" in lines[0] and "`epochs=5`" in lines[1]
     (tmp_path / "bad.json").write_text("{}")
     assert table.main([str(tmp_path / "bad.json")]) == 2
-    assert "not a predictor.bench result" in capsys.readouterr().err
+    assert "not a bench.predictors result" in capsys.readouterr().err

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..benchmark import Benchmark
 from ..errors import DataFileError, InvalidArchError
-from ..files import default_data_dir, resolve_data_file, save_npz_cache
+from ..files import cache_path, resolve_data_file, save_npz_cache
 from .space import GRAPH_VOCAB, MAX_VERTICES, arch_from_codes, make_arch
 from ..registry import get_space, register_benchmark
 from ..tfrecord import RecordError, decode_message, read_records
@@ -50,8 +50,8 @@ def open_nb101(path=None, *, cache: bool = True) -> Benchmark:
     if file.name.endswith(".npz"):
         return _from_arrays(read_compact_npz(file), str(file))
     if file.name.endswith(".tfrecord"):
-        cached = default_data_dir() / f"{file.stem}.compact.npz"
-        if cache and cached.exists() and cached.stat().st_mtime >= file.stat().st_mtime:
+        cached = cache_path(file, ".compact.npz")
+        if cache and cached.exists():
             return _from_arrays(read_compact_npz(cached), f"{file} (cached as {cached})")
         arrays = read_tfrecord(file)
         if cache:
@@ -86,11 +86,13 @@ def _from_arrays(arrays: dict[str, np.ndarray], source: str) -> Benchmark:
 
     default = "val_acc_108" if "val_acc_108" in columns else None
     test = "test_acc_108" if "test_acc_108" in columns else None
-    return Benchmark(get_space("nb101"), keys, columns, make, source, default, test, expected_metric="val_acc_108")
+    return Benchmark(get_space("nb101"), keys, columns, make, source, default, test, expected_metric="val_acc_108",
+                     paired_test=True)
 
 
 def read_tfrecord(file: Path) -> dict[str, np.ndarray]:
     """Parse an official NB101 tfrecord into the compact layout (metrics averaged over runs)."""
+    space = get_space("nb101")
     cells: dict[str, tuple] = {}
     runs: dict[tuple[str, int], list] = defaultdict(list)
     params: dict[str, int] = {}
@@ -102,7 +104,10 @@ def read_tfrecord(file: Path) -> dict[str, np.ndarray]:
                     if module_hash not in cells:
                         dim = int(round(len(raw_adjacency) ** 0.5))
                         matrix = np.array([int(c) for c in raw_adjacency]).reshape(dim, dim)
-                        cells[module_hash] = make_arch(matrix, raw_ops.split(","))
+                        cells[module_hash] = cell = make_arch(matrix, raw_ops.split(","))
+                        # The key the rest of the engine looks cells up by must be the file's.
+                        if space.key(cell) != module_hash:
+                            raise ValueError(f"its module hash {module_hash} is not its cell's, {space.key(cell)}")
                     metrics = decode_message(base64.b64decode(raw_metrics))
                     final = decode_message(metrics[1][2])
                     runs[module_hash, int(epochs)].append(

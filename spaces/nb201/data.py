@@ -22,7 +22,7 @@ import numpy as np
 
 from ..benchmark import Benchmark
 from ..errors import DataFileError
-from ..files import atomic_write_bytes, default_data_dir, resolve_data_file
+from ..files import atomic_write_bytes, cache_path, resolve_data_file
 from .space import parse_arch_str, to_arch_str
 from ..registry import get_space, register_benchmark
 
@@ -106,8 +106,8 @@ def _from_table(arch_strs, columns, source) -> Benchmark:
 
 
 def _open_official(file: Path, cache: bool) -> Benchmark:
-    cached = default_data_dir() / f"{file.name.split('.')[0]}.compact.csv.gz"
-    if cache and cached.exists() and cached.stat().st_mtime >= file.stat().st_mtime:
+    cached = cache_path(file, ".compact.csv.gz")
+    if cache and cached.exists():
         return _from_table(*read_compact_table(cached), f"{file} (cached as {cached})")
     arch_strs, columns = read_official(file)
     if cache:

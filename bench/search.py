@@ -1,6 +1,6 @@
-"""python -m search.bench: strategies against each other over seeds (benchmark look-ups).
+"""python -m bench.search: strategies against each other over seeds (benchmark look-ups).
 
-  python -m search.bench --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10
+  python -m bench.search --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10
                          [--data PATH --target COL --test-target COL] [--workers N] [--json OUT]
 
 Per strategy: mean and standard deviation of the test accuracy of the arch each search
@@ -23,10 +23,10 @@ import numpy as np
 
 from narnas.cli import parse_overrides, run_main
 
-from . import config as search_config
-from .config import SearchConfig
-from .errors import SearchError
-from .loop import versions
+from search import config as search_config
+from search.config import SearchConfig
+from search.errors import SearchError
+from search.loop import versions
 
 
 def run_one(config: SearchConfig) -> dict:
@@ -34,10 +34,10 @@ def run_one(config: SearchConfig) -> dict:
     import torch
     torch.set_num_threads(1)
     import spaces
-    from .evaluators.benchmark import BenchmarkConfig, BenchmarkEvaluator
-    from .executors import ExecutorConfig, InlineExecutor
-    from .middleware import make_strategy
-    from .report import best_entry, best_test_so_far
+    from search.evaluators.benchmark import BenchmarkConfig, BenchmarkEvaluator
+    from search.executors import ExecutorConfig, InlineExecutor
+    from search.middleware import make_strategy
+    from search.report import best_entry, best_test_so_far
 
     space = spaces.get_space(config.space.name)
     evaluator = BenchmarkEvaluator(config.space.name, BenchmarkConfig(**config.evaluator.config))
@@ -82,7 +82,7 @@ def summarise(runs: list[dict], optimum: tuple[str, str], wall: float) -> dict:
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m search.bench", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[1:]))
     p.add_argument("--space", default="nb201")

@@ -1,11 +1,11 @@
-"""``python -m predictor.table FILE.json ...``: the README's predictor table from
-``predictor.bench`` JSON files.
+"""``python -m bench.table FILE.json ...``: the README's predictor table from
+``bench.predictors`` JSON files.
 
 Runs of one (space, train size, predictor, variant) are one row: the median Kendall tau
 over their seeds, each seed's tau, and the medians of the other figures. The variant is
 the run's ``--set`` values, leaving out those that change speed only (threads, device).
 
-  python -m predictor.table results/predictor/*.json > table.md
+  python -m bench.table results/predictor/*.json > table.md
 """
 from __future__ import annotations
 
@@ -58,10 +58,10 @@ def rows(runs: list[tuple[str, dict]]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m predictor.table", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.table", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[2:]))
-    parser.add_argument("files", nargs="+", help="predictor.bench JSON files")
+    parser.add_argument("files", nargs="+", help="bench.predictors JSON files")
     args = parser.parse_args(argv)
     runs = []
     for name in args.files:
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
             return 2
     bad = [name for name, run in runs if "kendall_tau" not in run or "config" not in run]
     if bad:
-        print(f"error: not a predictor.bench result: {bad[0]}", file=sys.stderr)
+        print(f"error: not a bench.predictors result: {bad[0]}", file=sys.stderr)
         return 2
     print(HEADER)
     print("\n".join(rows(runs)))

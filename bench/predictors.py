@@ -1,9 +1,9 @@
-"""``python -m predictor.bench``: fit a predictor on N benchmark archs and rank the rest.
+"""``python -m bench.predictors``: fit a predictor on N benchmark archs and rank the rest.
 
-  python -m predictor.bench --space nb201 --predictor narformer --train-size 781
-  python -m predictor.bench --space nb101 --predictor gin --train-size 424 \\
+  python -m bench.predictors --space nb201 --predictor narformer --train-size 781
+  python -m bench.predictors --space nb101 --predictor gin --train-size 424 \\
       --data nb101_subset_valacc.npz --json runs/bench/gin_nb101.json
-  python -m predictor.bench ... --set epochs=300 --set d_model=128   # predictor config
+  python -m bench.predictors ... --set epochs=300 --set d_model=128   # predictor config
 
 The seed draws the N training and --val-size validation archs from --data; the test
 set is every other arch of --data, or every arch of --test-data (minus training archs).
@@ -20,13 +20,13 @@ import numpy as np
 
 from narnas.cli import parse_overrides, run_main
 
-from .errors import PredictorError
-from .metrics import kendall_tau, precision_at_top, spearman
-from .registry import get_predictor, list_predictors
+from predictor.errors import PredictorError
+from predictor.metrics import kendall_tau, precision_at_top, spearman
+from predictor.registry import get_predictor, list_predictors
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m predictor.bench", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.predictors", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("--space", required=True, help="nb101 or nb201")
@@ -37,7 +37,7 @@ def build_parser():
     p.add_argument("--data", help="benchmark file (any format the space reads; nb201 default: packaged table)")
     p.add_argument("--test-data", help="test on every arch of this file instead of the rest of --data")
     p.add_argument("--target", help="metric to train on (default: the benchmark's search metric)")
-    p.add_argument("--test-target", help="metric to test against (nb201: the target; nb101: the test metric)")
+    p.add_argument("--test-target", help="metric to test against (default: the table's test metric where it is measured on the same trained networks as the target, as NB101's; else the target)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="predictor config value (repeatable), e.g. epochs=300")
     p.add_argument("--json", help="write the results here as JSON")
@@ -54,24 +54,18 @@ def run(args) -> dict:
     space = spaces.get_space(args.space)
     bench = spaces.get_benchmark(space, args.data)
     target = args.target or bench.search_metric()
-    # Where the table's test metric is the same experiment as its search metric (NB101's
-    # single training run), test against it; on NB201 the target itself.
-    test_target = args.test_target or (bench.test_metric if args.space == "nb101" and bench.test_metric else target)
+    # Where the table's test metric was measured on the same trained networks as its search
+    # metric (NB101), predictors are scored against it; otherwise against the target itself.
+    test_target = args.test_target or (bench.test_metric if bench.paired_test and bench.test_metric else target)
     y = bench.column(target)
-    rng = np.random.default_rng(args.seed)
-    usable = np.flatnonzero(np.isfinite(y))
-    order = rng.permutation(usable)
-    if args.train_size + args.val_size >= len(order):
-        raise PredictorError(f"{args.train_size} train + {args.val_size} validation archs leave no test archs "
-                             f"({len(order)} in {bench.source})")
-    train, val = order[:args.train_size], order[args.train_size:args.train_size + args.val_size]
+    train, val, test = split_rows(np.flatnonzero(np.isfinite(y)), args.train_size, args.val_size, args.seed,
+                                  bench.source)
     graphs = lambda b, rows: [space.to_graph(b.arch(int(i))) for i in rows]
     if args.test_data:
         test_bench = spaces.get_benchmark(space, args.test_data)
-        train_keys = {bench.keys[i] for i in train}
-        test = np.array([i for i, k in enumerate(test_bench.keys) if k not in train_keys])
+        test = rows_outside(test_bench, {bench.keys[i] for i in train})
     else:
-        test_bench, test = bench, order[args.train_size + args.val_size:]
+        test_bench = bench
     y_test = test_bench.column(test_target)[test]
     keep = np.isfinite(y_test)
     test, y_test = test[keep], y_test[keep]
@@ -103,6 +97,20 @@ def run(args) -> dict:
     result["versions"] = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                           "threads": torch.get_num_threads()}
     return result
+
+
+def split_rows(usable: np.ndarray, train_size: int, val_size: int, seed: int, source: str = "the table"):
+    """Disjoint (train, validation, test) rows drawn from ``usable`` by ``seed``; test is the rest."""
+    order = np.random.default_rng(seed).permutation(usable)
+    if train_size + val_size >= len(order):
+        raise PredictorError(f"{train_size} train + {val_size} validation archs leave no test archs "
+                             f"({len(order)} in {source})")
+    return order[:train_size], order[train_size:train_size + val_size], order[train_size + val_size:]
+
+
+def rows_outside(bench, keys: set) -> np.ndarray:
+    """The rows of ``bench`` whose arch is not one of ``keys`` (a test table minus the training archs)."""
+    return np.array([i for i, k in enumerate(bench.keys) if k not in keys], dtype=np.int64)
 
 
 def _jsonable(config):

@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+
+def test_bench_reports_every_strategy(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "bench.search", "--space", "nb201", "--strategies", "narformer,rea,random",
+                           "--budget", "30", "--seeds", "2", "--predictor", "mlp", "--predictor-set", "epochs=20",
+                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert set(result["strategies"]) == {"narformer", "rea", "random"}
+    optimum = result["optimum"]
+    assert optimum["by_test"] == "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    for r in result["strategies"].values():
+        assert len(r["per_seed"]) == 2 and all(s["evaluations"] == 30 for s in r["per_seed"])
+        tests = [s["best_test"] for s in r["per_seed"]]
+        assert abs(r["mean_test"] - sum(tests) / 2) < 1e-3
+        assert r["optimum_rate"] == sum(s["best_key"] == optimum["by_metric"] for s in r["per_seed"]) / 2
+        assert r["test_optimum_rate"] == sum(s["best_key"] == optimum["by_test"] for s in r["per_seed"]) / 2
+        assert all(len(s["curve"]) == 30 and s["curve"][-1] == s["best_test"] for s in r["per_seed"])
+    # the predictor-guided search beats drawing at random (the seeds are fixed: no luck involved)
+    best_val = lambda r, n: sum(s["best_val"] for s in r["strategies"][n]["per_seed"])
+    assert best_val(result, "narformer") >= best_val(result, "random")
+    # evolution needs more than two rounds to pay off: 100 evaluations, 4 seeds (look-ups only)
+    runs = []
+    for name in ("again", "again2"):
+        done = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "rea,random", "--budget", "100",
+                               "--seeds", "4", "--json", str(tmp_path / f"{name}.json")],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads((tmp_path / f"{name}.json").read_text()))
+    assert runs[0]["strategies"]["rea"]["mean_test"] > runs[0]["strategies"]["random"]["mean_test"]
+    assert best_val(runs[0], "rea") > best_val(runs[0], "random")
+    # the same seeds give the same searches
+    picks = lambda r: [s["best_key"] for s in r["strategies"]["rea"]["per_seed"]]
+    assert picks(runs[0]) == picks(runs[1])
+
+
+def test_bench_rejects_unknown_strategies():
+    done = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "rea,nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == "error: unknown strategy 'nope'; valid: narformer, random, rea"
+
+
+def test_predictor_bench_splits_are_disjoint_seeded_and_cover_the_usable_rows():
+    import numpy as np
+    from bench.predictors import split_rows
+    usable = np.arange(0, 1000, 3)
+    train, val, test = split_rows(usable, 50, 20, seed=4)
+    assert (len(train), len(val), len(test)) == (50, 20, len(usable) - 70)
+    parts = [set(train.tolist()), set(val.tolist()), set(test.tolist())]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert set.union(*parts) == set(usable.tolist())
+    again = split_rows(usable, 50, 20, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again))
+    assert not np.array_equal(split_rows(usable, 50, 20, seed=5)[0], train)
+
+
+def test_predictor_bench_tests_on_another_table_without_the_training_archs(tmp_path):
+    """A --test-data table holding 30 of the 40 training archs and 70 others: only the 70 are tested."""
+    import csv
+    import numpy as np
+    import spaces
+    from bench import predictors
+    bench = spaces.get_benchmark("nb201")
+    target = bench.search_metric()
+    y = bench.column(target)
+    train, _, _ = predictors.split_rows(np.flatnonzero(np.isfinite(y)), 40, 10, seed=0)
+    inside = set(train.tolist())
+    others = [i for i in range(len(bench)) if i not in inside and np.isfinite(y[i])][:70]
+    table = tmp_path / "other.csv"
+    with open(table, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["arch_str", target])
+        for i in [*train[:30].tolist(), *others]:
+            writer.writerow([bench.keys[i], y[i] - 1.0])  # shifted: not the same numbers as the training table
+    args = predictors.build_parser().parse_args(
+        ["--space", "nb201", "--predictor", "mlp", "--train-size", "40", "--val-size", "10", "--seed", "0",
+         "--test-data", str(table), "--set", "epochs=3", "--quiet"])
+    result = predictors.run(args)
+    assert result["train_size"] == 40 and result["val_size"] == 10 and result["test_size"] == 70
+    assert result["test_data"] == str(table) and result["data"] != str(table)
+    plain = predictors.run(predictors.build_parser().parse_args(
+        ["--space", "nb201", "--predictor", "mlp", "--train-size", "40", "--val-size", "10", "--seed", "0",
+         "--set", "epochs=3", "--quiet"]))
+    assert plain["test_size"] == int(np.isfinite(y).sum()) - 50
