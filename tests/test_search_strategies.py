@@ -315,3 +315,37 @@ def test_constraints_keep_every_proposal_within_the_limit_and_resume_exactly():
 def test_unknown_constraints_are_refused():
     with pytest.raises(SearchError, match="unknown constraint measure 'latency'; valid: params"):
         make("rea", LineSpace(), budget=20, constraints={"latency": 5})
+
+
+class FlakyOnDisk:
+    """Fails 'bad' always and 'flaky' on its first attempt; counts attempts in files, since
+    Ray runs each attempt in a worker process."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def evaluate(self, arch):
+        import pathlib
+        counter = pathlib.Path(self.folder) / f"{arch}.attempts"
+        attempt = int(counter.read_text()) + 1 if counter.exists() else 1
+        counter.write_text(str(attempt))
+        if arch == "bad" or (arch == "flaky" and attempt == 1):
+            raise RuntimeError(f"cannot evaluate {arch} (attempt {attempt})")
+        return {"val": 1.0, "test": 2.0, "attempt_seen": attempt}
+
+
+def test_ray_executor_retries_failed_trials_and_counts_the_attempts(tmp_path):
+    import sys
+    from ray import cloudpickle
+    from search.executors import RayExecutor
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests/
+    results = {}
+    config = ExecutorConfig(name="ray", max_failures=2, cpus_per_trial=1)
+    with RayExecutor(config, storage=str(tmp_path / "tune")) as executor:
+        executor.run(["ok", "flaky", "bad"], FlakyOnDisk(tmp_path), lambda i, r: results.setdefault(i, r))
+    attempts = {name: int((tmp_path / f"{name}.attempts").read_text()) for name in ("ok", "flaky", "bad")}
+    assert attempts == {"ok": 1, "flaky": 2, "bad": 3}  # max_failures=2: the first try and two retries
+    assert results[0]["status"] == "ok" and results[0]["attempts"] == 1
+    assert results[1]["status"] == "ok" and results[1]["attempts"] == 2 and results[1]["attempt_seen"] == 2
+    assert results[2]["status"] == "failed" and results[2]["attempts"] == 3
+    assert "cannot evaluate bad (attempt 3)" in results[2]["error"]
