@@ -37,7 +37,8 @@ def build_parser():
     p.add_argument("--data", help="benchmark file (any format the space reads; nb201 default: packaged table)")
     p.add_argument("--test-data", help="test on every arch of this file instead of the rest of --data")
     p.add_argument("--target", help="metric to train on (default: the benchmark's search metric)")
-    p.add_argument("--test-target", help="metric to test against (default: the table's test metric where it is measured on the same trained networks as the target, as NB101's; else the target)")
+    p.add_argument("--test-target", help="metric to test against (default: the table's test metric where it "
+                   "comes from the same trained networks as the target, as NB101's; else the target)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="predictor config value (repeatable), e.g. epochs=300")
     p.add_argument("--json", help="write the results here as JSON")
@@ -128,7 +129,7 @@ def _main(args) -> int:
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
-        from spaces.files import atomic_write_bytes
+        from narnas.files import atomic_write_bytes
         from pathlib import Path
         atomic_write_bytes(Path(args.json), (text + "\n").encode())
     return 0

@@ -149,7 +149,7 @@ def _main(args) -> int:
            "optimum": {"by_metric": optimum[0], "by_test": optimum[1]}, "versions": versions()}
     text = json.dumps(out, indent=2)
     if args.json:
-        from spaces.files import atomic_write_bytes
+        from narnas.files import atomic_write_bytes
         atomic_write_bytes(Path(args.json), (text + "\n").encode())
         plot(results, Path(args.json).with_suffix(".png"), args.space)
     print(json.dumps({n: {k: v for k, v in r.items() if k != "per_seed"} for n, r in results.items()}))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from spaces.files import atomic_write_bytes
+from narnas.files import atomic_torch_save, atomic_write_bytes
 
 from .errors import SearchError, StateError
 
@@ -120,11 +120,3 @@ class PredictorStore:
 
     def __setitem__(self, round_: int, state: dict):
         atomic_torch_save(self.run.predictor_path(round_), state)
-
-
-def atomic_torch_save(path: Path, obj) -> None:
-    """torch.save to a temp file, then os.replace: a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)

@@ -9,7 +9,11 @@ from typing import Sequence
 
 import numpy as np
 
+from narnas.files import atomic_write_bytes
+
 from .errors import DataFileError
+
+__all__ = ["atomic_write_bytes", "cache_path", "default_data_dir", "resolve_data_file", "save_npz_cache"]
 
 
 def resolve_data_file(path, *, env_var: str, default_names: Sequence[str], what: str,
@@ -37,21 +41,6 @@ def default_data_dir() -> Path:
         return Path(os.environ["NARNAS_DATA"]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "narnas"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cache_path(source: Path, suffix: str) -> Path:

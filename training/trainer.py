@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from narnas.config import at_least
+from narnas.files import atomic_torch_save
 
 from .errors import TrainingError
 
@@ -61,7 +62,6 @@ def resolve_device(name: str) -> torch.device:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    from search.rundir import atomic_torch_save
     atomic_torch_save(path, state)
 
 

@@ -119,12 +119,12 @@ class DartsBuildConfig:
     drop_path: float = 0.0
 
     def validate(self):
-        at_least(self, 1, "num_classes", "channels", where="darts build config")
+        at_least(self, 1, "num_classes", "channels", where="darts.build")
         if self.layers < 3:
-            raise ConfigError(f"darts build config layers must be at least 3 (two reduction cells), "
+            raise ConfigError(f"darts.build.layers must be at least 3 (two reduction cells), "
                                    f"got {self.layers}")
         if not 0 <= self.drop_path < 1:
-            raise ConfigError(f"darts build config drop_path must be in [0, 1), got {self.drop_path}")
+            raise ConfigError(f"darts.build.drop_path must be in [0, 1), got {self.drop_path}")
 
 
 @register_space("darts")

@@ -127,7 +127,8 @@ class NB101BuildConfig:
     cells_per_stack: int = 3
 
     def validate(self):
-        at_least(self, 1, "num_classes", "stem_channels", "num_stacks", "cells_per_stack", where="nb101 build config")
+        at_least(self, 1, "num_classes", "stem_channels", "num_stacks", "cells_per_stack",
+                 where="nb101.build")
 
 
 @register_space("nb101")

@@ -94,7 +94,7 @@ class NB201BuildConfig:
     cells_per_stage: int = 5
 
     def validate(self):
-        at_least(self, 1, "num_classes", "channels", "cells_per_stage", where="nb201 build config")
+        at_least(self, 1, "num_classes", "channels", "cells_per_stage", where="nb201.build")
 
 
 @register_space("nb201")
