@@ -33,15 +33,15 @@ def run_one(config: SearchConfig) -> dict:
     """One search (a resolved config), in memory, inline: the entries in the order evaluated."""
     import torch
     torch.set_num_threads(1)
-    import spaces
     from search.evaluators.benchmark import BenchmarkConfig, BenchmarkEvaluator
     from search.executors import ExecutorConfig, InlineExecutor
-    from search.middleware import make_strategy
+    from search.middleware import make_strategy, measure_functions
     from search.report import best_entry, best_test_so_far
 
-    space = spaces.get_space(config.space.name)
-    evaluator = BenchmarkEvaluator(config.space.name, BenchmarkConfig(**config.evaluator.config))
-    strategy = make_strategy(space, config.strategy, config.seed, config.predictor)
+    space = search_config.make_space(config.space)
+    evaluator = BenchmarkEvaluator(space, BenchmarkConfig(**config.evaluator.config))
+    measures = measure_functions(space, config.strategy.constraints, evaluator)
+    strategy = make_strategy(space, config.strategy, config.seed, config.predictor, measures)
     executor = InlineExecutor(ExecutorConfig(max_failures=0))
     start = time.time()
     while True:

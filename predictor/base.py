@@ -68,9 +68,11 @@ class Predictor(abc.ABC):
         self.config = config
 
     @abc.abstractmethod
-    def fit(self, graphs: Sequence, y, val: tuple | None = None, init_state: dict | None = None) -> "Predictor":
+    def fit(self, graphs: Sequence, y, val: tuple | None = None, init_state: dict | None = None,
+            capacity: int | None = None) -> "Predictor":
         """Train on (graphs, y); ``val`` = (graphs, y) selects the model; ``init_state``
-        (a ``state_dict()`` of the same predictor) warm-starts the weights."""
+        (a ``state_dict()`` of the same predictor) warm-starts the weights; ``capacity`` is the
+        most nodes a graph given to ``predict`` later may have (default: the most seen here)."""
 
     @abc.abstractmethod
     def predict(self, graphs: Sequence) -> np.ndarray:
@@ -170,8 +172,9 @@ class TorchPredictor(Predictor):
         ...
 
     def training_inputs(self, graphs, rng: np.random.Generator) -> dict:
-        """Inputs for the training set; the default is just ``encode``."""
-        return {"main": self.encode(batch_graphs(graphs))}
+        """Inputs for the training set; the default is just ``encode`` (at the fitted width for
+        fixed-width predictors, which may exceed the training graphs')."""
+        return {"main": self.encode(batch_graphs(graphs, self.meta["max_nodes"] if self.fixed_width else None))}
 
     def loss(self, model, inputs: dict, index: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
         pred = model(**take(inputs["main"], index))
@@ -215,7 +218,7 @@ class TorchPredictor(Predictor):
             return np.interp(scores, q, v) + 1e-6 * (scores - np.clip(scores, q[0], q[-1]))
         return scores * (m["hi"] - m["lo"]) + m["lo"]
 
-    def fit(self, graphs, y, val=None, init_state=None):
+    def fit(self, graphs, y, val=None, init_state=None, capacity=None):
         y = check_training_data(graphs, y)
         cfg = self.config
         if cfg.threads:
@@ -228,6 +231,8 @@ class TorchPredictor(Predictor):
         self.history = []
         if val is not None:
             self.meta["max_nodes"] = max(self.meta["max_nodes"], batch_graphs(val[0]).max_nodes)
+        if capacity is not None:
+            self.meta["max_nodes"] = max(self.meta["max_nodes"], int(capacity))
         target = torch.tensor(self._fit_target_map(y), dtype=torch.float32, device=device)
         inputs = to_device(self.training_inputs(graphs, rng), device)
         val_inputs = val_y = None

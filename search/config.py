@@ -28,6 +28,7 @@ from .strategies import PredictorSection, StrategyConfig
 @dataclass
 class SpaceSection:
     name: str = "nb201"
+    options: dict = field(default_factory=dict)  # the space's own options (e.g. ofa_mbv3: width_mult)
 
 
 @dataclass
@@ -88,7 +89,7 @@ FLAGS = {
 }
 #: flags of repeatable KEY=VALUE items -> the section they fill
 ITEM_FLAGS = {"predictor_set": "predictor.config", "train_set": "evaluator.config.train",
-              "constraint": "strategy.constraints"}
+              "constraint": "strategy.constraints", "space_set": "space.options"}
 #: switches -> (path, the value they set)
 SWITCHES = {"warm_start": ("strategy.warm_start", True), "quiet": ("run.quiet", True), "plots": ("run.plots", False)}
 
@@ -146,14 +147,13 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
     """Fill in the defaults that depend on other parts and check every part by building it
     (space, evaluator config, predictor, constraint measures, executor name)."""
     import predictor as predictors
-    import spaces
 
     from .evaluators import evaluator_class
     from .middleware import check_limits
     from .registry import EXECUTORS, STRATEGIES
 
     config = copy.deepcopy(config)
-    space = spaces.get_space(config.space.name)
+    space = make_space(config.space)
     STRATEGIES.get(config.strategy.name)
     check_limits(config.strategy.constraints)
 
@@ -172,6 +172,12 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
         config.executor.name = cls.default_executor
     EXECUTORS.get(config.executor.name)
     return config, Parts(space, cls, evaluator_config)
+
+
+def make_space(section: SpaceSection):
+    """The space a config names, with its options."""
+    import spaces
+    return spaces.get_space(section.name, **section.options)
 
 
 def differences(saved: dict, new: dict) -> list[str]:
@@ -199,15 +205,26 @@ def tree_from_args(values: dict, sets: list[str] | None = None) -> dict:
     return tree
 
 
+SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+def parse_number(text: str) -> float:
+    """``400M`` -> 4e8, ``1.5k`` -> 1500.0, ``25`` -> 25.0; ValueError otherwise."""
+    text = text.strip()
+    scale = SUFFIXES.get(text[-1:], 1.0)
+    return float(text[:-1] if scale != 1.0 else text) * scale
+
+
 def parse_constraints(items) -> dict:
-    """``NAME<=VALUE`` items -> {name: value}."""
+    """``NAME<=VALUE`` items -> {name: value}; values take k / M / G suffixes (``macs<=400M``)."""
     out = {}
     for item in items or []:
         name, sep, value = item.partition("<=")
         try:
-            out[name.strip()] = float(value)
+            out[name.strip()] = parse_number(value)
         except ValueError:
             sep = ""
         if not sep or not name.strip():
-            raise SearchError(f"--constraint takes NAME<=VALUE (e.g. params<=1.5), got {item!r}")
+            raise SearchError(f"--constraint takes NAME<=VALUE with an optional k/M/G suffix "
+                              f"(e.g. macs<=400M, params<=5M, latency_note10<=25), got {item!r}")
     return out

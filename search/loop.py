@@ -19,7 +19,7 @@ from .config import SearchConfig
 from .errors import SearchError, StateError
 from .evaluators import EvaluationContext
 from .executors import make_executor
-from .middleware import make_strategy
+from .middleware import make_strategy, measure_functions
 from .rundir import BEST, SUMMARY, PredictorStore, RunDir, write_json
 
 
@@ -67,8 +67,9 @@ class Search:
         self.config = config
         self.space = parts.space
         context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(config.executor.cpus_per_trial)))
-        self.evaluator = parts.evaluator_class(config.space.name, parts.evaluator_config, context)
-        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor)
+        self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
+        measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
+        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, measures)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
         if resume:
             self._restore(journal)

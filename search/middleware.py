@@ -91,16 +91,17 @@ class FailureHandling(Middleware):
 
 
 class Constrained(Middleware):
-    """Propose only archs whose measures stay within limits (``{"params": 1.0}``: at most
-    1.0 M parameters). Measures are computed from the arch alone, before any evaluation,
-    and cached by key; the number of archs each limit turned away is kept in the state."""
+    """Propose only archs whose measures stay within limits (``{"macs": 400e6}``: at most
+    400 M multiply-accumulates). Measures are computed from the arch alone, before any
+    evaluation, and cached by key; the number of archs each limit turned away is kept in the
+    state. A round that finds no feasible arch although budget is left is an error."""
 
     name = "constraints"
 
-    def __init__(self, inner, limits: dict, space):
+    def __init__(self, inner, limits: dict, measures: dict):
         super().__init__(inner)
         self.limits = dict(limits)
-        self.measures = {name: MEASURES.get(name)(space) for name in self.limits}
+        self.measures = {name: measures[name] for name in self.limits}
         self.values: dict[str, dict[str, float]] = {}
         self.rejected = {name: 0 for name in self.limits}
         self.base.filters.append(self.accept)
@@ -118,6 +119,16 @@ class Constrained(Middleware):
                 return False
         return True
 
+    def ask(self) -> list:
+        before = sum(self.rejected.values())
+        batch = self.inner.ask()
+        base = self.base
+        if not batch and base.evaluated < base.config.budget and sum(self.rejected.values()) > before:
+            limits = ", ".join(f"{n}<={v:g} (turned away {self.rejected[n]:,})" for n, v in self.limits.items())
+            raise SearchError(f"no arch within the constraints was found in round {base.round + 1} after "
+                              f"{sum(self.rejected.values()) - before:,} tries: {limits}; loosen a limit")
+        return batch
+
     def own_state(self):
         return {"rejected": dict(self.rejected)}
 
@@ -127,30 +138,58 @@ class Constrained(Middleware):
 
 def check_limits(limits: dict) -> None:
     for name, limit in limits.items():
-        MEASURES.get(name)  # unknown names list the valid ones
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or math.isnan(limit):
             raise SearchError(f"constraint {name} needs a number (its largest allowed value), got {limit!r}")
 
 
-def make_strategy(space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None):
+def measure_functions(space, names, evaluator=None) -> dict:
+    """name -> ``arch -> float`` for each constrained metric, looked up in this order: the
+    space's own measures (``space.measures``, e.g. ofa_mbv3's macs and latency_note10), the
+    evaluator's (a benchmark's columns), the registered ones (``register_measure``). An
+    unknown name lists every measure this run offers."""
+    out = {}
+    for name in names:
+        if name in getattr(space, "measures", ()):
+            check = getattr(space, "check_measure", None)
+            if check is not None:
+                check(name)  # e.g. a latency table that does not cover the space's archs
+            out[name] = getattr(space, name)
+            continue
+        found = evaluator.measure(name) if evaluator is not None else None
+        if found is not None:
+            out[name] = found
+        elif name in MEASURES.names():
+            out[name] = MEASURES.get(name)(space)
+        else:
+            offered = set(getattr(space, "measures", ())) | set(MEASURES.names())
+            if evaluator is not None:
+                offered |= set(evaluator.measure_names())
+            raise SearchError(f"unknown constraint measure {name!r}; this run offers: {', '.join(sorted(offered))}")
+    return out
+
+
+def make_strategy(space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None,
+                  measures: dict | None = None):
     """The registered strategy ``config.name`` inside the standard middleware: deduplication,
-    then constraints (when any), then failure handling."""
+    then constraints (when any; ``measures`` from :func:`measure_functions`, by default the
+    space's and the registered ones), then failure handling."""
     check_limits(config.constraints)
     strategy = Deduplicate(strategy_class(config.name)(space, config, seed=seed, predictor=predictor))
     if config.constraints:
-        strategy = Constrained(strategy, config.constraints, space)
+        measures = measures if measures is not None else measure_functions(space, config.constraints)
+        strategy = Constrained(strategy, config.constraints, measures)
     return FailureHandling(strategy, config.stop_if_first_round_fails)
 
 
 # --- built-in measures -------------------------------------------------------------------
 
 @register_measure("params")
-def parameters_in_millions(space):
-    """Parameters (millions) of the network ``space.build_model(arch)`` builds (its defaults)."""
+def parameters(space):
+    """Parameters of the network ``space.build_model(arch)`` builds (its defaults); spaces
+    that count them without building (ofa_mbv3) answer first."""
     from spaces import ModelBuilding, require
     require(space, ModelBuilding, "for the params constraint")
 
     def measure(arch) -> float:
-        model = space.build_model(arch)
-        return sum(p.numel() for p in model.parameters()) / 1e6
+        return float(sum(p.numel() for p in space.build_model(arch).parameters()))
     return measure

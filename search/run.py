@@ -30,13 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 argument_default=argparse.SUPPRESS)  # only flags given are set
     for dest, (path, kind, text) in FLAGS.items():
         p.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=f"{text} [{path}]")
+    p.add_argument("--space-set", dest="space_set", action="append", metavar="KEY=VALUE",
+                   help="space option, repeatable (e.g. width_mult=1.2 for ofa_mbv3) [space.options]")
     p.add_argument("--predictor-set", dest="predictor_set", action="append", metavar="KEY=VALUE",
                    help="predictor config value, repeatable (e.g. epochs=100) [predictor.config]")
     p.add_argument("--train-set", dest="train_set", action="append", metavar="KEY=VALUE",
                    help="training config value of cifar10-train, repeatable (e.g. epochs=5) [evaluator.config.train]")
     p.add_argument("--constraint", action="append", metavar="NAME<=VALUE",
-                   help="propose only archs within a limit, repeatable (e.g. params<=1.0: at most 1.0 M "
-                        "parameters) [strategy.constraints]")
+                   help="propose only archs within a limit, repeatable; k/M/G suffixes (e.g. params<=1.5M, "
+                        "macs<=400M, latency_note10<=25) [strategy.constraints]")
     p.add_argument("--set", dest="sets", action="append", metavar="PATH=VALUE",
                    help="any config key by its path, repeatable (e.g. strategy.candidates=1000)")
     p.add_argument("--warm-start", dest="warm_start", action="store_true",

@@ -35,6 +35,12 @@ class ArchGraph:
     ops: np.ndarray  # int64 [n]
     adjacency: np.ndarray  # uint8 [n, n]
     vocab: tuple[str, ...]
+    #: Optional numeric attributes of each node (float32 [n, len(node_feature_names)]), for
+    #: spaces whose nodes are whole layers (kernel, expand ratio, channels, feature-map size).
+    node_features: np.ndarray | None = None
+    node_feature_names: tuple[str, ...] = ()
+    #: Optional attributes of the whole graph (e.g. the input resolution), by name.
+    graph_features: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         n = len(self.ops)
@@ -42,15 +48,22 @@ class ArchGraph:
             raise ValueError(f"adjacency shape {self.adjacency.shape} does not match {n} nodes")
         if np.any(np.tril(self.adjacency)):
             raise ValueError("adjacency must be strictly upper-triangular")
+        if self.node_features is not None and self.node_features.shape != (n, len(self.node_feature_names)):
+            raise ValueError(f"node_features shape {self.node_features.shape} does not match {n} nodes x "
+                             f"{len(self.node_feature_names)} named features")
 
     @property
     def num_nodes(self) -> int:
         return len(self.ops)
 
     def __eq__(self, other):
-        return (isinstance(other, ArchGraph) and self.vocab == other.vocab
-                and np.array_equal(self.ops, other.ops)
-                and np.array_equal(self.adjacency, other.adjacency))
+        if not isinstance(other, ArchGraph) or (self.node_features is None) != (other.node_features is None):
+            return False
+        return (self.vocab == other.vocab and np.array_equal(self.ops, other.ops)
+                and np.array_equal(self.adjacency, other.adjacency)
+                and (self.node_features is None or np.array_equal(self.node_features, other.node_features))
+                and self.node_feature_names == other.node_feature_names
+                and self.graph_features == other.graph_features)
 
     __hash__ = None  # mutable arrays inside
 
@@ -119,6 +132,9 @@ class GraphEncoding(abc.ABC):
 
     #: The operation names a graph node can carry, in index order.
     graph_vocab: tuple[str, ...]
+    #: The most nodes a graph of this space has, where sizes vary widely (predictors are sized
+    #: for it, not only for the graphs they were fitted on); None: no hint.
+    max_graph_nodes: int | None = None
 
     @abc.abstractmethod
     def to_graph(self, arch) -> ArchGraph:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from narnas.registry import Registry
 
-from .errors import UnknownNameError
+from .errors import SpacesError, UnknownNameError
 
-SPACES = Registry("space", ("spaces.nb101", "spaces.nb201", "spaces.darts"), error=UnknownNameError)
+SPACES = Registry("space", ("spaces.nb101", "spaces.nb201", "spaces.darts", "spaces.ofa_mbv3"),
+                  error=UnknownNameError)
 #: space name -> ``(path, **options) -> Benchmark``, the function that opens its data files
-BENCHMARKS = Registry("benchmark space", ("spaces.nb101.data", "spaces.nb201.data"), error=UnknownNameError)
+BENCHMARKS = Registry("benchmark space", ("spaces.nb101.data", "spaces.nb201.data", "spaces.ofa_mbv3.data"),
+                      error=UnknownNameError)
 
 
 def register_space(name: str):
@@ -29,9 +31,13 @@ def list_spaces() -> list[str]:
     return SPACES.names()
 
 
-def get_space(name: str, **config):
-    """The search space registered as ``name``; unknown names list the valid ones."""
-    return SPACES.get(name)(**config)
+def get_space(name: str, **options):
+    """The search space registered as ``name`` with its ``options`` (spaces that take options
+    declare them as the dataclass ``options_class``); unknown names list the valid ones."""
+    cls = SPACES.get(name)
+    if options and getattr(cls, "options_class", None) is None:
+        raise SpacesError(f"space {name!r} takes no options, got {', '.join(sorted(options))}")
+    return cls(**options)
 
 
 def get_benchmark(space, path=None, **options):

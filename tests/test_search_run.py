@@ -243,7 +243,7 @@ def test_a_table_without_the_default_metric_needs_one_named(tmp_path):
     (["--evaluator", "cifar10-train"], "evaluator 'cifar10-train' does not serve space 'nb201'; its evaluators: benchmark"),
     (["--evaluator", "nope"], "unknown evaluator 'nope'; valid: benchmark, cifar10-train"),
     (["--preset", "smoke"], "unknown config key(s) preset in evaluator benchmark"),
-    (["--constraint", "latency<=3"], "unknown constraint measure 'latency'; valid: params"),
+    (["--constraint", "latency<=3"], "unknown constraint measure 'latency'; this run offers: "),
     (["--constraint", "params=3"], "--constraint takes NAME<=VALUE"),
     (["--data", "/nonexistent/nb201.csv"], "NAS-Bench-201 file not found (looked for /nonexistent/nb201.csv)"),
     (["--set", "strategy"], "--set takes KEY=VALUE, got 'strategy'"),

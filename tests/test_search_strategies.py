@@ -285,10 +285,10 @@ def test_without_deduplication_a_strategy_proposes_known_archs_again():
 
 def test_constraints_keep_every_proposal_within_the_limit_and_resume_exactly():
     space = spaces.get_space("nb201")
-    limit = 0.5  # millions of parameters; the largest NB201 cell has 1.53 M
+    limit = 0.5e6  # parameters; the largest NB201 cell has 1.53 M
     cfg = dict(budget=30, constraints={"params": limit})
     value = lambda arch: float(np.sum(arch.ops))  # any deterministic stand-in for accuracy
-    measure = lambda arch: sum(p.numel() for p in space.build_model(arch).parameters()) / 1e6
+    measure = lambda arch: sum(p.numel() for p in space.build_model(arch).parameters())
     states = []
 
     def run(strategy):
@@ -313,8 +313,24 @@ def test_constraints_keep_every_proposal_within_the_limit_and_resume_exactly():
 
 
 def test_unknown_constraints_are_refused():
-    with pytest.raises(SearchError, match="unknown constraint measure 'latency'; valid: params"):
+    with pytest.raises(SearchError, match="unknown constraint measure 'latency'; this run offers: params"):
         make("rea", LineSpace(), budget=20, constraints={"latency": 5})
+
+
+def test_an_infeasible_constraint_is_a_clear_error_not_an_empty_search():
+    space = spaces.get_space("nb201")
+    strategy = make("random", space, 0, budget=20, constraints={"params": 1000})  # smaller than any cell
+    with pytest.raises(SearchError, match=r"no arch within the constraints was found in round 1 after [\d,]+ "
+                                          r"tries: params<=1000 \(turned away"):
+        strategy.ask()
+
+
+def test_constraint_values_take_suffixes():
+    from search.config import parse_constraints
+    got = parse_constraints(["macs<=400M", "params<=1.5k", "latency_note10<=25", "x<=2G"])
+    assert got == {"macs": 4e8, "params": 1500.0, "latency_note10": 25.0, "x": 2e9}
+    with pytest.raises(SearchError, match="NAME<=VALUE with an optional k/M/G suffix"):
+        parse_constraints(["macs<=400X"])
 
 
 class FlakyOnDisk:

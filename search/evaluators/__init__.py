@@ -38,8 +38,8 @@ class Evaluator:
     #: spaces this evaluator serves besides those that list it
     spaces: tuple[str, ...] = ()
 
-    def __init__(self, space: str, config, context: EvaluationContext | None = None):
-        self.space_name, self.config = space, config
+    def __init__(self, space, config, context: EvaluationContext | None = None):
+        self.space, self.space_name, self.config = space, space.name, config
         self.context = context or EvaluationContext()
 
     @property
@@ -58,6 +58,14 @@ class Evaluator:
 
     def evaluate(self, arch_json) -> dict:
         raise NotImplementedError
+
+    def measure(self, name: str):
+        """``arch -> float`` for a metric known without evaluating (a benchmark column), or None."""
+        return None
+
+    def measure_names(self) -> list[str]:
+        """The names ``measure`` answers."""
+        return []
 
     def describe(self) -> dict:
         return {"kind": self.name, "metric": self.metric, "test_metric": self.test_metric,

@@ -23,15 +23,14 @@ class BenchmarkEvaluator(Evaluator):
 
     def __init__(self, space, config=None, context=None):
         super().__init__(space, config or BenchmarkConfig(), context)
-        self._space = self._bench = None
+        self._bench = None
         self.check()  # fail in the driver, with a clear message, not in every trial
 
     def _open(self):
         if self._bench is None:
             import spaces
-            self._space = spaces.get_space(self.space_name)
-            self._bench = spaces.get_benchmark(self.space_name, self.config.data)
-        return self._space, self._bench
+            self._bench = spaces.get_benchmark(self.space, self.config.data)
+        return self.space, self._bench
 
     def check(self):
         _, bench = self._open()
@@ -56,10 +55,19 @@ class BenchmarkEvaluator(Evaluator):
         return {"val": bench.query(arch, self.metric), "test": bench.query(arch, self.test_metric),
                 "seconds": time.perf_counter() - start}
 
+    def measure(self, name: str):
+        space, bench = self._open()
+        if name not in bench.metrics:
+            return None
+        return lambda arch: bench.query(arch, name)
+
+    def measure_names(self) -> list[str]:
+        return self._open()[1].metrics
+
     def describe(self) -> dict:
         return dict(super().describe(), data=self._bench.source if self._bench else self.config.data)
 
     def __getstate__(self):  # workers reopen the table from its file
         state = dict(self.__dict__)
-        state["_space"] = state["_bench"] = None
+        state["_bench"] = None
         return state

@@ -32,9 +32,9 @@ class TrainingEvaluator(Evaluator):
         from training.datasets import cifar10
         from training.recipes import get_recipe
         super().__init__(space, config or CIFAR10TrainingConfig(), context)
-        self.recipe = get_recipe(space)
+        self.recipe = get_recipe(self.space_name)
         if self.recipe.dataset != "cifar10":
-            raise SearchError(f"the {space} training recipe trains on {self.recipe.dataset}, not CIFAR-10")
+            raise SearchError(f"the {self.space_name} training recipe trains on {self.recipe.dataset}, not CIFAR-10")
         self.training = self.recipe.preset(self.config.preset, **self.config.train)  # bad presets / keys fail here
         if self.context.threads and not self.training.threads:
             self.training.threads = self.context.threads
@@ -64,8 +64,7 @@ class TrainingEvaluator(Evaluator):
         return Path(self.context.run_dir) / "checkpoints" / hashlib.sha1(key.encode()).hexdigest()[:16] / "checkpoint.pt"
 
     def evaluate(self, arch_json) -> dict:
-        import spaces
-        space = spaces.get_space(self.space_name)
+        space = self.space
         arch = space.from_json(arch_json)
         result = self.recipe.train(arch, space, self._load(), self.training,
                                    checkpoint=self.checkpoint_path(str(space.key(arch))))
