@@ -20,7 +20,7 @@ from .errors import SearchError, StateError
 from .evaluators import EvaluationContext
 from .executors import make_executor
 from .middleware import make_strategy, measure_functions
-from .rundir import BEST, SUMMARY, PredictorStore, RunDir, write_json
+from .rundir import BEST, PARETO, SUMMARY, PredictorStore, RunDir, write_json
 
 
 def versions() -> dict:
@@ -68,8 +68,8 @@ class Search:
         self.space = parts.space
         context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(config.executor.cpus_per_trial)))
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
-        measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
-        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, measures)
+        self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
+        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
         if resume:
             self._restore(journal)
@@ -156,6 +156,8 @@ class Search:
                     self._plots()
         summary = self.summary(wall())
         self._save_state(summary["wall_seconds"])
+        if self.measures:
+            self._write_pareto(summary)
         write_json(self.run_dir.path / SUMMARY, summary)
         if summary["best"]:
             write_json(self.run_dir.path / BEST, summary["best"]["arch"])
@@ -179,6 +181,39 @@ class Search:
                 "predictor_tau_per_round": round_taus(entries), "space": self.config.space.name,
                 "strategy": self.config.strategy.name, "seed": self.config.seed,
                 "metric": self.evaluator.metric, "test_metric": self.evaluator.test_metric}
+
+    def measured(self, entries: list[dict]) -> dict[str, list[float]]:
+        """The constrained measures of each entry (computed from the arch; cached by key)."""
+        cache = getattr(self, "_measured", {})
+        self._measured = cache
+        for e in entries:
+            if e["key"] not in cache:
+                arch = self.space.from_json(e["arch"])
+                cache[e["key"]] = {name: float(fn(arch)) for name, fn in self.measures.items()}
+        return {name: [cache[e["key"]][name] for e in entries] for name in self.measures}
+
+    def _write_pareto(self, summary: dict) -> None:
+        """pareto.json (and plots/pareto.png): the front of (search value, each constrained
+        measure) over every evaluated arch; the summary's best is the best arch within every limit."""
+        from .report import best_entry, pareto_front, plot_pareto
+        entries = self.entries()
+        values = self.measured(entries)
+        limits = self.config.strategy.constraints
+        feasible = [e for i, e in enumerate(entries) if all(values[n][i] <= limits[n] for n in limits)]
+        best = best_entry(feasible)
+        if best is not None:
+            summary["best"] = {"arch": best["arch"], "key": best["key"], "val": best["value"], "test": best["test"],
+                               "round": best["round"], **{n: values[n][entries.index(best)] for n in limits}}
+        front = pareto_front(entries, values)
+        summary["constraints"] = dict(limits)
+        summary["feasible"] = len(feasible)
+        summary["pareto_front"] = len(front)
+        write_json(self.run_dir.path / PARETO, {"metric": self.evaluator.metric, "maximise": "val",
+                                                "minimise": list(limits), "limits": dict(limits),
+                                                "evaluated": len(entries), "front": front})
+        if self.config.run.plots:
+            plot_pareto(entries, values, limits, front, self.run_dir.path / "plots" / "pareto.png",
+                        self.evaluator.metric)
 
     def _progress(self):
         if self.config.run.quiet:

@@ -88,3 +88,60 @@ def _save(fig, path: Path) -> None:
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=90)
     os.replace(tmp, path)
+
+
+def pareto_mask(points: np.ndarray) -> np.ndarray:
+    """Which rows of ``points`` [n, m] no other row dominates, every column to be minimised
+    (negate a column to maximise it). Equal rows do not dominate each other."""
+    p = np.asarray(points, dtype=float)
+    no_worse = np.all(p[None, :, :] <= p[:, None, :], axis=2)  # [i, j]: row j is nowhere worse than row i
+    better = np.any(p[None, :, :] < p[:, None, :], axis=2)  # [i, j]: row j is better than row i somewhere
+    return ~np.any(no_worse & better, axis=1)
+
+
+def pareto_front(entries: list[dict], measures: dict[str, list[float]]) -> list[dict]:
+    """The evaluated archs on the Pareto front of (search value: higher is better, each
+    measure: lower is better), ordered by the first measure. ``measures`` holds one value per
+    entry; failed entries are left out."""
+    ok = [i for i, e in enumerate(entries) if e["value"] is not None]
+    if not ok:
+        return []
+    names = list(measures)
+    points = np.array([[-entries[i]["value"], *(measures[n][i] for n in names)] for i in ok], dtype=float)
+    front = [ok[j] for j in np.flatnonzero(pareto_mask(points))]
+    rows = [{"key": entries[i]["key"], "arch": entries[i]["arch"], "val": entries[i]["value"],
+             "test": entries[i]["test"], **{n: measures[n][i] for n in names}} for i in front]
+    return sorted(rows, key=lambda r: [r[n] for n in names] + [-r["val"]])
+
+
+def plot_pareto(entries: list[dict], measures: dict[str, list[float]], limits: dict[str, float],
+                front: list[dict], path: Path, metric: str) -> None:
+    """Search value against each constrained measure: every evaluated arch, the front and the limit."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(measures)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
+    ok = [i for i, e in enumerate(entries) if e["value"] is not None]
+    value = np.array([entries[i]["value"] for i in ok], dtype=float)
+    on_front = {r["key"] for r in front}
+    for ax, name in zip(axes[0], names):
+        x = np.array([measures[name][i] for i in ok], dtype=float)
+        ax.scatter(x, value, s=12, color="0.6", label="evaluated")
+        member = np.array([entries[i]["key"] in on_front for i in ok], dtype=bool)
+        if len(names) > 1:
+            ax.scatter(x[member], value[member], s=30, facecolors="none", edgecolors="C3",
+                       label="Pareto front (all measures)")
+        two = np.flatnonzero(pareto_mask(np.stack([-value, x], axis=1)))
+        two = two[np.argsort(x[two])]
+        ax.step(x[two], value[two], where="post", color="C3", marker="o", ms=4, label=f"front of {name} alone")
+        if name in limits:
+            ax.axvline(limits[name], color="C0", linestyle="--", label=f"limit {limits[name]:g}")
+        ax.set_xlabel(name)
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -19,6 +19,7 @@ from narnas.files import atomic_torch_save, atomic_write_bytes
 from .errors import SearchError, StateError
 
 CONFIG, JOURNAL, STATE, SUMMARY, BEST = "config.json", "journal.jsonl", "state.json", "summary.json", "best.json"
+PARETO = "pareto.json"
 
 
 def dumps(obj) -> str:

@@ -229,6 +229,15 @@ def test_a_constrained_ofa_search_end_to_end_resumes_to_the_same_result(tmp_path
     assert config["config"]["space"] == {"name": "ofa_mbv3", "options": {"width_mult": 1.2,
                                                                         "resolutions": [160, 176, 192, 208, 224]}}
     assert config["evaluator"]["surrogate"] is True and summary(tmp_path / "whole")["metric"] == "ofa_surrogate_top1"
+    pareto = json.loads((tmp_path / "whole" / "pareto.json").read_text())
+    front = pareto["front"]
+    assert pareto["minimise"] == ["latency_note10"] and pareto["limits"] == {"latency_note10": 22}
+    for r in front:  # no evaluated arch is at least as good on both and better on one
+        assert not any(e["val"] >= r["val"] and e["latency_note10"] <= r["latency_note10"]
+                       and (e["val"] > r["val"] or e["latency_note10"] < r["latency_note10"]) for e in entries)
+    best = summary(tmp_path / "whole")["best"]
+    assert best["key"] == front[-1]["key"] and best["latency_note10"] <= 22
+    assert summary(tmp_path / "whole")["feasible"] == 40
     out = tmp_path / "killed"
     assert kill_when(args + ["--out", str(out)], out, 15)  # killed after its second round
     done = subprocess.run([sys.executable, "-m", "search.run", "--resume", str(out), "--quiet"],

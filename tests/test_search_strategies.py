@@ -365,3 +365,19 @@ def test_ray_executor_retries_failed_trials_and_counts_the_attempts(tmp_path):
     assert results[1]["status"] == "ok" and results[1]["attempts"] == 2 and results[1]["attempt_seen"] == 2
     assert results[2]["status"] == "failed" and results[2]["attempts"] == 3
     assert "cannot evaluate bad (attempt 3)" in results[2]["error"]
+
+
+def test_pareto_front_of_a_hand_made_set():
+    from search.report import pareto_front, pareto_mask
+    # (value: higher is better, cost: lower is better)
+    entries = [{"key": k, "arch": k, "value": v, "test": None} for k, v in
+               [("a", 70.0), ("b", 75.0), ("c", 72.0), ("d", 80.0), ("e", 75.0), ("f", None), ("g", 80.0)]]
+    cost = {"macs": [100, 200, 250, 400, 200, 50, 500]}
+    front = pareto_front(entries, cost)
+    # c is dominated by b (cheaper and better), e ties b (neither dominates), g is d at a higher cost,
+    # f failed and is left out however cheap
+    assert [r["key"] for r in front] == ["a", "b", "e", "d"]
+    assert front[1] == {"key": "b", "arch": "b", "val": 75.0, "test": None, "macs": 200}
+    assert pareto_mask(np.array([[1, 1], [1, 1], [0, 2], [2, 0], [2, 2]])).tolist() == [True, True, True, True, False]
+    three = pareto_front(entries[:5], {"macs": [100, 200, 250, 400, 200], "latency": [9, 9, 1, 9, 10]})
+    assert [r["key"] for r in three] == ["a", "b", "c", "d"]  # c is cheapest in latency now; e loses to b
