@@ -93,3 +93,13 @@ bench-ablations: $(STAMP)
 bench-search: $(STAMP)
 	$(PY) -m bench.search --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10 \
 	  --json results/search/nb201_budget100_seeds10.json
+
+# Constrained search on the OFA space with the surrogate (README): 10 seeds x 100 evaluations, plus
+# OFA's own evolution with the surrogate as fitness (the oracle row).
+.PHONY: bench-ofa
+bench-ofa: $(STAMP)
+	$(PY) -m bench.search --space ofa_mbv3 --constraint 'macs<=400M' --strategies narformer,rea,random \
+	  --budget 100 --seeds 10 --oracle --json results/search/ofa_mbv3_macs400M_budget100_seeds10.json
+	$(PY) -m bench.search --space ofa_mbv3 --space-set width_mult=1.2 --space-set resolutions=160,176,192,208,224 \
+	  --constraint 'latency_note10<=20' --strategies narformer,rea,random --budget 100 --seeds 10 --oracle \
+	  --json results/search/ofa_mbv3w12_note10_20ms_budget100_seeds10.json

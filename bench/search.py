@@ -33,13 +33,13 @@ def run_one(config: SearchConfig) -> dict:
     """One search (a resolved config), in memory, inline: the entries in the order evaluated."""
     import torch
     torch.set_num_threads(1)
-    from search.evaluators.benchmark import BenchmarkConfig, BenchmarkEvaluator
     from search.executors import ExecutorConfig, InlineExecutor
     from search.middleware import make_strategy, measure_functions
-    from search.report import best_entry, best_test_so_far
+    from search.report import best_entry, best_so_far, best_test_so_far
 
-    space = search_config.make_space(config.space)
-    evaluator = BenchmarkEvaluator(space, BenchmarkConfig(**config.evaluator.config))
+    config, parts = search_config.resolve(config)
+    space = parts.space
+    evaluator = parts.evaluator_class(space, parts.evaluator_config)
     measures = measure_functions(space, config.strategy.constraints, evaluator)
     strategy = make_strategy(space, config.strategy, config.seed, config.predictor, measures)
     executor = InlineExecutor(ExecutorConfig(max_failures=0))
@@ -56,29 +56,51 @@ def run_one(config: SearchConfig) -> dict:
                           error=result.get("error"))
         executor.run([space.to_json(a) for a in batch], evaluator, on_result)
     entries = strategy.history + strategy.in_flight
-    curve = best_test_so_far(entries)
+    # The curve follows the reported value: the test value where the evaluator has one, else
+    # the search value itself (a surrogate's).
+    curve = best_test_so_far(entries) if evaluator.test_metric else best_so_far(entries)
     best = best_entry(entries)
-    return {"seed": config.seed, "best_key": best["key"], "best_val": best["value"], "best_test": best["test"],
-            "evaluations": len(entries), "wall_seconds": round(time.time() - start, 2),
-            "curve": [None if np.isnan(v) else float(v) for v in curve]}
+    run = {"seed": config.seed, "best_key": best["key"], "best_val": best["value"], "best_test": best["test"],
+           "evaluations": len(entries), "wall_seconds": round(time.time() - start, 2),
+           "curve": [None if np.isnan(v) else float(v) for v in curve]}
+    for name, fn in measures.items():
+        run[f"best_{name}"] = float(fn(space.from_json(best["arch"])))
+    return run
 
 
-def optimum_keys(config: SearchConfig) -> tuple[str, str]:
+def optimum_keys(config: SearchConfig) -> tuple[str, str] | None:
+    """The table's best arch by the search metric and by the test metric, among the archs
+    within every constraint; None when the evaluator is not a table look-up."""
     import spaces
-    space = spaces.get_space(config.space.name)
+    from search.middleware import measure_functions
+    if config.evaluator.name != "benchmark":
+        return None
+    config, parts = search_config.resolve(config)
+    space = parts.space
+    evaluator = parts.evaluator_class(space, parts.evaluator_config)
     evaluation = config.evaluator.config
     bench = spaces.get_benchmark(space, evaluation["data"])
-    val = bench.column(evaluation["metric"] or bench.search_metric())
-    test = bench.column(evaluation["test_metric"] or bench.report_metric())
+    val = bench.column(evaluation["metric"] or bench.search_metric()).copy()
+    test = bench.column(evaluation["test_metric"] or bench.report_metric()).copy()
+    limits = config.strategy.constraints
+    if limits:
+        fns = measure_functions(space, limits, evaluator)
+        archs = list(bench.archs())
+        feasible = np.array([all(fns[n](a) <= v for n, v in limits.items()) for a in archs])
+        val[~feasible], test[~feasible] = -np.inf, -np.inf
     return (str(space.key(bench.arch(int(np.argmax(val))))), str(space.key(bench.arch(int(np.argmax(test))))))
 
 
-def summarise(runs: list[dict], optimum: tuple[str, str], wall: float) -> dict:
-    tests = np.array([r["best_test"] for r in runs])
-    return {"mean_test": round(float(tests.mean()), 4), "std_test": round(float(tests.std()), 4),
-            "optimum_rate": float(np.mean([r["best_key"] == optimum[0] for r in runs])),
-            "test_optimum_rate": float(np.mean([r["best_key"] == optimum[1] for r in runs])),
-            "wall_seconds": round(wall, 1), "per_seed": runs}
+def summarise(runs: list[dict], optimum: tuple[str, str] | None, wall: float) -> dict:
+    vals = np.array([r["best_val"] for r in runs])
+    out = {"mean_val": round(float(vals.mean()), 4), "std_val": round(float(vals.std()), 4)}
+    if all(r["best_test"] is not None for r in runs):
+        tests = np.array([r["best_test"] for r in runs])
+        out.update(mean_test=round(float(tests.mean()), 4), std_test=round(float(tests.std()), 4))
+    if optimum is not None:
+        out.update(optimum_rate=float(np.mean([r["best_key"] == optimum[0] for r in runs])),
+                   test_optimum_rate=float(np.mean([r["best_key"] == optimum[1] for r in runs])))
+    return dict(out, wall_seconds=round(wall, 1), per_seed=runs)
 
 
 def build_parser():
@@ -96,6 +118,14 @@ def build_parser():
     p.add_argument("--set", action="append", metavar="PATH=VALUE", dest="options",
                    help="any other search config key, by its path or its search.run flag name, "
                         "e.g. strategy.candidates=1000 or candidates=1000")
+    p.add_argument("--evaluator", help="how archs are evaluated (default: the space's; nb201: benchmark, "
+                                       "ofa_mbv3: ofa-acc-predictor)")
+    p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option (e.g. width_mult=1.2)")
+    p.add_argument("--constraint", action="append", metavar="NAME<=VALUE",
+                   help="a limit every proposal keeps (e.g. macs<=400M), repeatable")
+    p.add_argument("--oracle", action="store_true",
+                   help="ofa_mbv3: add OFA's own evolutionary search with the evaluator as fitness (population 100, "
+                        "500 generations), which bounds what a budget of evaluations can reach")
     p.add_argument("--data")
     p.add_argument("--target", help="search metric (default: the benchmark's validation accuracy)")
     p.add_argument("--test-target", help="reported metric (default: the benchmark's test accuracy)")
@@ -113,12 +143,27 @@ def base_tree(args) -> dict:
     """The config tree every strategy and seed shares."""
     tree = search_config.tree_from_args({
         "space": args.space, "budget": args.budget, "batch": args.batch, "init": args.init,
-        "predictor": args.predictor, "evaluator": "benchmark", "data": args.data, "metric": args.target,
-        "test_metric": args.test_target, "predictor_set": args.predictor_set})
+        "predictor": args.predictor, "evaluator": args.evaluator, "data": args.data, "metric": args.target,
+        "test_metric": args.test_target, "predictor_set": args.predictor_set, "constraint": args.constraint,
+        "space_set": args.space_set})
+    tree = _drop_none(tree)
     for key, value in parse_overrides(args.options).items():
         path = search_config.FLAGS[key][0] if key in search_config.FLAGS else key
         search_config.configs.set_path(tree, path, value)
     return tree
+
+
+def _drop_none(tree: dict) -> dict:
+    """Flags not given stay out of the tree (so the space's defaults apply)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            value = _drop_none(value)
+            if value:
+                out[key] = value
+        elif value is not None:
+            out[key] = value
+    return out
 
 
 def _main(args) -> int:
@@ -140,19 +185,27 @@ def _main(args) -> int:
             runs = list(pool.map(run_one, configs[name]))
             results[name] = summarise(runs, optimum, time.time() - start)
             r = results[name]
-            print(f"{name:10s} mean test {r['mean_test']:.2f} ± {r['std_test']:.2f}  optimum "
-                  f"{r['optimum_rate']:.0%}  {r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+            shown = "test" if "mean_test" in r else "val"
+            rate = f"  optimum {r['optimum_rate']:.0%}" if "optimum_rate" in r else ""
+            print(f"{name:10s} mean {shown} {r[f'mean_{shown}']:.2f} ± {r[f'std_{shown}']:.2f}{rate}  "
+                  f"{r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+    if args.oracle:
+        from .oracle import evolution_oracle
+        results["oracle"] = evolution_oracle(configs[names[0]][0])
+        print(f"oracle     best {results['oracle']['best_val']:.2f} after {results['oracle']['evaluations']:,} "
+              f"evaluations, {results['oracle']['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
     shared = search_config.to_dict(configs[names[0]][0])
     shared["strategy"] = dict(shared["strategy"], name=None)
     out = {"strategies": results, "config": dict(shared, seed=None, strategies=names, seeds=args.seeds,
                                                  workers=args.workers),
-           "optimum": {"by_metric": optimum[0], "by_test": optimum[1]}, "versions": versions()}
+           "optimum": None if optimum is None else {"by_metric": optimum[0], "by_test": optimum[1]},
+           "versions": versions()}
     text = json.dumps(out, indent=2)
     if args.json:
         from narnas.files import atomic_write_bytes
         atomic_write_bytes(Path(args.json), (text + "\n").encode())
         plot(results, Path(args.json).with_suffix(".png"), args.space)
-    print(json.dumps({n: {k: v for k, v in r.items() if k != "per_seed"} for n, r in results.items()}))
+    print(json.dumps({n: {k: v for k, v in r.items() if k not in ("per_seed", "curve")} for n, r in results.items()}))
     return 0
 
 
@@ -162,10 +215,14 @@ def plot(results: dict, path: Path, space: str) -> None:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, r in results.items():
+        if "per_seed" not in r:
+            if "best_val" in r:
+                ax.axhline(r["best_val"], color="0.4", linestyle=":", label=f"{name} ({r['evaluations']:,} evaluations)")
+            continue
         curves = np.array([[np.nan if v is None else v for v in run["curve"]] for run in r["per_seed"]], dtype=float)
         ax.plot(np.arange(1, curves.shape[1] + 1), np.nanmean(curves, axis=0), label=name)
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("mean test accuracy of the best so far")
+    ax.set_ylabel("mean reported value of the best so far")
     ax.set_title(f"{space}: {len(next(iter(results.values()))['per_seed'])} seeds")
     ax.legend()
     fig.tight_layout()

@@ -14,6 +14,11 @@ class GraphBatch:
     ops: np.ndarray  # int64 [B, N], -1 = padding
     adjacency: np.ndarray  # float32 [B, N, N]
     num_nodes: np.ndarray  # int64 [B]
+    #: per-node attributes [B, N, F] (zero on padding) and their names, when every graph has them
+    features: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
+    #: per-graph attributes by name, each [B]
+    graph_features: dict | None = None
 
     @property
     def max_nodes(self) -> int:
@@ -38,7 +43,16 @@ def batch_graphs(graphs: Sequence, max_nodes: int | None = None) -> GraphBatch:
         n = sizes[i]
         ops[i, :n] = g.ops
         adjacency[i, :n, :n] = g.adjacency
-    return GraphBatch(ops, adjacency, sizes)
+    names = getattr(graphs[0], "node_feature_names", ())
+    if not names or any(getattr(g, "node_feature_names", ()) != names for g in graphs):
+        return GraphBatch(ops, adjacency, sizes)
+    features = np.zeros((len(graphs), width, len(names)), dtype=np.float32)
+    for i, g in enumerate(graphs):
+        features[i, :sizes[i]] = g.node_features
+    graph_names = [name for name, _ in graphs[0].graph_features]
+    graph_features = {name: np.array([dict(g.graph_features).get(name, np.nan) for g in graphs])
+                      for name in graph_names}
+    return GraphBatch(ops, adjacency, sizes, features, tuple(names), graph_features)
 
 
 def neighbour_mask(batch: GraphBatch) -> np.ndarray:

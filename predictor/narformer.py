@@ -27,7 +27,7 @@ from .base import TorchPredictor, TrainConfig, check_choice, take
 from .errors import PredictorError
 from .graphs import GraphBatch, batch_graphs, neighbour_mask
 from .registry import register_predictor
-from .tokenizer import code_table, tokenize
+from .tokenizer import code_table, has_layer_attributes, sincos_code, tokenize, tokenize_layers
 from .transformer import Attention, DropPath, FeedForward, SelfAttentionBlock
 
 
@@ -146,8 +146,15 @@ class NARFormerPredictor(TorchPredictor):
         return NARFormerNet(self.config)
 
     def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
-        tokens, mask = tokenize(batch, self.config.num_freqs)
-        depth = code_table(0, batch.max_nodes + 1, 3 * self.config.num_freqs)[batch.num_nodes]
+        if has_layer_attributes(batch):
+            # Whole networks (ofa_mbv3): layer tokens, and the input resolution coded where a
+            # cell's depth is (NAR-Former's supplement, sec. 2.4).
+            tokens, mask = tokenize_layers(batch, self.config.num_freqs)
+            size = (batch.graph_features or {}).get("resolution")
+            depth = sincos_code(batch.num_nodes if size is None else size, 3 * self.config.num_freqs)
+        else:
+            tokens, mask = tokenize(batch, self.config.num_freqs)
+            depth = code_table(0, batch.max_nodes + 1, 3 * self.config.num_freqs)[batch.num_nodes]
         inputs = {"tokens": torch.from_numpy(tokens), "mask": torch.from_numpy(mask),
                   "depth_code": torch.from_numpy(depth.astype(np.float32))}
         if self.config.attention == "graph":
@@ -160,6 +167,9 @@ class NARFormerPredictor(TorchPredictor):
         main = self.encode(batch_graphs(graphs, width))
         if cfg.augment <= 0:
             return {"main": main}
+        if getattr(graphs[0], "node_features", None) is not None:
+            raise PredictorError("augment (renumbered twins) is for cell graphs; a network's layer graph "
+                                 "has one order: use augment=0")
         # Twin slot k of arch i is its k-th renumbering, or the original when it has fewer.
         slots = [[(g.ops, g.adjacency)] * cfg.augment for g in graphs]
         counts = np.zeros(len(graphs), dtype=np.int64)

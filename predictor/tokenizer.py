@@ -66,3 +66,32 @@ def tokenize(batch: GraphBatch, num_freqs: int = 32) -> tuple[np.ndarray, np.nda
     full_mask[:, :n] = mask
     full_mask[rows, batch.num_nodes] = True
     return tokens, full_mask
+
+
+#: Node attributes of layer graphs (whole networks such as ofa_mbv3) that the layer tokens code.
+LAYER_PARTS = ("kernel", "expand_ratio")
+
+
+def has_layer_attributes(batch: GraphBatch) -> bool:
+    return batch.features is not None and all(name in batch.feature_names for name in LAYER_PARTS)
+
+
+def tokenize_layers(batch: GraphBatch, num_freqs: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens NAR-Former's supplement (sec. 2.4) uses on the MobileNet space: per layer the
+    codes of its kernel size, its expand ratio and its own position, in place of the
+    operation, position and source codes; then the end token. Same shapes as ``tokenize``."""
+    b, n = batch.ops.shape
+    width = 2 * num_freqs
+    mask = batch.mask
+    tokens = np.zeros((b, n + 1, 3 * width), dtype=np.float32)
+    for part, name in enumerate(LAYER_PARTS):
+        values = batch.features[:, :, batch.feature_names.index(name)]
+        tokens[:, :n, part * width:(part + 1) * width] = sincos_code(values, num_freqs)
+    tokens[:, :n, 2 * width:] = code_table(0, n, num_freqs)[None]
+    tokens[:, :n] *= mask[..., None]
+    rows = np.arange(b)
+    tokens[rows, batch.num_nodes] = np.tile(sincos_code(np.array(END_VALUE), num_freqs), 3)
+    full_mask = np.zeros((b, n + 1), dtype=bool)
+    full_mask[:, :n] = mask
+    full_mask[rows, batch.num_nodes] = True
+    return tokens, full_mask

@@ -86,3 +86,23 @@ def test_predictor_bench_tests_on_another_table_without_the_training_archs(tmp_p
         ["--space", "nb201", "--predictor", "mlp", "--train-size", "40", "--val-size", "10", "--seed", "0",
          "--set", "epochs=3", "--quiet"]))
     assert plain["test_size"] == int(np.isfinite(y).sum()) - 50
+
+
+def test_bench_search_on_the_surrogate_under_a_constraint_with_the_oracle(tmp_path):
+    out = tmp_path / "ofa.json"
+    done = subprocess.run([sys.executable, "-m", "bench.search", "--space", "ofa_mbv3", "--constraint", "macs<=300M",
+                           "--strategies", "rea,random", "--budget", "20", "--seeds", "2", "--oracle",
+                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["optimum"] is None and result["config"]["evaluator"]["name"] == "ofa-acc-predictor"
+    assert result["config"]["strategy"]["constraints"] == {"macs": 3e8}
+    for name in ("rea", "random"):
+        r = result["strategies"][name]
+        assert "mean_test" not in r and len(r["per_seed"]) == 2  # a surrogate has no test value
+        assert all(s["best_macs"] <= 3e8 and s["evaluations"] == 20 for s in r["per_seed"])
+        assert abs(r["mean_val"] - sum(s["best_val"] for s in r["per_seed"]) / 2) < 1e-3
+    oracle = result["strategies"]["oracle"]
+    assert oracle["best_macs"] <= 3e8 and oracle["evaluations"] == 100 + 500 * 75
+    best_searched = max(s["best_val"] for r in ("rea", "random") for s in result["strategies"][r]["per_seed"])
+    assert oracle["best_val"] >= best_searched  # tens of thousands of look-ups against twenty

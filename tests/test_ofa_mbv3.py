@@ -245,3 +245,30 @@ def test_a_constrained_ofa_search_end_to_end_resumes_to_the_same_result(tmp_path
     assert done.returncode == 0, done.stderr
     assert [e["key"] for e in journal(out)] == [e["key"] for e in entries]
     assert summary(out)["best"] == summary(tmp_path / "whole")["best"]
+
+
+def test_narformer_codes_layers_and_the_resolution_on_this_space(space):
+    """NAR-Former's supplement (2.4): per layer the codes of kernel, expand ratio and own position;
+    the resolution coded where a cell's depth is."""
+    import predictor
+    from predictor.graphs import batch_graphs
+    from predictor.tokenizer import sincos_code, tokenize_layers
+    arch = space.from_json(dict(SMALLEST, r=176))
+    graph = space.to_graph(arch)
+    batch = batch_graphs([graph], 30)
+    tokens, mask = tokenize_layers(batch, num_freqs=4)
+    assert tokens.shape == (1, 31, 24) and mask[0].sum() == graph.num_nodes + 1
+    kernel = graph.node_features[:, graph.node_feature_names.index("kernel")]
+    expand = graph.node_features[:, graph.node_feature_names.index("expand_ratio")]
+    node = 3  # the first block of stage 1: kernel 3, expand 3
+    np.testing.assert_allclose(tokens[0, node, :8], sincos_code(np.array(kernel[node]), 4), atol=1e-6)
+    np.testing.assert_allclose(tokens[0, node, 8:16], sincos_code(np.array(expand[node]), 4), atol=1e-6)
+    np.testing.assert_allclose(tokens[0, node, 16:], sincos_code(np.array(node), 4), atol=1e-6)
+    assert not tokens[0, graph.num_nodes + 1:].any()  # padding after the end token
+    model = predictor.get_predictor("narformer", num_freqs=4, d_model=16, heads=2, ffn=32, depth=1)
+    encoded = model.encode(batch)
+    np.testing.assert_allclose(encoded["tokens"].numpy(), tokens)
+    np.testing.assert_allclose(encoded["depth_code"].numpy()[0], sincos_code(np.array(176.0), 12), atol=1e-6)
+    with pytest.raises(predictor.PredictorError, match="augment .* is for cell graphs"):
+        predictor.get_predictor("narformer", augment=2, epochs=1).fit([graph, space.to_graph(space.sample(
+            np.random.default_rng(0)))], np.array([1.0, 2.0]))
