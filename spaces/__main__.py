@@ -4,6 +4,7 @@
   python -m spaces --space nb101 --count                 # unique archs by enumeration: 423624
   python -m spaces --space nb201 --key '"|nor_conv_3x3~0|+|...|"'
   python -m spaces --space nb201 --query ARCH_JSON [--metric M] [--data PATH]
+  python -m spaces --space ofa_mbv3 --space-set width_mult=1.2 --measure ARCH_JSON   # params, MACs, latency
 """
 from __future__ import annotations
 
@@ -33,9 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--key", metavar="ARCH_JSON", help="print the canonical key of an arch")
     what.add_argument("--query", metavar="ARCH_JSON", help="look an arch up in the benchmark")
     what.add_argument("--metrics", action="store_true", help="list the benchmark's metrics")
+    what.add_argument("--measure", metavar="ARCH_JSON", help="print the measures the space computes for an arch "
+                                                             "(ofa_mbv3: params, macs, latency_note10)")
     p.add_argument("--n", type=int, default=1, help="number of mutations for --mutate (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--metric", help="metric for --query (default: the benchmark's search metric)")
+    p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option (ofa_mbv3: width_mult, "
+                                                                            "resolutions, supernet)")
     p.add_argument("--data", help="benchmark file for --query / --metrics (default: env var, then data folder)")
     return p
 
@@ -46,7 +51,8 @@ def main(argv=None) -> int:
 
 
 def run(args) -> None:
-    space = get_space(args.space)
+    from narnas.cli import parse_overrides
+    space = get_space(args.space, **parse_overrides(args.space_set, "--space-set"))
     rng = np.random.default_rng(args.seed)
     if args.sample is not None or args.mutate is not None:
         count = args.sample if args.sample is not None else args.n
@@ -69,6 +75,16 @@ def run(args) -> None:
         arch = space.from_json(args.query)
         metrics = [args.metric] if args.metric else bench.metrics
         print(json.dumps({"key": space.key(arch), **{m: bench.query(arch, m) for m in metrics}}))
+    elif args.measure is not None:
+        arch = space.from_json(args.measure)
+        out = {"key": space.key(arch)}
+        for name in getattr(space, "measures", ()):
+            try:
+                getattr(space, "check_measure", lambda n: None)(name)
+            except SpacesError:
+                continue  # not defined for this space's options (e.g. latency at width 1.0)
+            out[name] = getattr(space, name)(arch)
+        print(json.dumps(out))
     elif args.metrics:
         bench = get_benchmark(space, args.data)
         print(json.dumps({"source": bench.source, "archs": len(bench), "search_metric": bench.default_metric,

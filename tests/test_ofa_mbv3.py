@@ -272,3 +272,21 @@ def test_narformer_codes_layers_and_the_resolution_on_this_space(space):
     with pytest.raises(predictor.PredictorError, match="augment .* is for cell graphs"):
         predictor.get_predictor("narformer", augment=2, epochs=1).fit([graph, space.to_graph(space.sample(
             np.random.default_rng(0)))], np.array([1.0, 2.0]))
+
+
+def test_spaces_cli_measures_an_arch_with_the_space_options():
+    import subprocess
+    import sys
+    largest = json.dumps(LARGEST)
+    done = subprocess.run([sys.executable, "-m", "spaces", "--space", "ofa_mbv3", "--space-set", "width_mult=1.2",
+                           "--space-set", "resolutions=160,176,192,208,224", "--measure", largest],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    space = spaces.get_space("ofa_mbv3", width_mult=1.2, resolutions=(160, 176, 192, 208, 224))
+    arch = space.from_json(LARGEST)
+    assert got == {"key": space.key(arch), "params": space.params(arch), "macs": space.macs(arch),
+                   "latency_note10": space.latency_note10(arch)}
+    plain = subprocess.run([sys.executable, "-m", "spaces", "--space", "ofa_mbv3", "--measure", largest],
+                           capture_output=True, text=True, timeout=120)
+    assert set(json.loads(plain.stdout)) == {"key", "params", "macs"}  # no Note10 table for width 1.0

@@ -85,11 +85,18 @@ def make_arch(ks, e, d, r, resolutions=RESOLUTIONS) -> OFAArch:
         if bad:
             raise InvalidArchError(f"{name} value {bad[0]!r} is not one of {', '.join(map(str, choices))}")
     if isinstance(r, bool) or r not in resolutions:
-        raise InvalidArchError(f"resolution {r!r} is not one of this space's ({resolutions[0]}..{resolutions[-1]}"
-                               f"{' in steps of ' + str(resolutions[1] - resolutions[0]) if len(resolutions) > 1 else ''})")
+        raise InvalidArchError(f"resolution {r!r} is not one of this space's ({describe_sizes(resolutions)})")
     keep = [(i % MAX_DEPTH) < d[i // MAX_DEPTH] for i in range(BLOCKS)]
     return OFAArch(tuple(int(k) if a else 3 for k, a in zip(ks, keep)),
                    tuple(int(x) if a else 3 for x, a in zip(e, keep)), tuple(int(x) for x in d), int(r))
+
+
+def describe_sizes(sizes) -> str:
+    """``128..224 in steps of 4`` for an even grid, else the list."""
+    steps = {b - a for a, b in zip(sizes, sizes[1:])}
+    if len(sizes) > 2 and len(steps) == 1:
+        return f"{sizes[0]}..{sizes[-1]} in steps of {steps.pop()}"
+    return ", ".join(map(str, sizes))
 
 
 @dataclass(frozen=True)
