@@ -41,6 +41,9 @@ def build_parser():
                    "comes from the same trained networks as the target, as NB101's; else the target)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="predictor config value (repeatable), e.g. epochs=300")
+    p.add_argument("--score-evaluator", metavar="NAME",
+                   help="also score an evaluator's values on the same test archs (e.g. ofa-acc-predictor, "
+                        "OFA's own predictor)")
     p.add_argument("--json", help="write the results here as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -94,10 +97,24 @@ def run(args) -> dict:
         ok = np.isfinite(truth)
         result["kendall_tau_vs_test"] = kendall_tau(pred[ok], truth[ok])
         result["test_metric"] = test_bench.test_metric
+    if args.score_evaluator:
+        result["reference"] = score_evaluator(args.score_evaluator, space, [test_bench.arch(int(i)) for i in test],
+                                              y_test)
     result["config"] = {**vars(args), "predictor_config": _jsonable(predictor.config)}
     result["versions"] = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                           "threads": torch.get_num_threads()}
     return result
+
+
+def score_evaluator(name: str, space, archs, truth) -> dict:
+    """Kendall tau of an evaluator's values (e.g. OFA's published accuracy predictor, fitted
+    elsewhere: it needs no training) on the same test archs as the predictor."""
+    from search.evaluators import evaluator_class
+    cls = evaluator_class(space, name)
+    evaluator = cls(space, cls.config_class())
+    values = np.array([evaluator.evaluate(space.to_json(a))["val"] for a in archs], dtype=float)
+    return {"evaluator": name, "metric": evaluator.metric, "kendall_tau": kendall_tau(values, truth),
+            "spearman": spearman(values, truth), "precision_at_top_5pct": precision_at_top(values, truth, 0.05)}
 
 
 def split_rows(usable: np.ndarray, train_size: int, val_size: int, seed: int, source: str = "the table"):

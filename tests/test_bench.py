@@ -106,3 +106,22 @@ def test_bench_search_on_the_surrogate_under_a_constraint_with_the_oracle(tmp_pa
     assert oracle["best_macs"] <= 3e8 and oracle["evaluations"] == 100 + 500 * 75
     best_searched = max(s["best_val"] for r in ("rea", "random") for s in result["strategies"][r]["per_seed"])
     assert oracle["best_val"] >= best_searched  # tens of thousands of look-ups against twenty
+
+
+def test_predictor_bench_scores_a_reference_evaluator_on_the_same_test_archs(shared_data):
+    import numpy as np
+    import spaces
+    from bench import predictors
+    from predictor.metrics import kendall_tau
+    from spaces.ofa_mbv3.surrogate import predict_top1
+    data = shared_data / "ofa_mbv3" / "ofa_mbv3w10_accuracy_dynast.csv.gz"
+    args = predictors.build_parser().parse_args(
+        ["--space", "ofa_mbv3", "--data", str(data), "--predictor", "mlp", "--train-size", "100", "--val-size", "50",
+         "--set", "epochs=3", "--quiet", "--score-evaluator", "ofa-acc-predictor"])
+    result = predictors.run(args)
+    bench = spaces.get_benchmark("ofa_mbv3", data)
+    y = bench.column("top1_imagenet")
+    _, _, test = predictors.split_rows(np.flatnonzero(np.isfinite(y)), 100, 50, 0)
+    want = kendall_tau(predict_top1([bench.arch(int(i)) for i in test]), y[test])
+    assert result["test_size"] == 1336 - 150 and result["reference"]["evaluator"] == "ofa-acc-predictor"
+    assert abs(result["reference"]["kendall_tau"] - want) < 1e-9
