@@ -59,13 +59,7 @@ def tokenize(batch: GraphBatch, num_freqs: int = 32) -> tuple[np.ndarray, np.nda
     incoming = batch.adjacency.transpose(0, 2, 1).reshape(b * n, n)  # row (g, i): predecessors of i
     tokens[:, :n, 2 * width:] = (incoming @ pos_table[1:].astype(np.float32)).reshape(b, n, width)
     tokens[:, 0, 2 * width:] = pos_table[0]
-    tokens[:, :n] *= mask[..., None]
-    rows = np.arange(b)
-    tokens[rows, batch.num_nodes] = np.tile(sincos_code(np.array(END_VALUE), num_freqs), 3)
-    full_mask = np.zeros((b, n + 1), dtype=bool)
-    full_mask[:, :n] = mask
-    full_mask[rows, batch.num_nodes] = True
-    return tokens, full_mask
+    return _with_end_token(tokens, batch, num_freqs)
 
 
 #: Node attributes of layer graphs (whole networks such as ofa_mbv3) that the layer tokens code.
@@ -82,16 +76,21 @@ def tokenize_layers(batch: GraphBatch, num_freqs: int = 32) -> tuple[np.ndarray,
     operation, position and source codes; then the end token. Same shapes as ``tokenize``."""
     b, n = batch.ops.shape
     width = 2 * num_freqs
-    mask = batch.mask
     tokens = np.zeros((b, n + 1, 3 * width), dtype=np.float32)
     for part, name in enumerate(LAYER_PARTS):
         values = batch.features[:, :, batch.feature_names.index(name)]
         tokens[:, :n, part * width:(part + 1) * width] = sincos_code(values, num_freqs)
     tokens[:, :n, 2 * width:] = code_table(0, n, num_freqs)[None]
-    tokens[:, :n] *= mask[..., None]
+    return _with_end_token(tokens, batch, num_freqs)
+
+
+def _with_end_token(tokens: np.ndarray, batch: GraphBatch, num_freqs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero the padding nodes, put the end token after each graph's last node; (tokens, mask)."""
+    b, n = batch.ops.shape
+    tokens[:, :n] *= batch.mask[..., None]
     rows = np.arange(b)
     tokens[rows, batch.num_nodes] = np.tile(sincos_code(np.array(END_VALUE), num_freqs), 3)
     full_mask = np.zeros((b, n + 1), dtype=bool)
-    full_mask[:, :n] = mask
+    full_mask[:, :n] = batch.mask
     full_mask[rows, batch.num_nodes] = True
     return tokens, full_mask
