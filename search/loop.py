@@ -69,6 +69,7 @@ class Search:
         context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(config.executor.cpus_per_trial)))
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
         self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
+        self._measured: dict[str, dict[str, float]] = {}  # key -> constrained measures, for pareto.json
         self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
         if resume:
@@ -184,8 +185,7 @@ class Search:
 
     def measured(self, entries: list[dict]) -> dict[str, list[float]]:
         """The constrained measures of each entry (computed from the arch; cached by key)."""
-        cache = getattr(self, "_measured", {})
-        self._measured = cache
+        cache = self._measured
         for e in entries:
             if e["key"] not in cache:
                 arch = self.space.from_json(e["arch"])
