@@ -381,3 +381,20 @@ def test_pareto_front_of_a_hand_made_set():
     assert pareto_mask(np.array([[1, 1], [1, 1], [0, 2], [2, 0], [2, 2]])).tolist() == [True, True, True, True, False]
     three = pareto_front(entries[:5], {"macs": [100, 200, 250, 400, 200], "latency": [9, 9, 1, 9, 10]})
     assert [r["key"] for r in three] == ["a", "b", "c", "d"]  # c is cheapest in latency now; e loses to b
+
+
+def test_a_benchmark_column_is_a_constraint_measure_and_the_space_comes_first():
+    from search.evaluators.benchmark import BenchmarkEvaluator
+    from search.middleware import measure_functions
+    space = spaces.get_space("nb201")
+    evaluator = BenchmarkEvaluator(space)
+    fns = measure_functions(space, {"c10valid_params_mb": 0.5, "params": 5e5}, evaluator)
+    bench = spaces.get_benchmark("nb201")
+    arch = bench.arch(6111)
+    assert fns["c10valid_params_mb"](arch) == bench.query(arch, "c10valid_params_mb")
+    assert fns["params"](arch) == sum(p.numel() for p in space.build_model(arch).parameters())  # the registry's
+    with pytest.raises(SearchError, match="unknown constraint measure 'macs'; this run offers: .*c10_test_200.*params"):
+        measure_functions(space, {"macs": 1}, evaluator)
+    ofa = spaces.get_space("ofa_mbv3")
+    arch = ofa.sample(np.random.default_rng(0))
+    assert measure_functions(ofa, {"params": 1})["params"](arch) == ofa.params(arch)  # analytic, no network built
