@@ -62,6 +62,7 @@ def run(args) -> dict:
     # metric (NB101), predictors are scored against it; otherwise against the target itself.
     test_target = args.test_target or (bench.test_metric if bench.paired_test and bench.test_metric else target)
     y = bench.column(target)
+    reference = make_evaluator(args.score_evaluator, space) if args.score_evaluator else None
     train, val, test = split_rows(np.flatnonzero(np.isfinite(y)), args.train_size, args.val_size, args.seed,
                                   bench.source)
     graphs = lambda b, rows: [space.to_graph(b.arch(int(i))) for i in rows]
@@ -97,23 +98,26 @@ def run(args) -> dict:
         ok = np.isfinite(truth)
         result["kendall_tau_vs_test"] = kendall_tau(pred[ok], truth[ok])
         result["test_metric"] = test_bench.test_metric
-    if args.score_evaluator:
-        result["reference"] = score_evaluator(args.score_evaluator, space, [test_bench.arch(int(i)) for i in test],
-                                              y_test)
+    if reference is not None:
+        result["reference"] = score_evaluator(reference, space, [test_bench.arch(int(i)) for i in test], y_test)
     result["config"] = {**vars(args), "predictor_config": _jsonable(predictor.config)}
     result["versions"] = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                           "threads": torch.get_num_threads()}
     return result
 
 
-def score_evaluator(name: str, space, archs, truth) -> dict:
-    """Kendall tau of an evaluator's values (e.g. OFA's published accuracy predictor, fitted
-    elsewhere: it needs no training) on the same test archs as the predictor."""
+def make_evaluator(name: str, space):
+    """The evaluator ``name`` of ``space`` with its default config (unknown names list the valid ones)."""
     from search.evaluators import evaluator_class
     cls = evaluator_class(space, name)
-    evaluator = cls(space, cls.config_class())
+    return cls(space, cls.config_class())
+
+
+def score_evaluator(evaluator, space, archs, truth) -> dict:
+    """Kendall tau of an evaluator's values (e.g. OFA's published accuracy predictor, fitted
+    elsewhere: it needs no training) on the same test archs as the predictor."""
     values = np.array([evaluator.evaluate(space.to_json(a))["val"] for a in archs], dtype=float)
-    return {"evaluator": name, "metric": evaluator.metric, "kendall_tau": kendall_tau(values, truth),
+    return {"evaluator": evaluator.name, "metric": evaluator.metric, "kendall_tau": kendall_tau(values, truth),
             "spearman": spearman(values, truth), "precision_at_top_5pct": precision_at_top(values, truth, 0.05)}
 
 
@@ -142,13 +146,13 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
+    from narnas.files import atomic_write_bytes, writable_file
+    out = writable_file(args.json, "--json") if args.json else None  # before the fit, not after
     result = run(args)
     text = json.dumps(result, indent=2)
     print(text)
-    if args.json:
-        from narnas.files import atomic_write_bytes
-        from pathlib import Path
-        atomic_write_bytes(Path(args.json), (text + "\n").encode())
+    if out is not None:
+        atomic_write_bytes(out, (text + "\n").encode())
     return 0
 
 

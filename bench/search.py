@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from narnas.cli import parse_overrides, run_main
+from narnas.files import atomic_write_bytes, writable_file
 
 from search import config as search_config
 from search.config import SearchConfig
@@ -172,6 +173,9 @@ def _main(args) -> int:
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if not names:
         raise SearchError("--strategies names no strategy (e.g. narformer,rea,random)")
+    if args.oracle and args.space != "ofa_mbv3":
+        raise SearchError(f"--oracle runs OFA's evolution, which needs the ofa_mbv3 space, not {args.space}")
+    out_file = writable_file(args.json, "--json") if args.json else None  # before the searches, not after
     tree = base_tree(args)
     configs = {}
     for name in names:
@@ -201,10 +205,9 @@ def _main(args) -> int:
            "optimum": None if optimum is None else {"by_metric": optimum[0], "by_test": optimum[1]},
            "versions": versions()}
     text = json.dumps(out, indent=2)
-    if args.json:
-        from narnas.files import atomic_write_bytes
-        atomic_write_bytes(Path(args.json), (text + "\n").encode())
-        plot(results, Path(args.json).with_suffix(".png"), args.space)
+    if out_file is not None:
+        atomic_write_bytes(out_file, (text + "\n").encode())
+        plot(results, out_file.with_suffix(".png"), args.space)
     print(json.dumps({n: {k: v for k, v in r.items() if k not in ("per_seed", "curve")} for n, r in results.items()}))
     return 0
 

@@ -12,5 +12,9 @@ class ConfigError(UserError, ValueError):
     """A config value of the wrong type or range, or an unknown key."""
 
 
+class OutputError(UserError, OSError):
+    """An output file or folder that cannot be written."""
+
+
 class RegistryError(UserError, ValueError):
     """An unknown name, or a second registration under a taken name."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import OutputError
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, then rename over ``path``."""
@@ -19,6 +21,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def writable_folder(path, flag: str) -> Path:
+    """``path`` as a folder that exists and takes files; checked before any real work, so an
+    output that cannot be written costs one line (naming ``flag``), not the finished work."""
+    path = Path(path)
+    probe = path / f".narnas-write-check-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"cannot write {flag} {path}: {err.strerror or err}") from None
+    return path
+
+
+def writable_file(path, flag: str) -> Path:
+    """``path`` as a file whose folder exists and takes files (see ``writable_folder``)."""
+    path = Path(path)
+    writable_folder(path.parent, flag + " folder")
+    return path
 
 
 def atomic_torch_save(path: Path, obj) -> None:

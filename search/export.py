@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 from narnas.cli import parse_overrides, run_main
+from narnas.files import writable_folder
 
 from .errors import SearchError
 
@@ -105,6 +106,7 @@ def main(argv=None) -> int:
 
 def _main(args) -> int:
     import spaces
+    from spaces import ModelBuilding, require
     from .train import load_arch
 
     space = spaces.get_space(args.space)
@@ -112,6 +114,9 @@ def _main(args) -> int:
     build = parse_overrides(args.options)
     if build and args.weights:
         raise SearchError("--set and --weights exclude each other: the checkpoint fixes the network's shape")
+    if build:
+        require(space, ModelBuilding, "to export a network").build_config(build)  # bad keys before any file
+    writable_folder(args.out, "--out")
     result = export(arch, space, Path(args.out), Path(args.weights) if args.weights else None, build)
     print(json.dumps(result))
     return 0

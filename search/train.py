@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from narnas.cli import parse_overrides, run_main
+from narnas.files import writable_folder
 
 from .errors import SearchError
 
@@ -71,7 +72,7 @@ def _main(args) -> int:
         config = recipe.preset(preset, **parse_overrides(args.options))
         key = str(space.key(arch))
         out = Path(args.out or f"runs/train-{space.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}-{preset}")
-        out.mkdir(parents=True, exist_ok=True)
+        writable_folder(out, "--out")
         (out / "arch.json").write_text(json.dumps(space.to_json(arch), indent=2) + "\n")
         warn = lambda msg: print(msg, file=sys.stderr, flush=True)
         data = recipe.load_data(config, args.data_dir, warn=warn)

@@ -71,3 +71,37 @@ def test_bad_input_exits_nonzero_with_one_line(args, message):
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert message in out.stderr
 
+
+
+UNWRITABLE = "/proc/narnas-cannot-write"  # /proc takes no new folders, even for root
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search.run", "--space", "ofa_mbv3", "--space-set", "foo=1"], "unknown config key(s) foo in space ofa_mbv3 options"),
+    (["search.run", "--space", "ofa_mbv3", "--space-set", "width_mult=1.5"], "width_mult must be one of 1.0, 1.2"),
+    (["search.run", "--space", "nb201", "--space-set", "width_mult=1.2"], "space 'nb201' takes no options"),
+    (["search.run", "--space", "ofa_mbv3", "--space-set", "supernet=/nope.pth"], "OFA supernet weights /nope.pth not found"),
+    (["search.run", "--space", "ofa_mbv3", "--constraint", "latency_note10<=20"], "latency_note10 needs the tables' network"),
+    (["search.run", "--space", "ofa_mbv3", "--set", "evaluator.config.weights=/nope.pth"],
+     "OFA accuracy predictor /nope.pth not found"),
+    (["spaces", "--space", "ofa_mbv3", "--space-set", "resolutions=abc", "--count"], "options.resolutions must be a list"),
+    (["bench.search", "--space", "nb201", "--oracle", "--strategies", "random", "--seeds", "1"],
+     "--oracle runs OFA's evolution, which needs the ofa_mbv3 space, not nb201"),
+    (["bench.search", "--space", "nb201", "--strategies", "random", "--seeds", "1", "--json", f"{UNWRITABLE}/b.json"],
+     f"cannot write --json folder {UNWRITABLE}"),
+    (["bench.predictors", "--space", "nb201", "--predictor", "mlp", "--train-size", "50", "--score-evaluator", "nope"],
+     "unknown evaluator 'nope'; valid: benchmark, cifar10-train, ofa-acc-predictor"),
+    (["bench.predictors", "--space", "nb201", "--predictor", "mlp", "--train-size", "50", "--json", f"{UNWRITABLE}/p.json"],
+     f"cannot write --json folder {UNWRITABLE}"),
+    (["search.export", "--space", "darts", "--arch", "darts_v2", "--out", UNWRITABLE], f"cannot write --out {UNWRITABLE}"),
+    (["search.export", "--space", "darts", "--arch", "darts_v2", "--out", "x", "--set", "chanels=3"],
+     "unknown config key(s) chanels in darts build config"),
+    (["search.train", "--arch", "darts_v2", "--preset", "smoke", "--out", UNWRITABLE], f"cannot write --out {UNWRITABLE}"),
+    (["search.train", "--space", "nb201", "--arch", "x"], "unknown training recipe for space 'nb201'; valid: darts"),
+])
+def test_bad_input_to_the_new_flags_is_one_line_before_any_work(args, message, tmp_path):
+    done = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr  # no progress line: nothing ran first
+    assert list(tmp_path.iterdir()) == []  # nothing written

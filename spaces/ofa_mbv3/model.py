@@ -22,7 +22,7 @@ def supernet_file(path: str | None, width_mult: float) -> Path | None:
         file = Path(given).expanduser()
         if not file.exists():
             raise DataFileError(f"OFA supernet weights {file} not found; get them from {WHERE}, then pass "
-                                f"--set space.options.supernet=PATH or set {ENV_VAR}")
+                                f"--space-set supernet=PATH or set {ENV_VAR}")
         return file
     default = default_data_dir() / f"ofa_mbv3_d234_e346_k357_w{width_mult}"
     return default if default.exists() else None

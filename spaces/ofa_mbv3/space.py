@@ -226,6 +226,9 @@ class OFAMobileNetV3Space(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
         self.width_mult = self.options.width_mult
         self.resolutions = tuple(self.options.resolutions)
         self.input_shape = (3, self.resolutions[-1], self.resolutions[-1])
+        if self.options.supernet:  # a named weights file must exist before any work, not at the first build
+            from .model import supernet_file
+            supernet_file(self.options.supernet, self.width_mult)
 
     def __reduce__(self):  # pickled by its options (Ray ships spaces to workers)
         return (_rebuild, (self.options,))
