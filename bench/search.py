@@ -72,17 +72,15 @@ def run_one(config: SearchConfig) -> dict:
 def optimum_keys(config: SearchConfig) -> tuple[str, str] | None:
     """The table's best arch by the search metric and by the test metric, among the archs
     within every constraint; None when the evaluator is not a table look-up."""
-    import spaces
     from search.middleware import measure_functions
     if config.evaluator.name != "benchmark":
         return None
     config, parts = search_config.resolve(config)
     space = parts.space
     evaluator = parts.evaluator_class(space, parts.evaluator_config)
-    evaluation = config.evaluator.config
-    bench = spaces.get_benchmark(space, evaluation["data"])
-    val = bench.column(evaluation["metric"] or bench.search_metric()).copy()
-    test = bench.column(evaluation["test_metric"] or bench.report_metric()).copy()
+    bench = evaluator.table  # opened once, by the evaluator
+    val = bench.column(evaluator.metric).copy()
+    test = bench.column(evaluator.test_metric).copy()
     limits = config.strategy.constraints
     if limits:
         fns = measure_functions(space, limits, evaluator)

@@ -19,7 +19,7 @@ from .config import SearchConfig
 from .errors import SearchError, StateError
 from .evaluators import EvaluationContext
 from .executors import make_executor
-from .middleware import make_strategy, measure_functions
+from .middleware import Constrained, find_middleware, make_strategy, measure_functions
 from .rundir import BEST, PARETO, SUMMARY, PredictorStore, RunDir, write_json
 
 
@@ -68,9 +68,10 @@ class Search:
         self.space = parts.space
         context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(config.executor.cpus_per_trial)))
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
-        self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
-        self._measured: dict[str, dict[str, float]] = {}  # key -> constrained measures, for pareto.json
-        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures)
+        measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
+        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, measures)
+        # The constraint wrapper measures each arch once (cached by key); pareto.json reads it there.
+        self.constrained = find_middleware(self.strategy, Constrained)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
         if resume:
             self._restore(journal)
@@ -157,7 +158,7 @@ class Search:
                     self._plots()
         summary = self.summary(wall())
         self._save_state(summary["wall_seconds"])
-        if self.measures:
+        if self.constrained is not None:
             self._write_pareto(summary)
         write_json(self.run_dir.path / SUMMARY, summary)
         if summary["best"]:
@@ -184,13 +185,9 @@ class Search:
                 "metric": self.evaluator.metric, "test_metric": self.evaluator.test_metric}
 
     def measured(self, entries: list[dict]) -> dict[str, list[float]]:
-        """The constrained measures of each entry (computed from the arch; cached by key)."""
-        cache = self._measured
-        for e in entries:
-            if e["key"] not in cache:
-                arch = self.space.from_json(e["arch"])
-                cache[e["key"]] = {name: float(fn(arch)) for name, fn in self.measures.items()}
-        return {name: [cache[e["key"]][name] for e in entries] for name in self.measures}
+        """The constrained measures of each entry (the constraint wrapper's, cached by key)."""
+        values = [self.constrained.measure(e["key"], self.strategy.arch(e["key"], e["arch"])) for e in entries]
+        return {name: [v[name] for v in values] for name in self.constrained.limits}
 
     def _write_pareto(self, summary: dict) -> None:
         """pareto.json (and plots/pareto.png): the front of (search value, each constrained

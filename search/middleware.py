@@ -136,6 +136,15 @@ class Constrained(Middleware):
         self.rejected = {name: int(state.get("rejected", {}).get(name, 0)) for name in self.limits}
 
 
+def find_middleware(strategy, kind: type):
+    """The wrapper of type ``kind`` in a strategy's chain, or None."""
+    while isinstance(strategy, Middleware):
+        if isinstance(strategy, kind):
+            return strategy
+        strategy = strategy.inner
+    return None
+
+
 def check_limits(limits: dict) -> None:
     for name, limit in limits.items():
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or math.isnan(limit):

@@ -263,8 +263,7 @@ class PredictorGuided(Strategy):
         y = np.array([e["value"] for e in ok])
         model = self.make_predictor()
         init = self.predictor_store.get(self.round - 1) if self.config.warm_start else None
-        capacity = getattr(self.space, "max_graph_nodes", None)  # graphs of varying size (ofa_mbv3)
-        model.fit(graphs, y, init_state=init, **({"capacity": capacity} if capacity else {}))
+        model.fit(graphs, y, init_state=init, capacity=self.space.max_graph_nodes)  # None: the graphs seen
         self.predictor_store[self.round] = model.state_dict()
         self.predictor = model
         return model

@@ -57,7 +57,7 @@ class LineSpace(spaces.Sampling, spaces.GraphEncoding):
 class OraclePredictor:
     """Predicts the true value: the strategy must then propose the best candidates."""
 
-    def fit(self, graphs, y, init_state=None):
+    def fit(self, graphs, y, init_state=None, capacity=None):
         return self
 
     def predict(self, graphs):

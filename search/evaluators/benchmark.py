@@ -32,6 +32,11 @@ class BenchmarkEvaluator(Evaluator):
             self._bench = spaces.get_benchmark(self.space, self.config.data)
         return self.space, self._bench
 
+    @property
+    def table(self):
+        """The opened benchmark."""
+        return self._open()[1]
+
     def check(self):
         _, bench = self._open()
         for m in (self.metric, self.test_metric):
