@@ -73,14 +73,20 @@ def has_layer_attributes(batch: GraphBatch) -> bool:
 def tokenize_layers(batch: GraphBatch, num_freqs: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """The tokens NAR-Former's supplement (sec. 2.4) uses on the MobileNet space: per layer the
     codes of its kernel size, its expand ratio and its own position, in place of the
-    operation, position and source codes; then the end token. Same shapes as ``tokenize``."""
+    operation, position and source codes; then the end token. Same shapes as ``tokenize``.
+
+    The position is the node's ``slot`` attribute where the graph has one (its place in the
+    supernet, so a block is coded the same whatever the depths before it), else its index."""
     b, n = batch.ops.shape
     width = 2 * num_freqs
     tokens = np.zeros((b, n + 1, 3 * width), dtype=np.float32)
     for part, name in enumerate(LAYER_PARTS):
         values = batch.features[:, :, batch.feature_names.index(name)]
         tokens[:, :n, part * width:(part + 1) * width] = sincos_code(values, num_freqs)
-    tokens[:, :n, 2 * width:] = code_table(0, n, num_freqs)[None]
+    if "slot" in batch.feature_names:
+        tokens[:, :n, 2 * width:] = sincos_code(batch.features[:, :, batch.feature_names.index("slot")], num_freqs)
+    else:
+        tokens[:, :n, 2 * width:] = code_table(0, n, num_freqs)[None]
     return _with_end_token(tokens, batch, num_freqs)
 
 

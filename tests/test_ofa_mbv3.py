@@ -264,6 +264,12 @@ def test_narformer_codes_layers_and_the_resolution_on_this_space(space):
     np.testing.assert_allclose(tokens[0, node, :8], sincos_code(np.array(kernel[node]), 4), atol=1e-6)
     np.testing.assert_allclose(tokens[0, node, 8:16], sincos_code(np.array(expand[node]), 4), atol=1e-6)
     np.testing.assert_allclose(tokens[0, node, 16:], sincos_code(np.array(node), 4), atol=1e-6)
+    # Own position = the block's slot in the supernet: stage 2's first block is block 4,
+    # slot 7, whatever the depth of stage 1 (2 here, so it is node 5).
+    assert graph.node_features[5, graph.node_feature_names.index("slot")] == 7
+    np.testing.assert_allclose(tokens[0, 5, 16:], sincos_code(np.array(7.0), 4), atol=1e-6)
+    deeper = space.to_graph(space.from_json(dict(SMALLEST, d=[4, 2, 2, 2, 2], r=176)))
+    np.testing.assert_allclose(tokenize_layers(batch_graphs([deeper], 30), 4)[0][0, 7, 16:], tokens[0, 5, 16:])
     assert not tokens[0, graph.num_nodes + 1:].any()  # padding after the end token
     model = predictor.get_predictor("narformer", num_freqs=4, d_model=16, heads=2, ffn=32, depth=1)
     encoded = model.encode(batch)

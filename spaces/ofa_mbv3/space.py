@@ -52,7 +52,15 @@ NUM_CLASSES = 1000
 GRAPH_VOCAB = ("input", "stem", "first_block", *(f"mb_k{k}_e{e}" for k in KS for e in EXPAND),
                "final_expand", "feature_mix", "classifier", "output")
 NODE_FEATURES = ("kernel", "expand_ratio", "stride", "in_channels", "out_channels", "se", "hswish",
-                 "feature_size", "position")
+                 "feature_size", "slot")
+#: The slot of each layer kind in the full supernet's layer sequence (input, stem, first block,
+#: the 20 block slots, final expand, feature mix, classifier, output): a block keeps its slot
+#: whatever the depths before it, so NAR-Former's "own position" names the same block in
+#: every subnet.
+FIRST_BLOCK_SLOT = 3
+SLOTS = {"input": 0, "stem": 1, "first_block": 2, "final_expand": FIRST_BLOCK_SLOT + BLOCKS,
+         "feature_mix": FIRST_BLOCK_SLOT + BLOCKS + 1, "classifier": FIRST_BLOCK_SLOT + BLOCKS + 2,
+         "output": FIRST_BLOCK_SLOT + BLOCKS + 3}
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -307,10 +315,12 @@ class OFAMobileNetV3Space(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
         ops[0], ops[-1] = 0, len(GRAPH_VOCAB) - 1
         features = np.zeros((n, len(NODE_FEATURES)), dtype=np.float32)
         adjacency = np.eye(n, k=1, dtype=np.uint8)
+        features[-1, NODE_FEATURES.index("slot")] = SLOTS["output"]
         for i, L in enumerate(net, start=1):
             name = f"mb_k{L.kernel}_e{L.expand}" if L.kind == "mb" else L.kind
             ops[i] = GRAPH_VOCAB.index(name)
-            features[i] = (L.kernel, L.expand, L.stride, L.cin, L.cout, L.se, L.hswish, L.size_in, L.position)
+            slot = FIRST_BLOCK_SLOT + L.position if L.kind == "mb" else SLOTS[L.kind]
+            features[i] = (L.kernel, L.expand, L.stride, L.cin, L.cout, L.se, L.hswish, L.size_in, slot)
             if L.residual and i + 1 < n:
                 adjacency[i - 1, i + 1] = 1  # the block's input is added to its output
         return ArchGraph(ops, adjacency, GRAPH_VOCAB, features, NODE_FEATURES, (("resolution", float(arch.r)),))
