@@ -88,6 +88,17 @@ bench-ablations: $(STAMP)
 	$(BENCH) $(NB101) --predictor tnasp --train-size 424 --set attention=full --set pe_sign=eigh \
 	  --json $(R)/ablation_tnasp_full_eigh_nb101_424.json
 
+# Predictors on the OFA space (README): DyNAS-T's measured table, 300 and 800 training archs, 3 seeds;
+# OFA's own accuracy predictor scored on the same test archs beside each.
+OFA_TABLE ?= ../shared/data/ofa_mbv3/ofa_mbv3w10_accuracy_dynast.csv.gz
+.PHONY: bench-ofa-predictors
+bench-ofa-predictors: $(STAMP)
+	mkdir -p $(R)
+	for s in 0 1 2; do for n in 300 800; do for p in narformer ridge mlp gin tnasp; do \
+	  $(BENCH) --space ofa_mbv3 --data $(OFA_TABLE) --predictor $$p --train-size $$n --seed $$s \
+	    --score-evaluator ofa-acc-predictor --json $(R)/$${p}_ofa_mbv3_$${n}_s$$s.json; \
+	done; done; done
+
 # Search quality (README): 10 seeds x 100 evaluations on NB201, inline look-ups.
 .PHONY: bench-search
 bench-search: $(STAMP)

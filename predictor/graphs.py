@@ -60,3 +60,31 @@ def neighbour_mask(batch: GraphBatch) -> np.ndarray:
     nodes have no edges, so their rows hold only themselves."""
     adj = batch.adjacency > 0
     return adj | adj.transpose(0, 2, 1) | np.eye(batch.max_nodes, dtype=bool)[None]
+
+
+def node_slots(batch: GraphBatch) -> np.ndarray:
+    """int64 [B, N]: where each node sits in a fixed-width encoding. Whole networks give each
+    layer a ``slot`` in their supernet (a block keeps its slot whatever the depths before it,
+    so the same position means the same block in every graph); cells use the node index."""
+    if batch.features is not None and "slot" in batch.feature_names:
+        slots = batch.features[:, :, batch.feature_names.index("slot")].astype(np.int64)
+        slots = np.where(batch.mask, slots, np.arange(batch.max_nodes)[None])
+        if slots.min() < 0 or slots.max() >= batch.max_nodes:
+            raise PredictorError(f"node slots must be in 0..{batch.max_nodes - 1}, got {slots.min()}..{slots.max()}")
+        return slots
+    return np.broadcast_to(np.arange(batch.max_nodes), batch.ops.shape)
+
+
+def flat_encoding(batch: GraphBatch, num_ops: int) -> np.ndarray:
+    """float32 [B, N(N-1)/2 + N * num_ops]: the upper-triangular adjacency and one-hot
+    operations, both placed by ``node_slots`` (empty slots are zero)."""
+    b, n = batch.ops.shape
+    slots = node_slots(batch)
+    rows = np.arange(b)[:, None]
+    ops = np.zeros((b, n, num_ops), dtype=np.float32)
+    g, i = np.nonzero(batch.mask)
+    ops[g, slots[g, i], batch.ops[g, i]] = 1.0
+    adjacency = np.zeros((b, n, n), dtype=np.float32)
+    adjacency[rows[..., None], slots[:, :, None], slots[:, None, :]] = batch.adjacency
+    upper_rows, upper_cols = np.triu_indices(n, 1)
+    return np.concatenate([adjacency[:, upper_rows, upper_cols], ops.reshape(b, -1)], axis=1)

@@ -8,14 +8,14 @@ import torch
 import predictor
 import spaces
 from predictor.augment import random_topological_order, twins
-from predictor.graphs import batch_graphs, neighbour_mask
+from predictor.graphs import batch_graphs, flat_encoding, neighbour_mask
 from predictor.metrics import kendall_tau, precision_at_top, spearman
 from predictor.narformer import consistency_loss, graph_attention_mask, sequence_ranking_loss
 from predictor.tnasp import laplacian_eigenvectors
 from predictor.tokenizer import sincos_code, tokenize
 
 SMALL = {"narformer": dict(d_model=32, heads=2, ffn=64, depth=1, num_freqs=8, epochs=3, augment=2),
-         "mlp": dict(hidden=(32,), epochs=3), "gin": dict(hidden=16, layers=2, epochs=3),
+         "mlp": dict(hidden=(32,), epochs=3), "ridge": {}, "gin": dict(hidden=16, layers=2, epochs=3),
          "tnasp": dict(d_model=32, heads=2, ffn=64, depth=1, epochs=3, self_evolution=True, evolution_epochs=2)}
 
 
@@ -183,7 +183,7 @@ def test_nb101_graphs_of_different_sizes(shared_data):
 
 def test_bad_input_is_reported(nb201):
     _, bench, graphs = nb201
-    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: gin, mlp, narformer, tnasp"):
+    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: gin, mlp, narformer, ridge, tnasp"):
         predictor.get_predictor("nope")
     with pytest.raises(predictor.PredictorError, match="unknown config key.*d_modle"):
         predictor.get_predictor("narformer", d_modle=3)
@@ -317,3 +317,47 @@ def test_table_groups_seeds_into_one_row_with_the_median(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert table.main([str(tmp_path / "bad.json")]) == 2
     assert "not a bench.predictors result" in capsys.readouterr().err
+
+
+def test_ridge_picks_the_penalty_with_the_smallest_leave_one_out_error(nb201):
+    """The closed-form LOO error against refitting without each arch, on 40 archs."""
+    _, bench, graphs = nb201
+    y = bench.column("c10valid_val_200_mean")[:40]
+    alphas = (0.01, 3.0, 1000.0)
+    p = predictor.get_predictor("ridge", alphas=alphas).fit(graphs[:40], y)
+    x = flat_encoding(batch_graphs(graphs[:40]), len(graphs[0].vocab)).astype(float)
+
+    def loo_error(alpha):
+        errors = []
+        for i in range(40):
+            keep = np.arange(40) != i
+            mean, scale = x[keep].mean(0), x[keep].std(0)
+            scale[scale == 0] = 1
+            z = (x[keep] - mean) / scale
+            w = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y[keep] - y[keep].mean()))
+            errors.append((((x[i] - mean) / scale) @ w + y[keep].mean() - y[i]) ** 2)
+        return np.mean(errors)
+    brute = [loo_error(a) for a in alphas]
+    # The closed form standardises once on all 40 archs, so the errors differ slightly; the
+    # choice must not.
+    assert p.selected == f"alpha={alphas[int(np.argmin(brute))]:.3g}"
+    y = bench.column("c10valid_val_200_mean")
+    fitted = predictor.get_predictor("ridge").fit(graphs[:300], y[:300])
+    assert kendall_tau(fitted.predict(graphs[300:1300]), y[300:1300]) > 0.4
+
+
+def test_fixed_width_features_place_a_block_by_its_supernet_slot():
+    """On ofa_mbv3 the same block has the same columns whatever the depths before it."""
+    space = spaces.get_space("ofa_mbv3")
+    base = {"ks": [3] * 20, "e": [3] * 20, "r": 224}
+    shallow = dict(base, d=[2, 2, 2, 2, 2], ks=[3] * 4 + [7] + [3] * 15)  # stage 2's first block: kernel 7
+    deep = dict(base, d=[4, 2, 2, 2, 2], ks=[3] * 4 + [7] + [3] * 15)
+    plain = dict(base, d=[4, 2, 2, 2, 2])
+    graphs = [space.to_graph(space.from_json(a)) for a in (shallow, deep, plain)]
+    x = flat_encoding(batch_graphs(graphs, space.max_graph_nodes), len(graphs[0].vocab))
+    n = space.max_graph_nodes
+    ops = x[:, n * (n - 1) // 2:].reshape(3, n, -1)
+    slot = 3 + 4  # block 4 (stage 2, first block) after input, stem and the first block
+    np.testing.assert_array_equal(ops[0, slot], ops[1, slot])
+    assert not np.array_equal(ops[1, slot], ops[2, slot])
+    assert not ops[0, 3 + 2].any() and ops[1, 3 + 2].any()  # stage 1's third block runs in deep only
