@@ -14,14 +14,11 @@ import numpy as np
 
 from search import config as search_config
 from search.errors import SearchError
-
-POPULATION, GENERATIONS, PARENT_RATIO, MUTATION_RATIO, MUTATE_PROB = 100, 500, 0.25, 0.5, 0.1
-MAX_TRIES = 10000
+from search.evolution import Evolution, EvolutionSettings
 
 
-def evolution_oracle(config, population: int = POPULATION, generations: int = GENERATIONS) -> dict:
+def evolution_oracle(config, population: int = 100, generations: int = 500) -> dict:
     from search.middleware import measure_functions
-    from spaces.ofa_mbv3 import OFAArch, make_arch
     config, parts = search_config.resolve(config)
     space = parts.space
     if space.name != "ofa_mbv3":
@@ -29,50 +26,17 @@ def evolution_oracle(config, population: int = POPULATION, generations: int = GE
     evaluator = parts.evaluator_class(space, parts.evaluator_config)
     limits = config.strategy.constraints
     measures = measure_functions(space, limits, evaluator)
-    rng = np.random.default_rng(config.seed)
     start = time.time()
-    fitness: dict[str, float] = {}
+    score = lambda archs: [float(evaluator.evaluate(space.to_json(a))["val"]) for a in archs]
 
-    def feasible(arch: OFAArch) -> bool:
-        return all(measures[n](arch) <= v for n, v in limits.items())
-
-    def draw(make) -> OFAArch:
-        for _ in range(MAX_TRIES):
-            arch = make()
-            if feasible(arch):
-                return arch
-        raise SearchError(f"the oracle found no arch within {limits} in {MAX_TRIES} tries")
-
-    def score(arch: OFAArch) -> float:
-        key = space.key(arch)
-        if key not in fitness:
-            fitness[key] = float(evaluator.evaluate(space.to_json(arch))["val"])
-        return fitness[key]
-
-    def crossover(a: OFAArch, b: OFAArch) -> OFAArch:
-        pick = lambda x, y: [u if rng.random() < 0.5 else v for u, v in zip(x, y)]
-        return make_arch(pick(a.ks, b.ks), pick(a.e, b.e), pick(a.d, b.d), a.r if rng.random() < 0.5 else b.r,
-                         space.resolutions)
-
-    pop = [draw(lambda: space.sample(rng)) for _ in range(population)]
-    calls = population
-    n_parents, n_mutants = int(round(PARENT_RATIO * population)), int(round(MUTATION_RATIO * population))
-    best_curve = []
-    for _ in range(generations):
-        ranked = sorted(pop, key=score, reverse=True)
-        parents = ranked[:n_parents]
-        best_curve.append(score(parents[0]))
-        children = [draw(lambda: space.mutate(parents[int(rng.integers(n_parents))], rng, MUTATE_PROB))
-                    for _ in range(n_mutants)]
-        children += [draw(lambda: crossover(parents[int(rng.integers(n_parents))], parents[int(rng.integers(n_parents))]))
-                     for _ in range(population - n_parents - n_mutants)]
-        calls += len(children)
-        pop = parents + children
-    best = max(pop, key=score)
-    out = {"best_key": space.key(best), "best_val": score(best), "best_arch": space.to_json(best),
-           "evaluations": calls, "distinct_evaluations": len(fitness), "population": population,
+    feasible = lambda key, arch: all(measures[n](arch) <= v for n, v in limits.items())
+    evolution = Evolution(space, score, feasible, np.random.default_rng(config.seed),
+                          EvolutionSettings(population=population, generations=generations), describe=str(limits))
+    best_key, best, best_val = evolution.run()[0]
+    out = {"best_key": best_key, "best_val": best_val, "best_arch": space.to_json(best),
+           "evaluations": evolution.queries, "distinct_evaluations": len(evolution.scored), "population": population,
            "generations": generations, "wall_seconds": round(time.time() - start, 1),
-           "curve_per_generation": best_curve[:: max(1, generations // 50)]}
+           "curve_per_generation": evolution.curve[:: max(1, generations // 50)]}
     for name, fn in measures.items():
         out[f"best_{name}"] = float(fn(best))
     return out

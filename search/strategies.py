@@ -35,6 +35,12 @@ class StrategyConfig:
     random_share: float = 0.1  # of the candidates, sampled at random instead of mutated
     max_mutations: int = 2  # a candidate is 1..max_mutations mutations away from its parent
     warm_start: bool = False  # start each round's predictor from the previous round's weights
+    # How narformer makes the archs it ranks: "mutation" (``candidates`` mutants of the top
+    # ``parents``) or "evolution" (OFA's evolutionary search on the predictor's scores, seeded
+    # with every evaluated arch, as NAR-Former's MobileNet search runs it; search.evolution)
+    proposal: str = "mutation"
+    evolution_population: int = 100
+    evolution_generations: int = 100
     # middleware (search.middleware)
     constraints: dict = field(default_factory=dict)  # measure name -> the largest value allowed
     stop_if_first_round_fails: bool = True  # nothing to search from when every first evaluation failed
@@ -46,6 +52,10 @@ class StrategyConfig:
                 raise SearchError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.budget < self.init:
             raise SearchError(f"budget ({self.budget}) is smaller than the initial population (init {self.init})")
+        if self.proposal not in ("mutation", "evolution"):
+            raise SearchError(f"proposal must be 'mutation' or 'evolution', got {self.proposal!r}")
+        if self.evolution_population < 2 or self.evolution_generations < 1:
+            raise SearchError("evolution_population must be >= 2 and evolution_generations >= 1")
         if not 0 <= self.random_share <= 1:
             raise SearchError(f"random_share must be in [0, 1], got {self.random_share}")
         return self
@@ -274,6 +284,8 @@ class PredictorGuided(Strategy):
             return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n)]
         values = [e["value"] for e in self.evaluated_ok()]
         model = self.fit_predictor() if max(values) > min(values) else None  # equal values: nothing to learn
+        if model is not None and cfg.proposal == "evolution":
+            return self._evolve(model, n)
         ranked = sorted(self.evaluated_ok(), key=lambda e: -e["value"])  # stable: ties keep history order
         parents = [self.arch(e["key"], e["arch"]) for e in ranked[:cfg.parents]]
 
@@ -293,3 +305,21 @@ class PredictorGuided(Strategy):
             chosen = [(found[i][0], found[i][1], float(scores[i])) for i in order]
         return chosen
 
+
+    def _evolve(self, model, n):
+        """The n best new archs of an evolution on the predictor's scores; the evaluated archs
+        seed it with their measured values."""
+        from .evolution import Evolution, EvolutionSettings
+        cfg = self.config
+        seeds = [(e["key"], self.arch(e["key"], e["arch"]), e["value"]) for e in self.evaluated_ok()]
+        settings = EvolutionSettings(population=cfg.evolution_population, generations=cfg.evolution_generations)
+        evolution = Evolution(self.space, lambda archs: model.predict([self.space.to_graph(a) for a in archs]),
+                              self.admissible, self.rng, settings, describe="the constraints, new to the search")
+        evolution.run(seeds)
+        known = {k for k, _, _ in seeds}
+        found = sorted(((k, a, v) for k, (a, v) in evolution.scored.items() if k not in known),
+                       key=lambda item: -item[2])[:n]
+        for key, arch, _ in found:
+            self.proposing.add(key)
+            self._archs[key] = arch
+        return found

@@ -398,3 +398,35 @@ def test_a_benchmark_column_is_a_constraint_measure_and_the_space_comes_first():
     ofa = spaces.get_space("ofa_mbv3")
     arch = ofa.sample(np.random.default_rng(0))
     assert measure_functions(ofa, {"params": 1})["params"](arch) == ofa.params(arch)  # analytic, no network built
+
+
+def test_evolution_proposals_are_the_predictors_best_new_archs():
+    """proposal="evolution": each round sends the best-predicted new archs the evolution met."""
+    space = LineSpace()
+    s = oracle_guided(space, budget=40, proposal="evolution", evolution_population=20, evolution_generations=30)
+    drive(s, space)
+    assert len(s.history) == 40 and len({e["key"] for e in s.history}) == 40
+    later = [e for e in s.history if e["round"] > 1]
+    for r in range(2, 5):
+        predicted = [e["predicted"] for e in s.history if e["round"] == r]
+        assert predicted == sorted(predicted, reverse=True) and None not in predicted
+    assert max(e["value"] for e in later) == 0.0  # the oracle predictor leads it to the peak (1234)
+    with pytest.raises(SearchError, match="proposal must be 'mutation' or 'evolution', got 'genetic'"):
+        StrategyConfig(proposal="genetic").validate()
+
+
+def test_evolution_keeps_its_best_and_its_members_admissible():
+    from search.evolution import Evolution, EvolutionSettings
+    space = spaces.get_space("ofa_mbv3")
+    limit = 250e6
+    evolution = Evolution(space, lambda archs: [float(space.params(a)) for a in archs],
+                          lambda key, arch: space.macs(arch) <= limit, np.random.default_rng(0),
+                          EvolutionSettings(population=20, generations=15))
+    final = evolution.run()
+    assert all(space.macs(a) <= limit for a, _ in evolution.scored.values())
+    assert evolution.curve == sorted(evolution.curve) and final[0][2] >= evolution.curve[-1]
+    assert evolution.queries == 20 + 15 * 15 and len(final) <= 20
+    assert final[0][2] > np.median([v for _, v in evolution.scored.values()])
+    with pytest.raises(SearchError, match="no new arch within macs<=1"):
+        Evolution(space, lambda archs: [0.0] * len(archs), lambda key, arch: False, np.random.default_rng(0),
+                  EvolutionSettings(population=4, generations=1, max_tries=50), describe="macs<=1").run()

@@ -305,6 +305,12 @@ class OFAMobileNetV3Space(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
             return make_arch(ks, e, d, r, self.resolutions)
         return self.mutate_distinct(arch, rng, attempt)
 
+    def crossover(self, a: OFAArch, b: OFAArch, rng) -> OFAArch:
+        """OFA's crossover: every gene (ks and e per block, d per stage, r) from either parent."""
+        pick = lambda x, y: [u if rng.random() < 0.5 else v for u, v in zip(x, y)]
+        return make_arch(pick(a.ks, b.ks), pick(a.e, b.e), pick(a.d, b.d), a.r if rng.random() < 0.5 else b.r,
+                         self.resolutions)
+
     # --- graph ----------------------------------------------------------------------------
     def to_graph(self, arch: OFAArch) -> ArchGraph:
         """One node per layer that runs plus input and output, in order; each block also reads
