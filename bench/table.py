@@ -4,6 +4,8 @@
 Runs of one (space, train size, predictor, variant) are one row: the median Kendall tau
 over their seeds, each seed's tau, and the medians of the other figures. The variant is
 the run's ``--set`` values, leaving out those that change speed only (threads, device).
+Runs with ``--score-evaluator`` add a row for that evaluator after their (space, train
+size) rows: its tau on the same test archs, once per seed.
 
   python -m bench.table results/predictor/*.json > table.md
 """
@@ -18,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 SPEED_ONLY = ("threads", "device", "quiet")
-SPACE_ORDER = ("nb201", "nb101")
-PREDICTOR_ORDER = ("narformer", "tnasp", "gin", "mlp")
+SPACE_ORDER = ("nb201", "nb101", "ofa_mbv3")
+PREDICTOR_ORDER = ("narformer", "tnasp", "gin", "mlp", "ridge")
 HEADER = ("| space | train | predictor | variant | Kendall tau (median) | per seed | tau vs test | Spearman "
           "| precision@top 5% | fit | predict archs/s | JSON |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
@@ -40,7 +42,7 @@ def rows(runs: list[tuple[str, dict]]) -> list[str]:
     keys = sorted(groups, key=lambda k: (_order(SPACE_ORDER, k[0]), k[1], _order(PREDICTOR_ORDER, k[2]),
                                          k[3] != "", k[3]))
     out = []
-    for key in keys:
+    for i, key in enumerate(keys):
         group = sorted(groups[key], key=lambda item: item[1]["seed"])
         median = lambda name: float(np.median([run[name] for _, run in group if run.get(name) is not None]))
         seeds = ",".join(str(run["seed"]) for _, run in group)
@@ -54,6 +56,27 @@ def rows(runs: list[tuple[str, dict]]) -> list[str]:
                    f"| {vs_test} "
                    f"| {median('spearman'):.3f} | {median('precision_at_top_5pct'):.2f} "
                    f"| {median('fit_seconds'):.0f} s | {median('predict_archs_per_second'):,.0f} | {links} |")
+        if i + 1 == len(keys) or keys[i + 1][:2] != key[:2]:
+            out += reference_rows(space, train, [run for k in keys if k[:2] == key[:2] for _, run in groups[k]])
+    return out
+
+
+def reference_rows(space: str, train: int, runs: list[dict]) -> list[str]:
+    """One row per evaluator scored beside the predictors (``--score-evaluator``), one tau per seed."""
+    by_name = defaultdict(dict)
+    for run in runs:
+        ref = run.get("reference")
+        if ref:
+            by_name[ref["evaluator"]].setdefault(run["seed"], ref)
+    out = []
+    for name, per_seed in sorted(by_name.items()):
+        seeds = sorted(per_seed)
+        taus = [per_seed[s]["kendall_tau"] for s in seeds]
+        median = lambda field: float(np.median([per_seed[s][field] for s in seeds]))
+        out.append(f"| {space} | {train} | `{name}` | reference: scored on the same test archs, no fit "
+                   f"| **{float(np.median(taus)):.3f}** | {' / '.join(f'{t:.3f}' for t in taus)} "
+                   f"(seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}) | — "
+                   f"| {median('spearman'):.3f} | {median('precision_at_top_5pct'):.2f} | — | — | — |")
     return out
 
 

@@ -314,6 +314,17 @@ def test_table_groups_seeds_into_one_row_with_the_median(tmp_path, capsys):
     assert len(lines) == 2  # threads=1 changes speed only: the same row as the defaults
     assert "| default | **0.700** | 0.600 / 0.800 / 0.700 (seeds 0,1,2) | — | 0.800 |" in lines[0]
     assert "| 11 s |" in lines[0] and "`epochs=5`" in lines[1]
+    # An evaluator scored beside the predictors: one row after its group, one tau per seed.
+    ref = lambda tau: {"evaluator": "ofa-acc-predictor", "kendall_tau": tau, "spearman": 0.9,
+                       "precision_at_top_5pct": 0.4}
+    scored = [dict(run(0, 0.9, []), reference=ref(0.85)), dict(run(1, 0.9, []), reference=ref(0.87)),
+              dict(run(1, 0.8, ["epochs=5"]), reference=ref(0.87))]
+    for i, r in enumerate(scored):
+        (tmp_path / f"s{i}.json").write_text(json.dumps(dict(r, space="ofa_mbv3")))
+    assert table.main([str(tmp_path / f"s{i}.json") for i in range(3)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[2:]
+    assert len(lines) == 3 and "`ofa-acc-predictor` | reference" in lines[2]
+    assert "| **0.860** | 0.850 / 0.870 (seeds 0,1) |" in lines[2]
     (tmp_path / "bad.json").write_text("{}")
     assert table.main([str(tmp_path / "bad.json")]) == 2
     assert "not a bench.predictors result" in capsys.readouterr().err
