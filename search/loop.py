@@ -46,6 +46,7 @@ class Search:
         self.resumed = 0
         self.previous_wall = 0.0
         if resume:
+            self.run_dir.lock(create=False)  # before reading: nobody else may be writing
             saved = self.run_dir.read_config()
             saved_tree = saved["config"]
             if "space" in saved_tree and not isinstance(saved_tree["space"], dict):  # a flat, older config
@@ -76,6 +77,7 @@ class Search:
         if resume:
             self._restore(journal)
         else:
+            self.run_dir.lock(create=True)  # before the emptiness check: two fresh starts race there
             self.run_dir.create({"config": search_config.to_dict(config), "versions": versions(),
                                  "evaluator": self.evaluator.describe(), "seed": config.seed,
                                  "command": sys.argv})
@@ -131,6 +133,12 @@ class Search:
                                   "resumed": self.resumed, "wall_seconds": wall})
 
     def run(self) -> dict:
+        try:
+            return self._run()
+        finally:
+            self.run_dir.unlock()
+
+    def _run(self) -> dict:
         start = time.time()
         wall = lambda: self.previous_wall + time.time() - start
         cfg = self.config

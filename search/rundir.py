@@ -4,9 +4,15 @@
   before the state that includes it is written. A line cut short by a kill is ignored.
 * ``state.json`` is replaced atomically after every change of state and carries a SHA-256
   of its payload, so a truncated or edited file is detected, never half-read.
+* ``.lock`` holds an exclusive OS lock (``flock``) for as long as a search works in the
+  folder, and that search's PID: a second search on the folder is refused instead of
+  interleaving its journal. The OS drops the lock when the process dies, however it dies,
+  so a killed run can be resumed at once.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -20,6 +26,7 @@ from .errors import SearchError, StateError
 
 CONFIG, JOURNAL, STATE, SUMMARY, BEST = "config.json", "journal.jsonl", "state.json", "summary.json", "best.json"
 PARETO = "pareto.json"
+LOCK = ".lock"
 
 
 def dumps(obj) -> str:
@@ -30,9 +37,57 @@ def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+class RunLock:
+    """The exclusive lock of a run folder; released by ``release()``, when garbage-collected,
+    or by the OS when the process ends."""
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            self.fd = None
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise SearchError(f"{path.parent} is in use by another search (pid {holder}); wait for it to "
+                                  "end or stop it, then --resume") from None
+            raise SearchError(f"cannot lock the run folder {path.parent}: {err.strerror or err}") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __del__(self):
+        self.release()
+
+
 class RunDir:
     def __init__(self, path):
         self.path = Path(path).resolve()
+        self._lock: RunLock | None = None
+
+    def lock(self, create: bool) -> None:
+        """Take the folder's exclusive lock (creating the folder for a new run); a SearchError
+        naming the holder's PID when another search has it."""
+        if self._lock is not None:
+            return
+        try:
+            if create:
+                self.path.mkdir(parents=True, exist_ok=True)
+            elif not self.path.is_dir():
+                raise SearchError(f"{self.path} holds no run (no such folder)")
+            self._lock = RunLock(self.path / LOCK)
+        except OSError as err:
+            raise SearchError(f"cannot write the run folder {self.path}: {err.strerror or err}") from None
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def holds_run(self) -> bool:
         return any((self.path / name).exists() for name in (CONFIG, JOURNAL, STATE))

@@ -111,6 +111,33 @@ def test_resume_with_another_config_is_refused(reference, tmp_path):
     assert summary(out)["evaluations"] == 50
 
 
+def test_a_busy_run_folder_is_refused_and_a_killed_runs_lock_is_gone(reference, tmp_path):
+    """One search per folder: a second start or resume while the first works is one line naming
+    its PID and changes nothing; once the first is SIGKILLed the resume runs at once."""
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "search.run", *FAST, "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while not (out / "journal.jsonl").exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        first.send_signal(signal.SIGSTOP)  # frozen mid-run, holding the folder
+        assert first.poll() is None, "the first search ended before the test could race it"
+        for args in (["--resume", str(out), "--quiet"], FAST + ["--out", str(out)]):
+            second = search(*args)
+            assert second.returncode == 2
+            assert second.stderr.strip().splitlines() == [
+                f"error: {out} is in use by another search (pid {first.pid}); wait for it to end or stop it, "
+                "then --resume"]
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    done = search("--resume", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    entries = journal(out)
+    assert [e["key"] for e in entries] == [e["key"] for e in journal(reference)]  # nothing twice, nothing lost
+
+
 def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     done = search("--space", "nb201", "--out", str(tmp_path / "file" / "run"), "--quiet")
