@@ -36,6 +36,20 @@ def trained_build_config(space, state: dict):
     return space.build_config({k: v for k, v in state["config"].items() if k in fields})
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A search.train checkpoint, or a SearchError saying what the file is not."""
+    import pickle
+
+    import torch
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        raise SearchError(f"--weights {path} is not a PyTorch checkpoint ({str(err).splitlines()[0][:100]})") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise SearchError(f"--weights {path} is not a search.train checkpoint (no model weights and training config)")
+    return state
+
+
 def export(arch, space, out: Path, weights: Path | None = None, build: dict | None = None,
            tolerance: float = 1e-4) -> dict:
     import numpy as np
@@ -46,11 +60,20 @@ def export(arch, space, out: Path, weights: Path | None = None, build: dict | No
     if weights is not None:
         if not weights.exists():
             raise SearchError(f"weights file {weights} does not exist")
-        state = torch.load(weights, map_location="cpu", weights_only=False)
+        state = load_checkpoint(weights)
+        if state.get("space", space.name) != space.name:
+            raise SearchError(f"--weights {weights} are of a {state['space']} network, not {space.name}")
+        if "arch" in state and state["arch"] != str(space.key(arch)):
+            raise SearchError(f"--weights {weights} belong to another arch ({state['arch'][:80]}); "
+                              "export that arch, or the weights trained for this one")
         trained_config = trained_build_config(space, state)
         config = space.inference_config(trained_config)
         trained = space.build_model(arch, trained_config)
-        trained.load_state_dict(state["model"])
+        try:
+            trained.load_state_dict(state["model"])
+        except RuntimeError as err:  # shapes or names differ: weights of another network
+            raise SearchError(f"--weights {weights} do not fit this arch "
+                              f"({str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err})") from None
         model = space.build_model(arch, config)
         keep = model.state_dict().keys()  # the deployed network: the trained one without its training aids
         model.load_state_dict({k: v for k, v in trained.state_dict().items() if k in keep})

@@ -41,6 +41,26 @@ def load_arch(space, text: str):
                           f"architecture: {err}") from None
 
 
+def check_output_folder(out: Path, space, key: str) -> None:
+    """An --out folder that holds another arch's training is refused before anything in it
+    is touched or any data is read (its checkpoint would otherwise be continued under the new
+    arch's name). The checkpoint's own record decides; arch.json where an older one has none."""
+    checkpoint = out / "checkpoint.pt"
+    if not checkpoint.exists():
+        return
+    import torch
+    try:
+        old_key = torch.load(checkpoint, map_location="cpu", weights_only=False).get("arch")
+        if old_key is None and (out / "arch.json").exists():
+            old_key = str(space.key(space.from_json((out / "arch.json").read_text())))
+    except Exception as err:  # unreadable: say so rather than train over it
+        raise SearchError(f"{out} holds a checkpoint that cannot be read ({type(err).__name__}); "
+                          "use another --out or delete it") from None
+    if old_key is not None and old_key != key:
+        raise SearchError(f"{out} holds the training of another arch ({old_key[:80]}); use another --out or "
+                          "delete it")
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m search.train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -73,6 +93,7 @@ def _main(args) -> int:
         key = str(space.key(arch))
         out = Path(args.out or f"runs/train-{space.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}-{preset}")
         writable_folder(out, "--out")
+        check_output_folder(out, space, key)
         (out / "arch.json").write_text(json.dumps(space.to_json(arch), indent=2) + "\n")
         warn = lambda msg: print(msg, file=sys.stderr, flush=True)
         data = recipe.load_data(config, args.data_dir, warn=warn)

@@ -103,6 +103,28 @@ def test_killed_training_continues_from_its_last_epoch(cifar_dir, tmp_path):
                                [h["train_loss"] for h in want["history"]], rtol=1e-5)
     assert got["val"] == want["val"] and got["test"] == want["test"]
 
+    # A folder holds one arch's training: another genotype is refused before anything is touched,
+    # and the checkpoint refuses it too when arch.json is gone; export refuses weights of another
+    # arch and files that are no checkpoint.
+    arch_json = (out / "arch.json").read_text()
+    other = [a if a != "darts_v2" else "darts_v1" for a in args]
+    for folder_state in ("with arch.json", "without arch.json"):
+        refused = subprocess.run(other + ["--out", str(out)], capture_output=True, text=True, timeout=600)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "another arch" in refused.stderr
+        if folder_state == "with arch.json":
+            assert (out / "arch.json").read_text() == arch_json
+            (out / "arch.json").unlink()
+    exported = lambda arch, weights: subprocess.run(
+        [sys.executable, "-m", "search.export", "--arch", arch, "--weights", str(weights), "--out",
+         str(tmp_path / "export")], capture_output=True, text=True, timeout=600)
+    foreign = exported("darts_v1", out / "checkpoint.pt")
+    assert foreign.returncode == 2 and "belong to another arch" in foreign.stderr, foreign.stderr
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    junk = exported("darts_v2", tmp_path / "junk.pt")
+    assert junk.returncode == 2 and "is not a PyTorch checkpoint" in junk.stderr, junk.stderr
+    assert not list((tmp_path / "export").glob("model*"))
+
 
 def test_bad_training_input(cifar_dir):
     cases = [(["--arch", "nope"], "is neither a file, a known name (darts_v1, darts_v2) nor a darts architecture"),

@@ -75,7 +75,9 @@ def fit(build: Callable[[], nn.Module], data, config: TrainerConfig, *,
     ``build`` is called after seeding, so the initial weights follow ``config.seed``.
     ``augment(x, generator)`` transforms a training batch; ``loss(output, y)`` returns
     (loss, logits); ``on_epoch(model, epoch)`` runs before each epoch (schedules).
-    The checkpoint records ``asdict(config)`` plus ``extra_state``.
+    The checkpoint records ``asdict(config)`` plus ``extra_state`` (what the weights belong to:
+    space, arch, build config); a checkpoint whose config or any ``extra_state`` entry differs
+    is refused, so it never continues another network's training.
     The result holds val and test accuracy (%), the last training loss, the per-epoch
     history, the epochs and the training seconds (resumed runs included).
     """
@@ -98,6 +100,10 @@ def fit(build: Callable[[], nn.Module], data, config: TrainerConfig, *,
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state["config"] != dataclasses.asdict(cfg):
             raise TrainingError(f"checkpoint {checkpoint} was written with another training config")
+        for name, value in (extra_state or {}).items():
+            if state.get(name) != value:
+                raise TrainingError(f"checkpoint {checkpoint} belongs to another {name} ({str(state.get(name))[:80]}); "
+                                    "use another output folder or delete it")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

@@ -75,6 +75,6 @@ class DartsRecipe(Recipe):
         result, model = fit(lambda: space.build_model(arch, build), data, config,
                             augment=lambda x, gen: data.augment(x, gen, config.cutout), loss=loss,
                             on_epoch=ramp_drop_path, checkpoint=checkpoint,
-                            extra_state={"space": space.name, "build": asdict(build)},
+                            extra_state={"space": space.name, "arch": str(space.key(arch)), "build": asdict(build)},
                             progress=progress, log=log)
         return dict(result, params=count_parameters(model))
