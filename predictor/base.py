@@ -30,6 +30,16 @@ def check_choice(name: str, value, choices: tuple) -> None:
         raise PredictorError(f"{name} must be {listed}, got {value!r}")
 
 
+def check_device(device: str) -> None:
+    """A PredictorError unless ``device`` names a torch device of type cpu or cuda."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise PredictorError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
 @dataclass
 class TrainConfig:
     """The optimisation recipe (AdamW, linear warm-up then linear decay, EMA, model selection)."""
@@ -56,6 +66,14 @@ class TrainConfig:
         check_choice("target_transform", self.target_transform, ("rank", "minmax"))
         if not 0 <= self.ema_decay < 1:
             raise PredictorError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not self.lr > 0 or not self.weight_decay >= 0 or not 0 <= self.warmup <= 1:
+            raise PredictorError(f"lr must be > 0, weight_decay >= 0 and warmup in [0, 1]; got lr {self.lr}, "
+                                 f"weight_decay {self.weight_decay}, warmup {self.warmup}")
+        for name in ("dropout", "drop_path"):  # the fields of the predictors that have them
+            value = getattr(self, name, 0.0)
+            if not 0 <= value < 1:
+                raise PredictorError(f"{name} is a probability in [0, 1), got {value}")
+        check_device(self.device)
 
 
 class Predictor(abc.ABC):

@@ -74,7 +74,10 @@ def _main(args) -> int:
             search = Search(None, args.resume, resume=True, force=getattr(args, "force", False), overrides=tree)
         else:
             config = search_config.build(tree)
-            out = getattr(args, "out", None) or default_out(config)
+            out = getattr(args, "out", None)
+            if out is not None and not out.strip():
+                raise SearchError("--out is empty: name a run folder, or leave --out out for runs/<space>-...")
+            out = out or default_out(config)
             search = Search(config, out)
         summary = search.run()
     except KeyboardInterrupt:

@@ -52,6 +52,9 @@ class StrategyConfig:
                 raise SearchError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.budget < self.init:
             raise SearchError(f"budget ({self.budget}) is smaller than the initial population (init {self.init})")
+        if self.tournament > self.population:
+            raise SearchError(f"tournament ({self.tournament}) cannot be larger than the population "
+                              f"({self.population})")
         if self.proposal not in ("mutation", "evolution"):
             raise SearchError(f"proposal must be 'mutation' or 'evolution', got {self.proposal!r}")
         if self.evolution_population < 2 or self.evolution_generations < 1:

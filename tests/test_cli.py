@@ -98,6 +98,13 @@ UNWRITABLE = "/proc/narnas-cannot-write"  # /proc takes no new folders, even for
      "unknown config key(s) chanels in darts build config"),
     (["search.train", "--arch", "darts_v2", "--preset", "smoke", "--out", UNWRITABLE], f"cannot write --out {UNWRITABLE}"),
     (["search.train", "--space", "nb201", "--arch", "x"], "unknown training recipe for space 'nb201'; valid: darts"),
+    (["search.run", "--space", "nb201", "--predictor-set", "dropout=2"], "dropout is a probability in [0, 1), got 2.0"),
+    (["search.run", "--space", "nb201", "--predictor-set", "lr=-1"], "lr must be > 0"),
+    (["search.run", "--space", "nb201", "--predictor-set", "device=banana"],
+     "device must be 'cpu', 'cuda' or 'cuda:N', got 'banana'"),
+    (["search.run", "--space", "nb201", "--strategy", "rea", "--tournament", "50", "--population", "20"],
+     "tournament (50) cannot be larger than the population (20)"),
+    (["search.run", "--space", "nb201", "--out", ""], "--out is empty"),
 ])
 def test_bad_input_to_the_new_flags_is_one_line_before_any_work(args, message, tmp_path):
     done = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
