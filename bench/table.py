@@ -81,6 +81,11 @@ def reference_rows(space: str, train: int, runs: list[dict]) -> list[str]:
 
 
 def main(argv=None) -> int:
+    from narnas.cli import run_main
+    return run_main(lambda: _main(argv))
+
+
+def _main(argv) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.table", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[2:]))

@@ -53,6 +53,7 @@ class Search:
                 saved_tree = search_config.tree_from_flat(saved_tree)
             saved_config, _ = search_config.resolve(search_config.build(saved_tree))
             saved_tree = search_config.to_dict(saved_config)
+            self.saved_tree = saved_tree
             config = search_config.build(search_config.merge(saved_tree, overrides or {}))
         config, parts = search_config.resolve(config)  # every part checked before any evaluation
         if resume:
@@ -63,14 +64,12 @@ class Search:
                 raise SearchError(f"the resume's config differs from the saved one in: {', '.join(n for n, _ in named)} "
                                   f"(saved: {', '.join(f'{n}={flat.get(k)!r}' for n, k in named)}); "
                                   "--force accepts the change")
-            if diff:
-                write_json(self.run_dir.path / "config.json", dict(saved, config=search_config.to_dict(config)))
         self.config = config
         self.space = parts.space
         context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(config.executor.cpus_per_trial)))
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
-        measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
-        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, measures)
+        self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
+        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures)
         # The constraint wrapper measures each arch once (cached by key); pareto.json reads it there.
         self.constrained = find_middleware(self.strategy, Constrained)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
@@ -83,6 +82,9 @@ class Search:
                                  "command": sys.argv})
         self._attach_store()
         self.journal_lines = len(journal)
+        if resume and diff:  # --force: the new config is the run's from now on, in both files
+            write_json(self.run_dir.path / "config.json", dict(saved, config=search_config.to_dict(config)))
+            self._save_state(self.previous_wall)
 
     def _attach_store(self):
         base = self.strategy.base
@@ -97,12 +99,25 @@ class Search:
             self.log(f"warning: {err}; rebuilding the state from the journal ({len(journal)} evaluations)")
             state = None
         if state is not None:
-            self.strategy.load_state_dict(state["strategy"])
-            self.resumed = state["resumed"] + 1
-            self.previous_wall = state["wall_seconds"]
-            for record in journal[state["journal_lines"]:]:
+            self._check_config_unchanged(state)
+            try:
+                self.strategy.load_state_dict(state["strategy"])
+                self.resumed = state["resumed"] + 1
+                self.previous_wall = state["wall_seconds"]
+                lines = state["journal_lines"]
+            except (KeyError, TypeError, ValueError, IndexError, SearchError) as err:
+                # A checksum that matches a payload of the wrong shape: hand-made or another
+                # version's file. The journal holds every result, so nothing is lost.
+                self.log(f"warning: {self.run_dir.path / 'state.json'} does not hold a search state "
+                         f"({type(err).__name__}: {err}); rebuilding it from the journal ({len(journal)} evaluations)")
+                state = None
+        if state is not None:
+            for record in journal[lines:]:
                 self._tell(record)
         else:
+            self.strategy = make_strategy(self.space, self.config.strategy, self.config.seed, self.config.predictor,
+                                          self.measures)  # fresh: a failed load may have half-filled it
+            self.constrained = find_middleware(self.strategy, Constrained)
             self._replay(journal)
             self.resumed = 1
 
@@ -128,9 +143,24 @@ class Search:
                            error=None if ok else record.get("error"))
 
     # --- the loop -------------------------------------------------------------------
+    def _check_config_unchanged(self, state: dict) -> None:
+        """The state records the config it was saved under; a config.json edited by hand since
+        (a changed seed would silently follow the old search) is refused, naming the keys."""
+        recorded = state.get("config")
+        if not isinstance(recorded, dict):
+            return  # a state written before states recorded their config
+        diff = search_config.differences(recorded, self.saved_tree)
+        if diff:
+            flat_state, flat_file = search_config.configs.flatten(recorded), search_config.configs.flatten(self.saved_tree)
+            changes = ", ".join(f"{k} (state: {flat_state.get(k)!r}, config.json: {flat_file.get(k)!r})" for k in diff)
+            raise SearchError(f"{self.run_dir.path / 'config.json'} no longer matches the run's saved state in "
+                              f"{changes}; it was edited by hand: restore it (to change a run, pass flags to "
+                              "--resume with --force)")
+
     def _save_state(self, wall: float):
         self.run_dir.write_state({"strategy": self.strategy.state_dict(), "journal_lines": self.journal_lines,
-                                  "resumed": self.resumed, "wall_seconds": wall})
+                                  "resumed": self.resumed, "wall_seconds": wall,
+                                  "config": search_config.to_dict(self.config)})
 
     def run(self) -> dict:
         try:

@@ -107,9 +107,13 @@ class RunDir:
         if not path.exists():
             raise SearchError(f"{self.path} holds no run (no {CONFIG})")
         try:
-            return json.loads(path.read_text())
+            saved = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise StateError(f"{path} is not valid JSON ({err})") from None
+        if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+            raise StateError(f"{path} is not a run's config (an object with a 'config' tree, as search.run "
+                             "writes it); was it edited by hand?")
+        return saved
 
     # --- state ----------------------------------------------------------------------
     def write_state(self, payload: dict) -> None:
@@ -153,9 +157,12 @@ class RunDir:
         records = []
         for number, line in enumerate(complete.decode(errors="replace").splitlines(), 1):
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 raise StateError(f"{path}: line {number} is corrupt") from None
+            if not isinstance(record, dict) or not isinstance(record.get("key"), str) or "arch" not in record:
+                raise StateError(f"{path}: line {number} is not an evaluation record (it needs 'key' and 'arch')")
+            records.append(record)
         return records
 
     # --- predictor weights ---------------------------------------------------------

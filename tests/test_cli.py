@@ -112,3 +112,18 @@ def test_bad_input_to_the_new_flags_is_one_line_before_any_work(args, message, t
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr  # no progress line: nothing ran first
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_closed_output_pipe_ends_the_table_quietly(tmp_path):
+    """``python -m bench.table ... | head -1``: no traceback when the reader goes away."""
+    run = {"space": "nb201", "predictor": "mlp", "seed": 0, "train_size": 10, "kendall_tau": 0.5, "spearman": 0.6,
+           "precision_at_top_5pct": 0.1, "fit_seconds": 1.0, "predict_archs_per_second": 10.0, "config": {"set": []}}
+    files = []
+    for i in range(3000):  # more rows than a pipe buffer holds
+        files.append(tmp_path / f"r{i}.json")
+        files[-1].write_text(json.dumps(dict(run, train_size=10 + i)))
+    listing = tmp_path / "files.txt"
+    listing.write_text("\n".join(map(str, files)))
+    done = subprocess.run(f"xargs -a {listing} {sys.executable} -m bench.table | head -1", shell=True,
+                          capture_output=True, text=True, timeout=300, cwd=os.getcwd())
+    assert done.stdout.startswith("| space |") and "Traceback" not in done.stderr, done.stderr

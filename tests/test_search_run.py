@@ -138,6 +138,53 @@ def test_a_busy_run_folder_is_refused_and_a_killed_runs_lock_is_gone(reference, 
     assert [e["key"] for e in entries] == [e["key"] for e in journal(reference)]  # nothing twice, nothing lost
 
 
+def _edit_config(folder, change):
+    path = folder / "config.json"
+    saved = json.loads(path.read_text())
+    change(saved)
+    path.write_text(json.dumps(saved))
+
+
+def _drop_key_of_last_line(folder):
+    lines = (folder / "journal.jsonl").read_text().splitlines()
+    record = json.loads(lines[-1])
+    del record["key"]
+    (folder / "journal.jsonl").write_text("\n".join(lines[:-1] + [json.dumps(record)]) + "\n")
+    (folder / "state.json").unlink()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: (f / "config.json").write_text('{"foo": 1}'), "config.json is not a run's config"),
+    (lambda f: (f / "config.json").write_text("[1, 2]"), "config.json is not a run's config"),
+    (lambda f: _edit_config(f, lambda c: c["config"]["strategy"].update(budget="40")),
+     "strategy.budget must be a whole number, got '40'"),
+    (lambda f: _edit_config(f, lambda c: c["config"].update(seed=9)),
+     "config.json no longer matches the run's saved state in seed (state: 5, config.json: 9)"),
+    (_drop_key_of_last_line, "journal.jsonl: line 40 is not an evaluation record"),
+])
+def test_hand_edited_run_files_are_one_line(reference, tmp_path, edit, message):
+    import shutil
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    edit(out)
+    done = search("--resume", str(out), "--quiet")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_a_state_of_the_wrong_shape_is_rebuilt_from_the_journal(reference, tmp_path):
+    """A state.json whose checksum matches a payload that is no search state."""
+    import hashlib
+    import shutil
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    body = json.dumps({"x": 1}, sort_keys=True, separators=(",", ":"))
+    (out / "state.json").write_text(f'{{"sha256":"{hashlib.sha256(body.encode()).hexdigest()}","payload":{body}}}\n')
+    done = search("--resume", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "does not hold a search state" in done.stderr and "rebuilding it from the journal" in done.stderr
+    assert summary(out)["best"] == summary(reference)["best"] and len(journal(out)) == 40
+
+
 def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     done = search("--space", "nb201", "--out", str(tmp_path / "file" / "run"), "--quiet")
