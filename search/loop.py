@@ -82,9 +82,10 @@ class Search:
                                  "command": sys.argv})
         self._attach_store()
         self.journal_lines = len(journal)
-        if resume and diff:  # --force: the new config is the run's from now on, in both files
-            write_json(self.run_dir.path / "config.json", dict(saved, config=search_config.to_dict(config)))
-            self._save_state(self.previous_wall)
+        if resume:
+            if diff:  # --force: the new config is the run's from now on, in both files
+                write_json(self.run_dir.path / "config.json", dict(saved, config=search_config.to_dict(config)))
+            self._save_state(self.previous_wall)  # the resume counts even if it is killed before any result
 
     def _attach_store(self):
         base = self.strategy.base
@@ -111,6 +112,10 @@ class Search:
                 self.log(f"warning: {self.run_dir.path / 'state.json'} does not hold a search state "
                          f"({type(err).__name__}: {err}); rebuilding it from the journal ({len(journal)} evaluations)")
                 state = None
+        if state is not None and len(journal) < lines:
+            raise SearchError(f"{self.run_dir.path / 'journal.jsonl'} has {len(journal)} evaluations but the saved "
+                              f"state has seen {lines}: the journal was deleted or cut; restore it from a backup "
+                              "before resuming")
         if state is not None:
             for record in journal[lines:]:
                 self._tell(record)

@@ -185,6 +185,29 @@ def test_a_state_of_the_wrong_shape_is_rebuilt_from_the_journal(reference, tmp_p
     assert summary(out)["best"] == summary(reference)["best"] and len(journal(out)) == 40
 
 
+def test_a_deleted_journal_is_refused_and_a_killed_resume_still_counts(reference, tmp_path):
+    import shutil
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    (out / "journal.jsonl").unlink()
+    done = search("--resume", str(out), "--quiet")
+    assert done.returncode == 2 and "journal.jsonl has 0 evaluations but the saved state has seen 40" in done.stderr
+    # A resume killed before its first result is still counted.
+    out = tmp_path / "killed"
+    assert kill_when(FAST + ["--out", str(out)], out, 12)
+    proc = subprocess.Popen([sys.executable, "-m", "search.run", "--resume", str(out), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = lambda: json.loads((out / "state.json").read_text())["payload"]
+    deadline = time.time() + 120
+    while state()["resumed"] == 0 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state()["resumed"] == 1
+    assert search("--resume", str(out), "--quiet").returncode == 0
+    assert summary(out)["resumed"] == 2 and summary(out)["best"] == summary(reference)["best"]
+
+
 def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     done = search("--space", "nb201", "--out", str(tmp_path / "file" / "run"), "--quiet")
