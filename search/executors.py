@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,6 +20,67 @@ from pathlib import Path
 
 from .errors import SearchError
 from .registry import EXECUTORS, register_executor
+
+
+#: Set in the driver before an embedded Ray starts, so every Ray process (workers and agents
+#: rename their command lines, but inherit the environment) can be found again by it.
+SESSION_VAR = "NARNAS_RAY_SESSION"
+SESSION_PREFIX = "narnas-ray-"
+DRIVER_PID = "driver.pid"
+SESSION_ROOT = "/tmp"  # short: Ray's socket paths inside the session must stay under 108 bytes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def session_processes(folder: str) -> list[int]:
+    """PIDs of the processes started for the embedded Ray of ``folder`` (Linux /proc)."""
+    marker = f"{SESSION_VAR}={folder}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
+def clean_stale_sessions(root: str | None = None) -> list[str]:
+    """Remove the embedded-Ray sessions whose driver died without shutting Ray down (a
+    SIGKILLed search): kill their leftover processes and delete their temp folders. A
+    session whose driver lives, or without a driver PID yet, is left alone."""
+    root = root or SESSION_ROOT
+    cleaned = []
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        if not name.startswith(SESSION_PREFIX) or not os.path.isdir(folder):
+            continue
+        try:
+            with open(os.path.join(folder, DRIVER_PID)) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if _alive(pid):
+            continue
+        for leftover in session_processes(folder):
+            try:
+                os.kill(leftover, signal.SIGKILL)
+            except OSError:
+                pass
+        shutil.rmtree(folder, ignore_errors=True)
+        cleaned.append(folder)
+    return cleaned
 
 
 @dataclass
@@ -46,7 +108,7 @@ def _error_line(err: BaseException) -> str:
 class InlineExecutor:
     """Evaluates in the driver process, one after the other."""
 
-    def __init__(self, config: ExecutorConfig, storage: str | None = None):
+    def __init__(self, config: ExecutorConfig, storage: str | None = None, quiet: bool = False):
         self.config = config.validate()
 
     def __enter__(self):
@@ -88,20 +150,30 @@ class RayExecutor:
     (``max_failures``), trial checkpoints for training evaluators, and clusters.
     """
 
-    def __init__(self, config: ExecutorConfig, storage: str | None = None):
+    def __init__(self, config: ExecutorConfig, storage: str | None = None, quiet: bool = False):
         self.config = config.validate()
+        self.quiet = quiet
         self.storage = storage  # Ray Tune's experiment folder
         self._temp_dir = None
         self._started = False
 
     def __enter__(self):
+        import logging
+
         import ray
+        if self.quiet:  # Ray's start-up notices (token authentication, ...) are warnings of its loggers
+            logging.getLogger("ray").setLevel(logging.ERROR)
         if self.config.ray_address:
             ray.init(address=self.config.ray_address, log_to_driver=False)
         else:
             # A private temp folder: the processes of this Ray are recognisable by it, and
             # removing it after shutdown leaves nothing behind.
-            self._temp_dir = tempfile.mkdtemp(prefix="narnas-ray-", dir="/tmp")
+            # A killed earlier search may have left its Ray behind: reclaim it first.
+            clean_stale_sessions()
+            self._temp_dir = tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=SESSION_ROOT)
+            with open(os.path.join(self._temp_dir, DRIVER_PID), "w") as f:
+                f.write(f"{os.getpid()}\n")
+            os.environ[SESSION_VAR] = self._temp_dir
             # Ray runs workers at niceness 15 by default; here the trials are the work, and
             # niced trials starve behind any other job on the machine.
             os.environ.setdefault("RAY_worker_niceness", "0")
@@ -126,6 +198,7 @@ class RayExecutor:
         if self._temp_dir:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
+            os.environ.pop(SESSION_VAR, None)
         return False
 
     @property
@@ -183,7 +256,8 @@ def _trial_error(trial) -> str:
     return "the trial failed (no error file)"
 
 
-def make_executor(config: ExecutorConfig, storage: str | None = None):
-    """The executor ``config.name`` (resolved: not None), not yet entered."""
-    return EXECUTORS.get(config.name)(config, storage)
+def make_executor(config: ExecutorConfig, storage: str | None = None, quiet: bool = False):
+    """The executor ``config.name`` (resolved: not None), not yet entered; ``quiet`` keeps
+    the executor's own notices (Ray's start-up warnings) off the terminal."""
+    return EXECUTORS.get(config.name)(config, storage, quiet)
 

@@ -177,7 +177,7 @@ class Search:
         start = time.time()
         wall = lambda: self.previous_wall + time.time() - start
         cfg = self.config
-        with make_executor(cfg.executor, storage=str(self.run_dir.path / "ray")) as executor:
+        with make_executor(cfg.executor, storage=str(self.run_dir.path / "ray"), quiet=cfg.run.quiet) as executor:
             while True:
                 batch = self.strategy.pending() or self.strategy.ask()
                 if not batch:

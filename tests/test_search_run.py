@@ -253,6 +253,7 @@ def test_ray_executor_gives_the_inline_search_and_cleans_up(tmp_path):
     before = set(ray_processes("narnas-ray-"))
     on_ray = search(*args, "--executor", "ray", "--out", str(tmp_path / "ray"))
     assert on_ray.returncode == 0, on_ray.stderr
+    assert [line.split()[:2] for line in on_ray.stderr.strip().splitlines()] == [["results", "in"]]  # Ray quiet too
     assert summary(tmp_path / "ray")["best"] == summary(tmp_path / "inline")["best"]
     assert sorted(e["key"] for e in journal(tmp_path / "ray")) == sorted(e["key"] for e in journal(tmp_path / "inline"))
     # the executors pass the evaluator's whole result on: the same fields reach the journal
@@ -260,6 +261,29 @@ def test_ray_executor_gives_the_inline_search_and_cleans_up(tmp_path):
     assert fields(tmp_path / "ray") == fields(tmp_path / "inline") and "seconds" in journal(tmp_path / "ray")[0]
     time.sleep(2)
     assert set(ray_processes("narnas-ray-")) - before == set()
+
+
+def test_the_ray_a_killed_search_leaves_behind_is_reclaimed_at_the_next_start(tmp_path):
+    """SIGKILL skips Ray's shutdown: its processes and temp folder stay until the next start
+    of an embedded Ray cleans them (its own session is untouched)."""
+    from search.executors import DRIVER_PID, ExecutorConfig, RayExecutor, session_processes
+    args = ["--space", "nb201", "--budget", "30", "--seed", "1", "--predictor", "mlp", "--predictor-set",
+            "epochs=20", "--candidates", "100", "--quiet", "--no-plots", "--executor", "ray"]
+    proc = subprocess.Popen([sys.executable, "-m", "search.run", *args, "--out", str(tmp_path / "run")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (tmp_path / "run" / "journal.jsonl").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stale = [f"/tmp/{name}" for name in os.listdir("/tmp") if name.startswith("narnas-ray-")
+             and open(f"/tmp/{name}/{DRIVER_PID}").read().strip() == str(proc.pid)]
+    assert len(stale) == 1 and session_processes(stale[0]), "the killed search left no Ray behind to reclaim"
+    with RayExecutor(ExecutorConfig(name="ray")) as executor:
+        own = executor.temp_dir
+        assert not os.path.exists(stale[0]) and os.path.isdir(own)
+    time.sleep(1)
+    assert session_processes(stale[0]) == [] and not os.path.exists(own)
 
 
 def test_warm_start_reads_the_previous_rounds_weights(tmp_path):
