@@ -2,13 +2,17 @@
 
 A user-facing error (:class:`narnas.errors.UserError`) is printed as one line on stderr
 with exit code 2; any other exception is a bug and keeps its traceback. A closed output
-pipe (``... | head``) ends the tool quietly.
+pipe (``... | head``) ends the tool quietly. SIGTERM is turned into :class:`Terminated`
+(a KeyboardInterrupt), so Ctrl-C and ``kill`` take the same clean way out: whatever the
+tool saves on an interrupt is saved, and it exits 130 (SIGINT) or 143 (SIGTERM).
 """
 from __future__ import annotations
 
 import ast
 import os
+import signal
 import sys
+import threading
 from typing import Callable
 
 from .errors import ConfigError, UserError
@@ -39,14 +43,35 @@ def report(err: BaseException) -> int:
     return 2
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread where Ctrl-C raises KeyboardInterrupt."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def interrupt_code(err: KeyboardInterrupt) -> int:
+    return 143 if isinstance(err, Terminated) else 130
+
+
 def run_main(main: Callable[[], int]) -> int:
     """Run a CLI's body under the shared error policy; returns the exit code."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return main()
     except UserError as err:
         return report(err)
+    except KeyboardInterrupt as err:
+        print("interrupted", file=sys.stderr, flush=True)
+        return interrupt_code(err)
     except BrokenPipeError:
         # The reader went away (``| head``): stop writing, say nothing.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -30,6 +30,20 @@ DRIVER_PID = "driver.pid"
 SESSION_ROOT = "/tmp"  # short: Ray's socket paths inside the session must stay under 108 bytes
 
 
+def _signal_handlers(*signals) -> dict:
+    """The current handlers of ``signals`` (empty outside the main thread, where they cannot change)."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.getsignal(s) for s in signals}
+
+
+def _restore_handlers(handlers: dict) -> None:
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -163,6 +177,9 @@ class RayExecutor:
         import ray
         if self.quiet:  # Ray's start-up notices (token authentication, ...) are warnings of its loggers
             logging.getLogger("ray").setLevel(logging.ERROR)
+        # Ray's node start installs its own SIGTERM handler in the driver (drain, then abort with
+        # a crash dump); ours (narnas.cli: a clean interrupt) is put back after ray.init.
+        handlers = _signal_handlers(signal.SIGINT, signal.SIGTERM)
         if self.config.ray_address:
             ray.init(address=self.config.ray_address, log_to_driver=False)
         else:
@@ -179,6 +196,7 @@ class RayExecutor:
             os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                      _temp_dir=self._temp_dir, configure_logging=False)
+        _restore_handlers(handlers)
         self._started = True
         self._check_resources(ray.cluster_resources())
         return self
@@ -240,7 +258,15 @@ class RayExecutor:
                                            storage_path=str(Path(storage).resolve()), verbose=0,
                                            failure_config=FailureConfig(max_failures=self.config.max_failures),
                                            callbacks=[Report()]))
-        tuner.fit()
+        # Tune installs a SIGINT handler for each fit and leaves it behind; it would swallow a
+        # Ctrl-C that arrives later (during a predictor fit). Ours stays in charge instead: an
+        # interrupt raises here, the finished trials are journaled already, the rest re-run.
+        os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+        handlers = _signal_handlers(signal.SIGINT, signal.SIGUSR1)
+        try:
+            tuner.fit()
+        finally:
+            _restore_handlers(handlers)
         if len(reported) < len(batch):
             # Tune stops early on SIGINT (it handles the signal itself): the unfinished trials
             # stay in flight and a resume re-queues them.

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from narnas.cli import run_main
+from narnas.cli import interrupt_code, run_main
 
 from .config import FLAGS
 from .errors import SearchError
@@ -66,6 +66,7 @@ def _main(args) -> int:
     from . import config as search_config
     from .loop import Search
 
+    search = None
     try:
         tree = config_tree(args)
         if getattr(args, "resume", None):
@@ -80,9 +81,11 @@ def _main(args) -> int:
             out = out or default_out(config)
             search = Search(config, out)
         summary = search.run()
-    except KeyboardInterrupt:
-        print("interrupted: continue with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM, in any phase and under any executor
+        folder = search.run_dir.path if search is not None else None
+        hint = f": continue with python -m search.run --resume {folder}" if folder else ""
+        print(f"interrupted{hint}", file=sys.stderr, flush=True)
+        return interrupt_code(err)
     best = summary["best"]
     print(json.dumps({"run": str(search.run_dir.path), "best": best, "evaluations": summary["evaluations"],
                       "wall_seconds": summary["wall_seconds"]}))
