@@ -132,8 +132,10 @@ class Progress:
         width = 24
         filled = int(width * done / self.total)
         extra = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
+        elapsed = time.time() - self.start
+        eta = elapsed / done * (self.total - done) if done else 0.0
         sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                         f"{time.time() - self.start:5.0f}s {extra}   ")
+                         f"{elapsed:5.0f}s eta {eta:4.0f}s {extra}   ")
         sys.stderr.flush()
 
     def close(self):

@@ -91,6 +91,8 @@ class Search:
         base = self.strategy.base
         if hasattr(base, "predictor_store"):
             base.predictor_store = PredictorStore(self.run_dir)
+            # A progress bar with a time estimate for each refit, on a terminal and not --quiet.
+            base.predictor_quiet = self.config.run.quiet or not sys.stderr.isatty()
 
     # --- resume ---------------------------------------------------------------------
     def _restore(self, journal: list[dict]):

@@ -258,6 +258,8 @@ class PredictorGuided(Strategy):
         self.predictor = None  # the last fitted predictor
         # Where warm starts find the previous round's weights; the run folder replaces it.
         self.predictor_store: dict = {}
+        # The predictor's progress bar is shown unless the run is quiet (the driver sets this).
+        self.predictor_quiet = True
 
     def graph(self, key: str, obj):
         if key not in self._graphs:
@@ -268,6 +270,7 @@ class PredictorGuided(Strategy):
         import predictor as predictors
         # A seed per round: a resumed run refits exactly the predictor the original fitted.
         cfg = dict(self.predictor_section.config, seed=self.seed * 1000 + self.round)
+        cfg.setdefault("quiet", self.predictor_quiet)
         return predictors.get_predictor(self.predictor_section.name, **cfg)
 
     def fit_predictor(self):

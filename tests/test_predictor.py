@@ -372,3 +372,13 @@ def test_fixed_width_features_place_a_block_by_its_supernet_slot():
     np.testing.assert_array_equal(ops[0, slot], ops[1, slot])
     assert not np.array_equal(ops[1, slot], ops[2, slot])
     assert not ops[0, 3 + 2].any() and ops[1, 3 + 2].any()  # stage 1's third block runs in deep only
+
+
+def test_fit_progress_shows_a_time_estimate(nb201, capsys):
+    _, bench, graphs = nb201
+    y = bench.column("c10valid_val_200_mean")
+    predictor.get_predictor("mlp", hidden=(8,), epochs=4, quiet=False).fit(graphs[:20], y[:20])
+    err = capsys.readouterr().err
+    assert "fit mlp [" in err and " 4/4 " in err and "eta" in err
+    predictor.get_predictor("mlp", hidden=(8,), epochs=4).fit(graphs[:20], y[:20])
+    assert capsys.readouterr().err == ""  # quiet by default

@@ -430,3 +430,15 @@ def test_evolution_keeps_its_best_and_its_members_admissible():
     with pytest.raises(SearchError, match="no new arch within macs<=1"):
         Evolution(space, lambda archs: [0.0] * len(archs), lambda key, arch: False, np.random.default_rng(0),
                   EvolutionSettings(population=4, generations=1, max_tries=50), describe="macs<=1").run()
+
+
+def test_the_predictor_shows_progress_only_when_the_driver_asks():
+    space = spaces.get_space("nb201")
+    s = PredictorGuided(space, StrategyConfig(), 0)
+    assert s.make_predictor().config.quiet is True
+    s.predictor_quiet = False
+    assert s.make_predictor().config.quiet is False
+    from search.strategies import PredictorSection
+    explicit = PredictorGuided(space, StrategyConfig(), 0, PredictorSection(config={"quiet": True}))
+    explicit.predictor_quiet = False
+    assert explicit.make_predictor().config.quiet is True  # the user's own setting wins
