@@ -45,6 +45,8 @@ def build_parser():
                    help="also score an evaluator's values on the same test archs (e.g. ofa-acc-predictor, "
                         "OFA's own predictor)")
     p.add_argument("--json", help="write the results here as JSON")
+    p.add_argument("--plugin", action="append", metavar="MODULE",
+                   help="import this module first (it registers its own spaces, predictors, ...); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -147,6 +149,8 @@ def main(argv=None) -> int:
 
 def _main(args) -> int:
     from narnas.files import atomic_write_bytes, writable_file
+    from narnas.plugins import load_plugins
+    load_plugins(args.plugin)
     out = writable_file(args.json, "--json") if args.json else None  # before the fit, not after
     result = run(args)
     text = json.dumps(result, indent=2)

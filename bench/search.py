@@ -130,6 +130,8 @@ def build_parser():
     p.add_argument("--test-target", help="reported metric (default: the benchmark's test accuracy)")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel seeds (default: all cores)")
     p.add_argument("--json", help="write the results here (and a plot beside it)")
+    p.add_argument("--plugin", action="append", metavar="MODULE",
+                   help="import this module first (it registers its own spaces, strategies, ...); repeatable")
     return p
 
 
@@ -166,6 +168,8 @@ def _drop_none(tree: dict) -> dict:
 
 
 def _main(args) -> int:
+    from narnas.plugins import load_plugins
+    plugins = load_plugins(args.plugin)
     if args.seeds < 1 or args.workers < 1:
         raise SearchError("--seeds and --workers must be >= 1")
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -181,7 +185,7 @@ def _main(args) -> int:
         configs[name] = [search_config.build(dict(search_config.to_dict(resolved), seed=s)) for s in range(args.seeds)]
     optimum = optimum_keys(configs[names[0]][0])
     results = {}
-    with ProcessPoolExecutor(args.workers) as pool:
+    with ProcessPoolExecutor(args.workers, initializer=load_plugins, initargs=(plugins,)) as pool:
         for name in names:
             start = time.time()
             runs = list(pool.map(run_one, configs[name]))

@@ -39,7 +39,7 @@ class Search:
     """One run: ``Search(config, out).run()``; ``Search(None, out, resume=True, overrides=tree).run()``."""
 
     def __init__(self, config: SearchConfig | None, out, *, resume: bool = False, force: bool = False,
-                 overrides: dict | None = None, log=None):
+                 overrides: dict | None = None, log=None, plugins=()):
         """``overrides``: a (nested) config tree laid over the saved config on resume."""
         self.run_dir = RunDir(out)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -79,7 +79,7 @@ class Search:
             self.run_dir.lock(create=True)  # before the emptiness check: two fresh starts race there
             self.run_dir.create({"config": search_config.to_dict(config), "versions": versions(),
                                  "evaluator": self.evaluator.describe(), "seed": config.seed,
-                                 "command": sys.argv})
+                                 "command": sys.argv, "plugins": list(plugins)})
         self._attach_store()
         self.journal_lines = len(journal)
         if resume:

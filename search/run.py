@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
     p.add_argument("--force", action="store_true", help="accept a resume whose config differs")
     p.add_argument("--quiet", action="store_true", help="no progress lines [run.quiet]")
+    p.add_argument("--plugin", action="append", metavar="MODULE",
+                   help="import this module first (it registers its own spaces, strategies, evaluators, ...); "
+                        "repeatable; also $NARNAS_PLUGINS; recorded in config.json and imported again on --resume")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="do not draw plots [run.plots]")
     return p
 
@@ -54,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_tree(args) -> dict:
     from .config import tree_from_args
     values = vars(args)
-    return tree_from_args({k: v for k, v in values.items() if k != "sets"}, values.get("sets"))
+    return tree_from_args({k: v for k, v in values.items() if k not in ("sets", "plugin")}, values.get("sets"))
 
 
 def main(argv=None) -> int:
@@ -66,20 +69,29 @@ def _main(args) -> int:
     from . import config as search_config
     from .loop import Search
 
+    from narnas.plugins import load_plugins
+
+    from .rundir import RunDir
+
     search = None
     try:
-        tree = config_tree(args)
+        given = getattr(args, "plugin", None) or []
         if getattr(args, "resume", None):
             if getattr(args, "out", None):
                 raise SearchError("give either --resume RUN or --out, not both")
+            recorded = RunDir(args.resume).read_config().get("plugins", []) if Path(args.resume).is_dir() else []
+            plugins = load_plugins(list(recorded) + list(given))
+            tree = config_tree(args)
             search = Search(None, args.resume, resume=True, force=getattr(args, "force", False), overrides=tree)
         else:
+            plugins = load_plugins(given)
+            tree = config_tree(args)
             config = search_config.build(tree)
             out = getattr(args, "out", None)
             if out is not None and not out.strip():
                 raise SearchError("--out is empty: name a run folder, or leave --out out for runs/<space>-...")
             out = out or default_out(config)
-            search = Search(config, out)
+            search = Search(config, out, plugins=plugins)
         summary = search.run()
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM, in any phase and under any executor
         folder = search.run_dir.path if search is not None else None

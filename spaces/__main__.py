@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option (ofa_mbv3: width_mult, "
                                                                             "resolutions, supernet)")
     p.add_argument("--data", help="benchmark file for --query / --metrics (default: env var, then data folder)")
+    p.add_argument("--plugin", action="append", metavar="MODULE",
+                   help="import this module first (it registers its own spaces, ...); repeatable; also $NARNAS_PLUGINS")
     return p
 
 
@@ -52,6 +54,8 @@ def main(argv=None) -> int:
 
 def run(args) -> None:
     from narnas.cli import parse_overrides
+    from narnas.plugins import load_plugins
+    load_plugins(args.plugin)
     space = get_space(args.space, **parse_overrides(args.space_set, "--space-set"))
     rng = np.random.default_rng(args.seed)
     if args.sample is not None or args.mutate is not None:

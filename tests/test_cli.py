@@ -127,3 +127,27 @@ def test_a_closed_output_pipe_ends_the_table_quietly(tmp_path):
     done = subprocess.run(f"xargs -a {listing} {sys.executable} -m bench.table | head -1", shell=True,
                           capture_output=True, text=True, timeout=300, cwd=os.getcwd())
     assert done.stdout.startswith("| space |") and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_plugin_registers_a_space_and_an_evaluator_from_outside_the_package(tmp_path):
+    """examples/line_plugin.py, imported by --plugin (or $NARNAS_PLUGINS): searched, resumed
+    (the run remembers its plugins), and shown by the spaces CLI."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(root, "examples"), root]))
+    cli = lambda *args, **kw: subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                                             timeout=300, env=dict(env, **kw), cwd=tmp_path)
+    out = tmp_path / "run"
+    done = cli("search.run", "--plugin", "line_plugin", "--space", "line", "--strategy", "rea", "--budget", "20",
+               "--quiet", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "config.json").read_text())["plugins"] == ["line_plugin"]
+    more = cli("search.run", "--resume", str(out), "--budget", "40", "--force", "--quiet")  # no --plugin
+    assert more.returncode == 0, more.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evaluations"] == 40 and summary["metric"] == "minus_distance"
+    assert summary["best"]["val"] == -abs(summary["best"]["arch"] - 617) and summary["best"]["val"] > -100
+    sampled = cli("spaces", "--space", "line", "--sample", "3", NARNAS_PLUGINS="line_plugin")
+    assert sampled.returncode == 0 and len(sampled.stdout.split()) == 3, sampled.stderr
+    missing = cli("search.run", "--plugin", "no_such_plugin", "--space", "line")
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        "error: cannot import plugin 'no_such_plugin': No module named 'no_such_plugin' (is its folder on PYTHONPATH?)"]
