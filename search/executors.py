@@ -30,6 +30,37 @@ DRIVER_PID = "driver.pid"
 SESSION_ROOT = "/tmp"  # short: Ray's socket paths inside the session must stay under 108 bytes
 
 
+def _token_available() -> bool:
+    """A Ray auth token this driver can send: given in the environment, or the one ``ray start``
+    wrote for this user."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or os.path.exists(os.path.expanduser("~/.ray/auth_token")))
+
+
+def _join_cluster(ray, address: str, timeout: float = 5.0) -> None:
+    """Connect to a running cluster at ``address`` ("auto" or HOST:PORT), in seconds or with one
+    line saying why not. ``ray start`` (Ray >= 2.60) turns token authentication on, and a driver
+    given an explicit address sends no token unless ``RAY_AUTH_MODE=token`` (set by ``__enter__``
+    before Ray is imported, which reads it then)."""
+    import socket
+    if address != "auto":
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise SearchError(f"--ray-address must be auto or HOST:PORT (the head's GCS port, 6379 by default), "
+                              f"got {address!r}")
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+        except OSError as err:
+            raise SearchError(f"no Ray cluster answers at {address} ({err.strerror or err}); start one with "
+                              f"`ray start --head --port {port}` or check the address") from None
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except ConnectionError as err:
+        raise SearchError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]} (a cluster with "
+                          "token authentication needs its token: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                          "~/.ray/auth_token, and RAY_AUTH_MODE=token)") from None
+
+
 def _signal_handlers(*signals) -> dict:
     """The current handlers of ``signals`` (empty outside the main thread, where they cannot change)."""
     import threading
@@ -173,7 +204,10 @@ class RayExecutor:
 
     def __enter__(self):
         import logging
-
+        if self.config.ray_address and "RAY_AUTH_MODE" not in os.environ and _token_available():
+            # Where a token is at hand and the user chose no mode, send it (Ray reads the mode
+            # when it is imported).
+            os.environ["RAY_AUTH_MODE"] = "token"
         import ray
         if self.quiet:  # Ray's start-up notices (token authentication, ...) are warnings of its loggers
             logging.getLogger("ray").setLevel(logging.ERROR)
@@ -181,7 +215,7 @@ class RayExecutor:
         # a crash dump); ours (narnas.cli: a clean interrupt) is put back after ray.init.
         handlers = _signal_handlers(signal.SIGINT, signal.SIGTERM)
         if self.config.ray_address:
-            ray.init(address=self.config.ray_address, log_to_driver=False)
+            _join_cluster(ray, self.config.ray_address)
         else:
             # A private temp folder: the processes of this Ray are recognisable by it, and
             # removing it after shutdown leaves nothing behind.

@@ -27,10 +27,10 @@ def versions() -> dict:
     import numpy
     import torch
     out = {"python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__}
-    try:
-        import ray
-        out["ray"] = ray.__version__
-    except ImportError:
+    try:  # without importing Ray: it reads its settings (RAY_AUTH_MODE) when first imported
+        from importlib.metadata import PackageNotFoundError, version
+        out["ray"] = version("ray")
+    except PackageNotFoundError:
         pass
     return out
 
