@@ -413,6 +413,8 @@ def test_evolution_proposals_are_the_predictors_best_new_archs():
     assert max(e["value"] for e in later) == 0.0  # the oracle predictor leads it to the peak (1234)
     with pytest.raises(SearchError, match="proposal must be 'mutation' or 'evolution', got 'genetic'"):
         StrategyConfig(proposal="genetic").validate()
+    with pytest.raises(SearchError, match="evolution_population must be >= 2"):
+        StrategyConfig(evolution_population=1).validate()
 
 
 def test_evolution_keeps_its_best_and_its_members_admissible():
