@@ -26,8 +26,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m search.run --space nb201 --strategy narformer --budget 50 --batch 10 --seed 0 --executor ray
 
-test: $(TEST_STAMP)
+# The report's test drives a real headless Chromium (Debian's chromium and chromium-driver).
+test: $(TEST_STAMP) browser
 	$(PY) -m pytest
+
+.PHONY: browser
+browser:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
+	  echo "installing chromium and chromium-driver (Debian packages) for the report's browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,6 +1,18 @@
-"""Figures of a run: the best arch, the predictor's tau per round, and the plots."""
+"""Figures of a run (the best arch, the predictor's tau per round, the plots) and
+``python -m search.report``: a run's HTML report, and its PNG plots redrawn.
+
+  python -m search.report RUN [--html PATH] [--plots] [--no-html]
+
+Writes RUN/report.html (or PATH): one self-contained page with the run's facts, the best arch
+(drawn as a cell or network diagram), best-so-far and predicted-vs-true plots, the Pareto front
+of a constrained run, every evaluated arch in a sortable table, and the config and versions.
+--plots also redraws RUN/plots/*.png (for a run started with --no-plots). The run folder is
+only read, so a report can be made while the search is still running.
+"""
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +56,15 @@ def round_taus(entries: list[dict]) -> list[dict]:
     return [t for t in out if t["tau"] is not None]
 
 
-def plot_run(entries: list[dict], folder: Path, title: str) -> None:
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
-    folder.mkdir(parents=True, exist_ok=True)
+
+def figure_best_so_far(entries: list[dict], title: str):
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     x = np.arange(1, len(entries) + 1)
     ax.plot(x, best_so_far(entries), label="best search value")
@@ -59,12 +74,15 @@ def plot_run(entries: list[dict], folder: Path, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    _save(fig, folder / "best_so_far.png")
-    plt.close(fig)
+    return fig
 
+
+def figure_predicted_vs_true(entries: list[dict]):
+    """One panel per round the predictor chose, tau in its title; None without such rounds."""
     taus = {t["round"]: t["tau"] for t in round_taus(entries)}
     if not taus:
-        return
+        return None
+    plt = _pyplot()
     cols = min(5, len(taus))
     rows = -(-len(taus) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
@@ -79,8 +97,20 @@ def plot_run(entries: list[dict], folder: Path, title: str) -> None:
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("true", fontsize=8)
     fig.tight_layout()
-    _save(fig, folder / "predicted_vs_true.png")
+    return fig
+
+
+def plot_run(entries: list[dict], folder: Path, title: str) -> None:
+    """plots/best_so_far.png and plots/predicted_vs_true.png."""
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    fig = figure_best_so_far(entries, title)
+    _save(fig, folder / "best_so_far.png")
     plt.close(fig)
+    fig = figure_predicted_vs_true(entries)
+    if fig is not None:
+        _save(fig, folder / "predicted_vs_true.png")
+        plt.close(fig)
 
 
 def _save(fig, path: Path) -> None:
@@ -114,13 +144,10 @@ def pareto_front(entries: list[dict], measures: dict[str, list[float]]) -> list[
     return sorted(rows, key=lambda r: [r[n] for n in names] + [-r["val"]])
 
 
-def plot_pareto(entries: list[dict], measures: dict[str, list[float]], limits: dict[str, float],
-                front: list[dict], path: Path, metric: str) -> None:
+def figure_pareto(entries: list[dict], measures: dict[str, list[float]], limits: dict[str, float],
+                  front: list[dict], metric: str):
     """Search value against each constrained measure: every evaluated arch, the front and the limit."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     names = list(measures)
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
     ok = [i for i, e in enumerate(entries) if e["value"] is not None]
@@ -142,6 +169,75 @@ def plot_pareto(entries: list[dict], measures: dict[str, list[float]], limits: d
         ax.set_ylabel(metric)
         ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_pareto(entries: list[dict], measures: dict[str, list[float]], limits: dict[str, float],
+                front: list[dict], path: Path, metric: str) -> None:
+    plt = _pyplot()
+    fig = figure_pareto(entries, measures, limits, front, metric)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     plt.close(fig)
+
+
+# --- the command line ---------------------------------------------------------------
+
+def redraw_plots(view, space) -> list[Path]:
+    """RUN/plots/*.png from the run's files, as the search draws them."""
+    from .report_html import constraint_values
+    entries = view.entries()
+    folder = view.path / "plots"
+    cfg = view.config
+    plot_run(entries, folder, f"{cfg.get('strategy', {}).get('name')} on {cfg.get('space', {}).get('name')}")
+    written = [folder / "best_so_far.png"] + ([folder / "predicted_vs_true.png"] if round_taus(entries) else [])
+    limits = cfg.get("strategy", {}).get("constraints") or {}
+    if limits and entries:
+        values, why = constraint_values(view, space, entries)
+        if values is None:
+            print(f"warning: plots/pareto.png not drawn: {why}", file=sys.stderr)
+        else:
+            metric = (view.pareto or {}).get("metric", "search value")
+            plot_pareto(entries, values, limits, pareto_front(entries, values), folder / "pareto.png", metric)
+            written.append(folder / "pareto.png")
+    return written
+
+
+def main(argv=None) -> int:
+    from narnas.cli import run_main
+    p = argparse.ArgumentParser(prog="python -m search.report", description=__doc__.split("\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run folder (runs/NAME)")
+    p.add_argument("--html", help="where to write the page (default RUN/report.html)")
+    p.add_argument("--plots", action="store_true", help="also redraw RUN/plots/*.png")
+    p.add_argument("--no-html", dest="write_html", action="store_false", help="write no page (with --plots)")
+    args = p.parse_args(argv)
+    return run_main(lambda: _main(args))
+
+
+def _main(args) -> int:
+    from narnas.files import atomic_write_bytes, writable_file, writable_folder
+
+    from .errors import SearchError
+    from .run_view import read_run, space_of
+    if not args.write_html and not args.plots:
+        raise SearchError("--no-html without --plots has nothing to do")
+    view = read_run(args.run)
+    target = Path(args.html) if args.html else view.path / "report.html"
+    if args.write_html:
+        writable_file(target, "--html")  # before the work, not after it
+    if args.plots:
+        writable_folder(view.path, "RUN")
+    space = space_of(view)
+    if args.plots:
+        for path in redraw_plots(view, space):
+            print(path)
+    if args.write_html:
+        from .report_html import render
+        atomic_write_bytes(target, render(view, space).encode())
+        print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
