@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -209,8 +210,12 @@ class RayExecutor:
             # when it is imported).
             os.environ["RAY_AUTH_MODE"] = "token"
         import ray
-        if self.quiet:  # Ray's start-up notices (token authentication, ...) are warnings of its loggers
+        if self.quiet:
+            # Ray's start-up notices (token authentication, ...) are warnings of its loggers, and
+            # Tune logs each failed attempt of a trial it will retry with a traceback: a retry
+            # that succeeds is no error of the run, and one that does not is journaled.
             logging.getLogger("ray").setLevel(logging.ERROR)
+            logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
         # Ray's node start installs its own SIGTERM handler in the driver (drain, then abort with
         # a crash dump); ours (narnas.cli: a clean interrupt) is put back after ray.init.
         handlers = _signal_handlers(signal.SIGINT, signal.SIGTERM)
@@ -264,6 +269,7 @@ class RayExecutor:
         from ray.tune import Callback, FailureConfig, RunConfig, TuneConfig, Tuner
 
         texts = [json.dumps(a, sort_keys=True) for a in batch]
+        quiet = self.quiet
         index_of = {t: i for i, t in enumerate(texts)}
         reported = set()
 
@@ -274,6 +280,12 @@ class RayExecutor:
                     reported.add(index)
                     result = json.loads(trial.last_result[RESULT_KEY])
                     on_result(index, dict(result, status="ok", attempts=trial.num_failures + 1))
+
+            def on_trial_recover(self, iteration, trials, trial, **info):
+                # A failed attempt that Tune retries (an exception, or a node that died).
+                if not quiet:
+                    print(f"evaluation of arch {index_of[trial.config['arch']]} of round {round_} failed "
+                          f"(attempt {trial.num_failures}): {_trial_error(trial)}; retrying", file=sys.stderr, flush=True)
 
             def on_trial_error(self, iteration, trials, trial, **info):
                 index = index_of[trial.config["arch"]]

@@ -12,6 +12,7 @@ state.json, predictor/round_*.pt, summary.json, best.json and plots/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -92,7 +93,8 @@ def _main(args) -> int:
                 raise SearchError("--out is empty: name a run folder, or leave --out out for runs/<space>-...")
             out = out or default_out(config)
             search = Search(config, out, plugins=plugins)
-        summary = search.run()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the result line alone (Ray prints notices)
+            summary = search.run()
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM, in any phase and under any executor
         folder = search.run_dir.path if search is not None else None
         hint = f": continue with python -m search.run --resume {folder}" if folder else ""
@@ -101,7 +103,8 @@ def _main(args) -> int:
     best = summary["best"]
     print(json.dumps({"run": str(search.run_dir.path), "best": best, "evaluations": summary["evaluations"],
                       "wall_seconds": summary["wall_seconds"]}))
-    print(f"results in {search.run_dir.path} (summary.json, best.json, plots/)", file=sys.stderr)
+    print(f"results in {search.run_dir.path} (summary.json, best.json, plots/); an HTML report: "
+          f"python -m search.report {search.run_dir.path}", file=sys.stderr)
     return 0
 
 

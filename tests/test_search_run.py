@@ -336,19 +336,20 @@ def test_joining_a_cluster_started_with_ray_start_by_host_and_port(tmp_path):
     env.pop("RAY_AUTH_MODE", None)
     bin_dir = os.path.dirname(sys.executable)
     head = subprocess.Popen([os.path.join(bin_dir, "ray"), "start", "--head", "--port", str(port), "--num-cpus", "2",
+                             "--node-ip-address", "127.0.0.2",  # on loopback (Ray maps 127.0.0.1 to the LAN address)
                              "--include-dashboard", "false", "--block"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                socket.create_connection(("127.0.0.2", port), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.5)
         args = ["--space", "nb201", "--budget", "20", "--seed", "3", "--predictor", "mlp", "--predictor-set",
                 "epochs=20", "--candidates", "100", "--quiet", "--no-plots"]
-        joined = search(*args, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--out", str(tmp_path / "r"),
+        joined = search(*args, "--executor", "ray", "--ray-address", f"127.0.0.2:{port}", "--out", str(tmp_path / "r"),
                         env=env)
         assert joined.returncode == 0, joined.stderr
         inline = search(*args, "--out", str(tmp_path / "inline"))
