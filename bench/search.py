@@ -16,13 +16,14 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
 from narnas.cli import parse_overrides, run_main
 from narnas.files import atomic_write_bytes, writable_file
+from narnas.progress import Progress, interactive
 
 from search import config as search_config
 from search.config import SearchConfig
@@ -102,6 +103,19 @@ def summarise(runs: list[dict], optimum: tuple[str, str] | None, wall: float) ->
     return dict(out, wall_seconds=round(wall, 1), per_seed=runs)
 
 
+def run_seeds(pool, configs: list, progress) -> list[dict]:
+    """Every config's search, in the order given, with a bar over finished seeds."""
+    futures = [pool.submit(run_one, c) for c in configs]
+    done = 0
+    try:
+        for _ in as_completed(futures):
+            done += 1
+            progress.update(done)
+    finally:
+        progress.close()
+    return [f.result() for f in futures]
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -132,6 +146,7 @@ def build_parser():
     p.add_argument("--json", help="write the results here (and a plot beside it)")
     p.add_argument("--plugin", action="append", metavar="MODULE",
                    help="import this module first (it registers its own spaces, strategies, ...); repeatable")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none in a log either)")
     return p
 
 
@@ -188,7 +203,7 @@ def _main(args) -> int:
     with ProcessPoolExecutor(args.workers, initializer=load_plugins, initargs=(plugins,)) as pool:
         for name in names:
             start = time.time()
-            runs = list(pool.map(run_one, configs[name]))
+            runs = run_seeds(pool, configs[name], Progress(args.seeds, interactive(args.quiet), f"{name} seeds"))
             results[name] = summarise(runs, optimum, time.time() - start)
             r = results[name]
             shown = "test" if "mean_test" in r else "val"

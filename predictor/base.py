@@ -8,14 +8,14 @@ from __future__ import annotations
 import abc
 import copy
 import math
-import sys
-import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from narnas.progress import Progress, interactive
 
 from .errors import PredictorError
 from .graphs import GraphBatch, batch_graphs
@@ -118,29 +118,6 @@ def check_training_data(graphs, y) -> np.ndarray:
     if len(y) > 1 and np.ptp(y) == 0:
         raise PredictorError("all targets are equal: nothing to rank")
     return y
-
-
-class Progress:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, total: int, enabled: bool, label: str):
-        self.total, self.enabled, self.label, self.start = total, enabled, label, time.time()
-
-    def update(self, done: int, **info):
-        if not self.enabled:
-            return
-        width = 24
-        filled = int(width * done / self.total)
-        extra = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
-        elapsed = time.time() - self.start
-        eta = elapsed / done * (self.total - done) if done else 0.0
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                         f"{elapsed:5.0f}s eta {eta:4.0f}s {extra}   ")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 def param_groups(model: nn.Module, weight_decay: float):
@@ -299,7 +276,7 @@ class TorchPredictor(Predictor):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(epochs * steps_per_epoch, cfg.warmup))
         ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
         best = (-math.inf, None, None)  # (val tau, which, state)
-        progress = Progress(epochs, not cfg.quiet, f"fit {self.name}{label}")
+        progress = Progress(epochs, interactive(cfg.quiet), f"fit {self.name}{label}")
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(n, generator=gen).to(target.device)

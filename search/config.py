@@ -165,8 +165,12 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
     if "seed" in config.predictor.config:
         raise SearchError("the predictor's seed is set from the run's seed each round: use --seed, "
                           "not a predictor config seed")
-    made = predictors.get_predictor(config.predictor.name, **config.predictor.config)  # checks keys and values
-    config.predictor.config = {k: v for k, v in configs.to_dict(made.config).items() if k != "seed"}
+    given = dict(config.predictor.config)
+    made = predictors.get_predictor(config.predictor.name, **given)  # checks keys and values
+    # The seed follows the run's; "quiet" (the fit's progress bar) follows the terminal and
+    # --quiet unless given: neither is recorded as the predictor's own setting.
+    config.predictor.config = {k: v for k, v in configs.to_dict(made.config).items()
+                               if k != "seed" and (k != "quiet" or k in given)}
 
     if config.executor.name is None:
         config.executor.name = cls.default_executor

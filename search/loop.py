@@ -176,9 +176,11 @@ class Search:
             self.run_dir.unlock()
 
     def _run(self) -> dict:
-        start = time.time()
+        from narnas.progress import Progress, interactive
+        start = self.started = time.time()
         wall = lambda: self.previous_wall + time.time() - start
         cfg = self.config
+        self.evaluated_here = 0  # evaluations finished by this process: the rate behind the estimate
         with make_executor(cfg.executor, storage=str(self.run_dir.path / "ray"), quiet=cfg.run.quiet) as executor:
             while True:
                 batch = self.strategy.pending() or self.strategy.ask()
@@ -187,17 +189,25 @@ class Search:
                 self._save_state(wall())
                 jsons = [self.space.to_json(a) for a in batch]
                 keys = [self.strategy.key(a) for a in batch]
+                bar = Progress(len(batch), interactive(cfg.run.quiet), f"round {self.strategy.round} evaluations")
 
-                def on_result(index, result, keys=keys, jsons=jsons):
+                def on_result(index, result, keys=keys, jsons=jsons, bar=bar, finished=[0]):
                     record = {"key": keys[index], "arch": jsons[index], "round": self.strategy.round, **result}
                     self.run_dir.append_journal(record)
                     self.journal_lines += 1
                     self._tell(record)
                     self._save_state(wall())
+                    self.evaluated_here += 1
+                    finished[0] += 1
                     if result["status"] != "ok":
+                        bar.close()
                         self.log(f"evaluation of {keys[index]} failed: {result['error']}")
+                    bar.update(finished[0])
 
-                executor.run(jsons, self.evaluator, on_result, self.strategy.round)
+                try:
+                    executor.run(jsons, self.evaluator, on_result, self.strategy.round)
+                finally:
+                    bar.close()
                 self._progress()
                 if cfg.run.plots:
                     self._plots()
@@ -258,8 +268,13 @@ class Search:
                         self.evaluator.metric)
 
     def _progress(self):
+        """One line per round (in logs too): evaluations, the best so far, the predictor's tau on
+        the round, time spent and the estimate for the rest of the budget (from this process's
+        rate, predictor refits included)."""
         if self.config.run.quiet:
             return
+        from narnas.progress import duration, eta
+
         from .report import best_entry, round_taus
         entries = self.entries()
         best = best_entry(entries)
@@ -267,8 +282,12 @@ class Search:
         tau = f" predictor tau (last round) {taus[-1]['tau']:.3f}" if taus else ""
         test = "" if best is None or best["test"] is None else f" (test {best['test']:.2f})"
         best_text = f"best {best['value']:.2f}{test}" if best else "best -"
-        self.log(f"round {self.strategy.round:3d}  evaluations {len(entries):4d}/{self.config.strategy.budget}  "
-                 f"{best_text}{tau}")
+        budget = self.config.strategy.budget
+        elapsed = time.time() - self.started
+        left = eta(elapsed, self.evaluated_here, self.evaluated_here + max(0, budget - len(entries)))
+        timing = f"  {duration(elapsed)} eta {duration(left)}" if left is not None else ""
+        self.log(f"round {self.strategy.round:3d}  evaluations {len(entries):4d}/{budget}  "
+                 f"{best_text}{tau}{timing}")
 
     def _plots(self):
         from .report import plot_run

@@ -1,5 +1,6 @@
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -374,9 +375,12 @@ def test_fixed_width_features_place_a_block_by_its_supernet_slot():
     assert not ops[0, 3 + 2].any() and ops[1, 3 + 2].any()  # stage 1's third block runs in deep only
 
 
-def test_fit_progress_shows_a_time_estimate(nb201, capsys):
+def test_fit_progress_shows_a_time_estimate_on_a_terminal(nb201, capsys, monkeypatch):
     _, bench, graphs = nb201
     y = bench.column("c10valid_val_200_mean")
+    predictor.get_predictor("mlp", hidden=(8,), epochs=4, quiet=False).fit(graphs[:20], y[:20])
+    assert capsys.readouterr().err == ""  # not a terminal (a log): no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     predictor.get_predictor("mlp", hidden=(8,), epochs=4, quiet=False).fit(graphs[:20], y[:20])
     err = capsys.readouterr().err
     assert "fit mlp [" in err and " 4/4 " in err and "eta" in err

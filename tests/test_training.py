@@ -1,5 +1,6 @@
 """CIFAR-10 reading and DARTS training on the mini CIFAR set converted to the standard layout."""
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -93,9 +94,13 @@ def test_killed_training_continues_from_its_last_epoch(cifar_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "result.json").exists()
-    again = subprocess.run(args + ["--out", str(out)], capture_output=True, text=True, timeout=600)
+    loud = [a for a in args if a != "--quiet"]
+    again = subprocess.run(loud + ["--out", str(out)], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "resuming training from epoch" in again.stderr
+    # In a log (not a terminal) the progress is one line per epoch with a time estimate, no bar.
+    assert re.search(r"^epoch 3/3 loss [0-9.]+ acc [0-9.]+% \S+ eta 0s$", again.stderr, re.M), again.stderr
+    assert "\r" not in again.stderr
     got = json.loads((out / "result.json").read_text())
     want = json.loads((tmp_path / "whole" / "result.json").read_text())
     assert [h["epoch"] for h in got["history"]] == [1, 2, 3]

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from narnas.config import at_least
 from narnas.files import atomic_torch_save
+from narnas.progress import Progress, duration, eta, interactive
 
 from .errors import TrainingError
 
@@ -115,6 +116,9 @@ def fit(build: Callable[[], nn.Module], data, config: TrainerConfig, *,
     x_train, y_train = data.prepare(data.train.x), torch.from_numpy(data.train.y)
     n = len(y_train)
     steps = math.ceil(n / cfg.batch_size)
+    # On a terminal a bar over every step of the training; in a log one line per epoch.
+    bar = Progress(cfg.epochs * steps, progress and interactive(), "train", start=start_epoch * steps)
+    began_training = time.time()
     for epoch in range(start_epoch, cfg.epochs):
         began = time.time()
         model.train()
@@ -141,20 +145,25 @@ def fit(build: Callable[[], nn.Module], data, config: TrainerConfig, *,
             scaler.update()
             total_loss += float(batch_loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y).sum())
-            if progress:
+            if bar.enabled:
                 seen = min(n, (step + 1) * cfg.batch_size)
-                _bar(epoch, cfg.epochs, step + 1, steps, total_loss / seen, 100.0 * correct / seen)
+                bar.update(epoch * steps + step + 1, epoch=f"{epoch + 1}/{cfg.epochs}", loss=total_loss / seen,
+                           acc=f"{100.0 * correct / seen:.1f}%")
         sched.step()
         spent += time.time() - began
         history.append({"epoch": epoch + 1, "train_loss": total_loss / n, "train_acc": 100.0 * correct / n})
-        if progress:
-            sys.stderr.write("\n")
+        if progress and not bar.enabled:
+            elapsed = time.time() - began_training
+            left = eta(elapsed, epoch + 1 - start_epoch, cfg.epochs - start_epoch)
+            log(f"epoch {epoch + 1}/{cfg.epochs} loss {total_loss / n:.4f} acc {100.0 * correct / n:.1f}% "
+                f"{duration(elapsed)} eta {duration(left)}")
         if checkpoint is not None:
             save_checkpoint(checkpoint, {**(extra_state or {}), "config": dataclasses.asdict(cfg),
                                          "model": model.state_dict(), "optimizer": opt.state_dict(),
                                          "scheduler": sched.state_dict(), "generator": gen.get_state(),
                                          "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
                                          "history": history, "seconds": spent})
+    bar.close()
     val = evaluate(model, data, data.val, cfg, device) if len(data.val) else float("nan")
     test = evaluate(model, data, data.test, cfg, device)
     result = {"val": val, "test": test, "train_loss": history[-1]["train_loss"] if history else None,
@@ -171,11 +180,3 @@ def evaluate(model, data, split, cfg: TrainerConfig, device) -> float:
         x = data.prepare(split.x[i:i + cfg.eval_batch_size]).to(device)
         correct += int((model(x).argmax(1).cpu() == torch.from_numpy(split.y[i:i + cfg.eval_batch_size])).sum())
     return 100.0 * correct / len(split)
-
-
-def _bar(epoch, epochs, step, steps, loss, acc):
-    width = 20
-    done = int(width * step / steps)
-    sys.stderr.write(f"\repoch {epoch + 1}/{epochs} [{'#' * done}{'.' * (width - done)}] {step}/{steps} "
-                     f"loss {loss:.3f} acc {acc:.1f}%   ")
-    sys.stderr.flush()
