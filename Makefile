@@ -66,6 +66,10 @@ bench-predictors: $(STAMP)
 	    --json $(R)/tnasp_se_nb201_781_s$$s.json; \
 	  $(BENCH) $(NB101) --predictor tnasp --train-size 424 --seed $$s --set self_evolution=True \
 	    --json $(R)/tnasp_se_nb101_424_s$$s.json; \
+	  $(BENCH) --space nb201 --predictor tnasp --train-size 781 --seed $$s --set self_evolution=True \
+	    --set evolution_method=reconstruction --json $(R)/tnasp_serec_nb201_781_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor tnasp --train-size 424 --seed $$s --set self_evolution=True \
+	    --set evolution_method=reconstruction --json $(R)/tnasp_serec_nb101_424_s$$s.json; \
 	done
 	$(BENCH) $(NB101) --predictor narformer --train-size 4236 --json $(R)/narformer_nb101_4236_s0.json
 
@@ -111,6 +115,15 @@ bench-ofa-predictors: $(STAMP)
 bench-search: $(STAMP)
 	$(PY) -m bench.search --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10 \
 	  --json results/search/nb201_budget100_seeds10.json
+
+# What a predictor-guided search costs (README "Search cost"): refits of 300 epochs (the
+# predictor's own default, the search's default before) and warm-started refits.
+.PHONY: bench-search-cost
+bench-search-cost: $(STAMP)
+	$(PY) -m bench.search --space nb201 --strategies narformer --budget 100 --seeds 10 --predictor-set epochs=300 \
+	  --json results/search/nb201_budget100_seeds10_epochs300.json
+	$(PY) -m bench.search --space nb201 --strategies narformer --budget 100 --seeds 10 --set strategy.warm_start=True \
+	  --json results/search/nb201_budget100_seeds10_warm.json
 
 # Constrained search on the OFA space with the surrogate (README): 10 seeds x 100 evaluations, plus
 # OFA's own evolution with the surrogate as fitness (the oracle row).

@@ -164,7 +164,12 @@ def base_tree(args) -> dict:
         "space_set": args.space_set})
     tree = _drop_none(tree)
     for key, value in parse_overrides(args.options).items():
-        path = search_config.FLAGS[key][0] if key in search_config.FLAGS else key
+        if key in search_config.FLAGS:
+            path = search_config.FLAGS[key][0]
+        elif key in search_config.SWITCHES:  # --warm-start, --quiet, --no-plots of search.run
+            path = search_config.SWITCHES[key][0]
+        else:
+            path = key
         search_config.configs.set_path(tree, path, value)
     return tree
 

@@ -16,17 +16,31 @@ neighbours, in both directions, as in the graph transformer TNASP builds on; ``"
 attends to every node, so the structure enters through the position encoding alone (far
 weaker on NB101's varying topologies; measured in the README).
 
-Self-evolution. After the main training, each of ``evolution_rounds`` rounds keeps
-training the same network with the validation results of the previous round as
-constraints: validation arch i must not get worse than its previous error e_i,
-``|f(v_i) - y_i| <= e_i``. The constraints enter the loss through Lagrange multipliers
-lambda_i on a smooth surrogate, the squared distance to an auxiliary target
-``a_i = f_prev(v_i) + step * (y_i - f_prev(v_i))`` (the previous prediction moved part of
-the way to the truth, so each round asks for a bounded improvement); after the round the
-multipliers take a dual-ascent step on the measured violation ``|f(v_i) - y_i| - e_i``.
-This is our reading of the paper's description (its pseudocode was not at hand); the
-validation archs become training signal, so the stage has no held-out model selection
-and keeps the EMA weights.
+Self-evolution (``self_evolution=True``). ``evolution_method="paper"`` (the default) is
+Algorithm 1 of the TNASP paper: after the main training, each round t = 1..T measures the
+validation error e_t = mean_j (yhat_j^t - y_j)^2 of the current predictions yhat^t and adds
+the constraint c_t(ybar) = mean_j (yhat_j^t - ybar_j)^2 = e_t on auxiliary targets ybar of
+the validation archs (a proxy of their labels: the labels enter only through the scores
+e_t); then, until converged, it updates the network by gradient descent on the Lagrangian
+``L = train loss + alpha * mean_j (f(v_j) - ybar_j)^2 + 1/T sum_t lambda_t (c_t/e_t - 1)``
+(Eq. 11, with the training optimiser, AdamW), ybar by gradient descent (Eq. 12, with Adam)
+and each lambda_t by gradient ascent (Eq. 13), one update of each per training batch.
+Choices the slides leave open, ours: the terms are means, not sums (alpha weighs one
+validation arch against one training arch); each constraint is divided by its e_t, which
+leaves it the same constraint and makes the multipliers unit-free; ybar starts at the mean
+training target (at an anchor yhat^t the constraint's gradient vanishes and plain
+descent-ascent stalls); a quadratic penalty rho/2 * mean_t (c_t/e_t - 1)^2 is added (the
+augmented Lagrangian: plain descent-ascent oscillated without converging in our runs;
+``evolution_penalty=0`` is the slides' Lagrangian); "converged" is every constraint within
+``evolution_tol`` (relative) or ``evolution_epochs`` epochs; the network's last weights are
+kept (the validation archs are training signal now).
+
+``evolution_method="reconstruction"`` is the reading we built before the paper was at
+hand: each round keeps training with every validation arch's previous error as a
+constraint |f(v_i) - y_i| <= e_i, through Lagrange multipliers on the squared distance to a
+target ``a_i = f_prev(v_i) + step * (y_i - f_prev(v_i))`` with a dual-ascent step on the
+measured violation after the round. It uses the labels directly. Both are measured in the
+README.
 """
 from __future__ import annotations
 
@@ -36,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import TorchPredictor, TrainConfig, check_choice, take
+from .base import TorchPredictor, TrainConfig, check_choice, param_groups, take
 from .errors import PredictorError
 from .graphs import GraphBatch, neighbour_mask
 from .registry import register_predictor
@@ -57,12 +71,20 @@ class TNASPConfig(TrainConfig):
     epochs: int = 300
     lr: float = 3e-3
     self_evolution: bool = False
-    evolution_rounds: int = 2
-    evolution_epochs: int = 40
+    evolution_method: str = "paper"  # "paper" (Algorithm 1) or "reconstruction" (see the module docstring)
+    evolution_rounds: int = 2  # T
+    evolution_epochs: int = 40  # most epochs of one round ("until converged")
     evolution_lr_scale: float = 0.3  # the rounds' learning rate, relative to lr
-    evolution_step: float = 0.5  # how far the auxiliary target moves from the last prediction to the truth
-    evolution_lambda: float = 1.0  # initial Lagrange multiplier of every constraint
-    evolution_dual_lr: float = 1.0  # dual-ascent step, relative to the mean previous error
+    # paper: the validation term's weight, the step sizes of ybar (Eq. 12) and lambda (Eq. 13), convergence
+    evolution_alpha: float = 1.0
+    evolution_target_lr: float = 0.02
+    evolution_multiplier_lr: float = 0.2
+    evolution_penalty: float = 10.0  # rho of the augmented Lagrangian; 0: the slides' plain Lagrangian
+    evolution_tol: float = 0.05
+    # reconstruction: target step, initial multiplier, dual step (relative to the mean previous error)
+    evolution_step: float = 0.5
+    evolution_lambda: float = 1.0
+    evolution_dual_lr: float = 1.0
 
     def validate(self):
         super().validate()
@@ -70,6 +92,12 @@ class TNASPConfig(TrainConfig):
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
         check_choice("attention", self.attention, ("graph", "full"))
         check_choice("pe_sign", self.pe_sign, ("canonical", "eigh", "flip"))
+        check_choice("evolution_method", self.evolution_method, ("paper", "reconstruction"))
+        for name in ("evolution_alpha", "evolution_target_lr", "evolution_multiplier_lr", "evolution_tol"):
+            if not getattr(self, name) > 0:
+                raise PredictorError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.evolution_penalty >= 0:
+            raise PredictorError(f"evolution_penalty must be >= 0, got {self.evolution_penalty}")
         if not 0 < self.evolution_step <= 1:
             raise PredictorError(f"evolution_step must be in (0, 1], got {self.evolution_step}")
         for name in ("evolution_rounds", "evolution_epochs", "pe_dim"):
@@ -160,6 +188,74 @@ class TNASPPredictor(TorchPredictor):
         self.evolution = []
         if not cfg.self_evolution or cfg.evolution_rounds == 0 or cfg.evolution_epochs == 0:
             return
+        if cfg.evolution_method == "paper":
+            self._evolve_as_published(model, inputs, target, gen, val_inputs, val_y)
+        else:
+            self._evolve_reconstruction(model, inputs, target, gen, val_inputs, val_y)
+        self.selected = f"{self.selected}+self-evolution"
+
+    def _evolve_as_published(self, model, inputs, target, gen, val_inputs, val_y):
+        """Algorithm 1 (see the module docstring); one record per round in ``self.evolution``."""
+        cfg = self.config
+        device = target.device
+        truth = torch.tensor(self._map(val_y), dtype=torch.float32, device=device)
+        n, n_val = len(target), len(truth)
+        rounds = cfg.evolution_rounds
+        opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr * cfg.evolution_lr_scale)
+        anchors = torch.zeros(0, n_val, device=device)  # yhat^t of each constraint so far
+        errors = torch.zeros(0, device=device)  # e_t
+        multipliers = torch.zeros(0, device=device)  # lambda_t
+        ybar = None
+        predict = lambda: torch.tensor(self._predict_inputs(model, val_inputs), dtype=torch.float32, device=device)
+        for round_ in range(rounds):
+            current = predict()
+            error = ((current - truth) ** 2).mean().clamp(min=1e-8)  # Eq. 9: this round's validation error
+            anchors = torch.cat([anchors, current[None]])
+            errors = torch.cat([errors, error[None]])
+            multipliers = torch.cat([multipliers, torch.zeros(1, device=device)])
+            if ybar is None:  # label-free start: the mean training target (not an anchor: c_t's gradient is 0 there)
+                ybar = torch.full_like(current, float(target.mean())).requires_grad_(True)
+                # Adam on ybar: a plain step would need a step size below e_t / lambda_t to stay stable
+                target_opt = torch.optim.Adam([ybar], lr=cfg.evolution_target_lr)
+            epochs = 0
+            for epochs in range(1, cfg.evolution_epochs + 1):
+                model.train()
+                order = torch.randperm(n, generator=gen).to(device)
+                for start in range(0, n, cfg.batch_size):
+                    index = order[start:start + cfg.batch_size]
+                    picked = torch.randint(n_val, (min(n_val, cfg.batch_size),), generator=gen).to(device)
+                    loss = self.loss(model, inputs, index, target[index], gen) + cfg.evolution_alpha * (
+                        (model(**take(val_inputs, picked)) - ybar.detach()[picked]) ** 2).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()  # Eq. 11
+                    with torch.no_grad():
+                        model.eval()
+                        fitted = model(**val_inputs)
+                        model.train()
+                    residual = ((anchors - ybar) ** 2).mean(1) / errors - 1  # c_t / e_t - 1
+                    lagrangian = (cfg.evolution_alpha * ((fitted - ybar) ** 2).mean() + (multipliers * residual).mean()
+                                  + cfg.evolution_penalty / 2 * (residual ** 2).mean())
+                    target_opt.zero_grad(set_to_none=True)
+                    lagrangian.backward()
+                    target_opt.step()  # Eq. 12
+                    with torch.no_grad():
+                        multipliers += cfg.evolution_multiplier_lr * residual.detach()  # Eq. 13
+                with torch.no_grad():
+                    if bool(((((anchors - ybar) ** 2).mean(1) / errors - 1).abs() < cfg.evolution_tol).all()):
+                        break
+            after = predict()
+            self.evolution.append({
+                "round": round_ + 1, "epochs": epochs, "val_error": float(error),
+                "constraint_residuals": [round(float(r), 4) for r in ((anchors - ybar.detach()) ** 2).mean(1) / errors - 1],
+                "multipliers": [round(float(m), 4) for m in multipliers],
+                "val_mae_before": float((current - truth).abs().mean()),
+                "val_mae_after": float((after - truth).abs().mean()),
+                "target_mae": float((ybar.detach() - truth).abs().mean())})
+        model.eval()
+
+    def _evolve_reconstruction(self, model, inputs, target, gen, val_inputs, val_y):
+        cfg = self.config
         device = target.device
         truth = torch.tensor(self._map(val_y), dtype=torch.float32, device=device)
         n_val = len(truth)
@@ -182,4 +278,3 @@ class TNASPPredictor(TorchPredictor):
                                    "val_mae_after": float((new - truth).abs().mean()),
                                    "violated": float((violation > 0).float().mean()),
                                    "mean_lambda": float(lam.mean())})
-        self.selected = f"{self.selected}+self-evolution"

@@ -166,7 +166,8 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
         raise SearchError("the predictor's seed is set from the run's seed each round: use --seed, "
                           "not a predictor config seed")
     given = dict(config.predictor.config)
-    made = predictors.get_predictor(config.predictor.name, **given)  # checks keys and values
+    defaults = dict(getattr(space, "search_predictor", {}).get(config.predictor.name, {}))
+    made = predictors.get_predictor(config.predictor.name, **{**defaults, **given})  # checks keys and values
     # The seed follows the run's; "quiet" (the fit's progress bar) follows the terminal and
     # --quiet unless given: neither is recorded as the predictor's own setting.
     config.predictor.config = {k: v for k, v in configs.to_dict(made.config).items()

@@ -77,6 +77,10 @@ class SearchSpace(abc.ABC):
     evaluators: tuple[str, ...] = ()
     #: Well-known architectures by name (JSON forms), e.g. the published cells of papers.
     named_archs: Mapping[str, Any] = MappingProxyType({})
+    #: A predictor-guided search's default predictor settings on this space, by predictor
+    #: name (the best measured ones; values a user sets win). The predictors' own defaults
+    #: stay the papers' models.
+    search_predictor: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
 
     @abc.abstractmethod
     def count(self) -> int:

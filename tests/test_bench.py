@@ -125,3 +125,11 @@ def test_predictor_bench_scores_a_reference_evaluator_on_the_same_test_archs(sha
     want = kendall_tau(predict_top1([bench.arch(int(i)) for i in test]), y[test])
     assert result["test_size"] == 1336 - 150 and result["reference"]["evaluator"] == "ofa-acc-predictor"
     assert abs(result["reference"]["kendall_tau"] - want) < 1e-4  # one arch at a time vs a batch: float32 ties
+
+
+def test_bench_search_set_takes_paths_flag_names_and_switches():
+    from bench.search import base_tree, build_parser
+    tree = base_tree(build_parser().parse_args(["--set", "strategy.candidates=50", "--set", "population=7",
+                                                "--set", "warm_start=True"]))
+    assert tree["strategy"]["candidates"] == 50 and tree["strategy"]["population"] == 7
+    assert tree["strategy"]["warm_start"] is True

@@ -444,3 +444,17 @@ def test_the_predictor_shows_progress_only_when_the_driver_asks():
     explicit = PredictorGuided(space, StrategyConfig(), 0, PredictorSection(config={"quiet": True}))
     explicit.predictor_quiet = False
     assert explicit.make_predictor().config.quiet is True  # the user's own setting wins
+
+
+def test_a_search_takes_the_spaces_measured_predictor_settings_and_the_users_win():
+    from search import config as search_config
+    predictor_of = lambda tree: search_config.resolve(search_config.build(tree))[0].predictor.config
+    assert predictor_of({"space": {"name": "nb201"}})["epochs"] == 100  # the measured search setting
+    assert predictor_of({"space": {"name": "nb201"}, "predictor": {"config": {"epochs": 7}}})["epochs"] == 7
+    darts = predictor_of({"space": {"name": "darts"}})
+    assert (darts["lr"], darts["batch_size"], darts["epochs"]) == (1e-3, 32, 1000)  # NAR-Former's DARTS schedule
+    assert predictor_of({"space": {"name": "nb101"}})["attention"] == "graph"
+    assert predictor_of({"space": {"name": "nb201"}, "predictor": {"name": "mlp"}})["epochs"] == 200  # mlp's own
+    import predictor
+    assert predictor.get_predictor("narformer").config.epochs == 300  # the predictor itself is unchanged
+    assert "quiet" not in predictor_of({"space": {"name": "nb201"}})  # a display setting, not recorded

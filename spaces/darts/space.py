@@ -135,6 +135,9 @@ class DartsSpace(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
     evaluators = ("cifar10-train",)
     build_config_class = DartsBuildConfig
     named_archs = MappingProxyType({"darts_v1": DARTS_V1, "darts_v2": DARTS_V2})
+    # NAR-Former's DARTS search schedule (supplement 2.3): lr 1e-3, batch 32, 1,000 epochs per
+    # round. Not scaled down for CPU: a round's ten trainings outlast its refit by far.
+    search_predictor = MappingProxyType({"narformer": MappingProxyType({"lr": 1e-3, "batch_size": 32, "epochs": 1000})})
 
     def sample(self, rng):
         return DartsArch(*(self._sample_cell(rng) for _ in CELLS))
