@@ -116,13 +116,16 @@ bench-search: $(STAMP)
 	$(PY) -m bench.search --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10 \
 	  --json results/search/nb201_budget100_seeds10.json
 
-# What a predictor-guided search costs (README "Search cost"): refits of 300 epochs (the
-# predictor's own default, the search's default before) and warm-started refits.
+# What a predictor-guided search costs (README "Search cost"): refits of 300 epochs with full
+# attention (the predictor's own defaults, the search's before), 100 epochs with full attention,
+# and that warm-started.
+BS_NARFORMER := $(PY) -m bench.search --space nb201 --strategies narformer --budget 100 --seeds 10
 .PHONY: bench-search-cost
 bench-search-cost: $(STAMP)
-	$(PY) -m bench.search --space nb201 --strategies narformer --budget 100 --seeds 10 --predictor-set epochs=300 \
+	$(BS_NARFORMER) --predictor-set epochs=300 --predictor-set attention=full \
 	  --json results/search/nb201_budget100_seeds10_epochs300.json
-	$(PY) -m bench.search --space nb201 --strategies narformer --budget 100 --seeds 10 --set strategy.warm_start=True \
+	$(BS_NARFORMER) --predictor-set attention=full --json results/search/nb201_budget100_seeds10_full_attention.json
+	$(BS_NARFORMER) --predictor-set attention=full --set strategy.warm_start=True \
 	  --json results/search/nb201_budget100_seeds10_warm.json
 
 # Constrained search on the OFA space with the surrogate (README): 10 seeds x 100 evaluations, plus
