@@ -73,6 +73,30 @@ bench-predictors: $(STAMP)
 	done
 	$(BENCH) $(NB101) --predictor narformer --train-size 4236 --json $(R)/narformer_nb101_4236_s0.json
 
+# The papers' rows we can run that bench-predictors does not (README "Side by side with the
+# papers"; python -m bench.paper_table results/predictor/*.json prints the table). Every JSON
+# also holds the papers' "100 test archs" score (10 draws of 100 held-out archs).
+.PHONY: bench-papers
+bench-papers: $(STAMP)
+	mkdir -p $(R)
+	for s in 0 1 2; do \
+	  for n in 78 156 469 1563; do \
+	    $(BENCH) --space nb201 --predictor tnasp --train-size $$n --seed $$s --json $(R)/tnasp_nb201_$${n}_s$$s.json; \
+	    $(BENCH) --space nb201 --predictor tnasp --train-size $$n --seed $$s --set self_evolution=True \
+	      --json $(R)/tnasp_se_nb201_$${n}_s$$s.json; \
+	  done; \
+	  for n in 100 172 4236; do \
+	    $(BENCH) $(NB101) --predictor tnasp --train-size $$n --seed $$s --json $(R)/tnasp_nb101_$${n}_s$$s.json; \
+	    $(BENCH) $(NB101) --predictor tnasp --train-size $$n --seed $$s --set self_evolution=True \
+	      --json $(R)/tnasp_se_nb101_$${n}_s$$s.json; \
+	  done; \
+	  $(BENCH) --space nb201 --predictor narformer --train-size 7812 --seed $$s --json $(R)/narformer_nb201_7812_s$$s.json; \
+	  for v in "lambda_sr=0" "augment=2 lambda_ac=0" "augment=2"; do \
+	    $(BENCH) $(NB101) --predictor narformer --train-size 4236 --seed $$s $$(for kv in $$v; do echo --set $$kv; done) \
+	      --json $(R)/narformer_t5_$$(echo $$v | tr ' =' '__')_nb101_4236_s$$s.json; \
+	  done; \
+	done
+
 # Ablations: NAR-Former's parts on NB201-781, the NB101 recipe's steps, TNASP's attention and signs.
 .PHONY: bench-ablations
 bench-ablations: $(STAMP)

@@ -44,6 +44,9 @@ def build_parser():
     p.add_argument("--score-evaluator", metavar="NAME",
                    help="also score an evaluator's values on the same test archs (e.g. ofa-acc-predictor, "
                         "OFA's own predictor)")
+    p.add_argument("--holdout", type=int, default=100, metavar="N",
+                   help="also score draws of N test archs (the papers' \"100 test archs\"; 0: off; default 100)")
+    p.add_argument("--holdout-draws", type=int, default=10, metavar="K", help="how many draws (default 10)")
     p.add_argument("--json", help="write the results here as JSON")
     p.add_argument("--plugin", action="append", metavar="MODULE",
                    help="import this module first (it registers its own spaces, predictors, ...); repeatable")
@@ -95,6 +98,9 @@ def run(args) -> dict:
         "target": target, "test_target": test_target, "data": bench.source,
         "test_data": test_bench.source, "selected_model": getattr(predictor, "selected", None),
     }
+    holdout = holdout_taus(pred, y_test, args.holdout, args.holdout_draws, args.seed)
+    if holdout is not None:
+        result["holdout"] = holdout
     if test_bench.test_metric not in (None, test_target):
         truth = test_bench.column(test_bench.test_metric)[test]
         ok = np.isfinite(truth)
@@ -106,6 +112,18 @@ def run(args) -> dict:
     result["versions"] = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                           "threads": torch.get_num_threads()}
     return result
+
+
+def holdout_taus(pred: np.ndarray, truth: np.ndarray, size: int, draws: int, seed: int) -> dict | None:
+    """Kendall tau on ``draws`` seeded draws of ``size`` test archs (NAR-Former's and TNASP's
+    "100 test archs" setting, which one draw makes noisy); None when off or too few archs."""
+    if size <= 0 or draws <= 0 or len(truth) < size:
+        return None
+    rng = np.random.default_rng([seed, size])
+    taus = [kendall_tau(pred[rows], truth[rows]) for rows in (rng.choice(len(truth), size, replace=False)
+                                                              for _ in range(draws))]
+    return {"size": size, "draws": draws, "taus": [round(float(t), 4) for t in taus],
+            "median": float(np.median(taus)), "min": float(np.min(taus)), "max": float(np.max(taus))}
 
 
 def make_evaluator(name: str, space):

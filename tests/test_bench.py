@@ -133,3 +133,38 @@ def test_bench_search_set_takes_paths_flag_names_and_switches():
                                                 "--set", "warm_start=True"]))
     assert tree["strategy"]["candidates"] == 50 and tree["strategy"]["population"] == 7
     assert tree["strategy"]["warm_start"] is True
+
+
+def test_holdout_draws_are_seeded_subsets_of_the_test_archs():
+    import numpy as np
+    from bench.predictors import holdout_taus
+    truth = np.arange(500.0)
+    perfect = holdout_taus(truth * 2, truth, 100, 10, seed=3)
+    assert perfect["taus"] == [1.0] * 10 and perfect["size"] == 100
+    noisy = np.random.default_rng(0).normal(truth, 200)
+    a, b, c = (holdout_taus(noisy, truth, 100, 10, seed=s) for s in (3, 3, 4))
+    assert a == b and a["taus"] != c["taus"] and a["min"] < a["median"] < a["max"]
+    assert holdout_taus(noisy, truth, 600, 10, seed=3) is None and holdout_taus(noisy, truth, 0, 10, seed=3) is None
+
+
+def test_paper_table_sets_our_runs_beside_the_papers(tmp_path):
+    from bench.paper_table import render
+    run = lambda space, train, predictor, sets, seed, tau, **extra: (
+        f"r/{predictor}_{space}_{train}_s{seed}.json",
+        {"space": space, "train_size": train, "predictor": predictor, "seed": seed, "kendall_tau": tau,
+         "config": {"set": list(sets)}, **extra})
+    runs = [run("nb201", 781, "tnasp", [], 0, 0.89, kendall_tau_vs_test=0.86),
+            run("nb201", 781, "tnasp", ["threads=1"], 1, 0.91, kendall_tau_vs_test=0.87),  # speed-only set item
+            run("nb201", 781, "tnasp", ["self_evolution=True", "evolution_method=reconstruction"], 0, 0.99),
+            run("nb101", 424, "tnasp", [], 0, 0.74, holdout={"size": 100, "median": 0.75, "taus": [0.7, 0.8]}),
+            run("nb101", 424, "tnasp", [], 1, 0.72)]  # an older JSON without holdout draws
+    lines = render(runs).splitlines()
+    row = lambda start: next(line for line in lines if line.startswith(start))
+    tnasp_781 = row("| TNASP T2 | nb201 | 781 | all | TNASP |")
+    assert "| **0.900** (seeds 0,1) | 0.865 | +0.211 |" in tnasp_781 and "[s1](r/tnasp_nb201_781_s1.json)" in tnasp_781
+    se_781 = row("| TNASP T2 | nb201 | 781 | all | TNASP + SE |")  # the reconstruction is another variant
+    assert "not run yet" in se_781 and "--set self_evolution=True`" in se_781
+    assert "**0.750** (seeds 0; draws 0.700–0.800) | — | -0.002 |" in row("| TNASP T1 | nb101 | 424 | 100 | TNASP |")
+    assert "**0.730** (seeds 0,1)" in row("| TNASP T1 | nb101 | 424 | all | TNASP |")
+    assert "not run: our NB101 data is the verified 20,001-cell subset" in row("| NAR-Former T1 | nb101 | 21,180 |")
+    assert "--data ../shared/data/nb101/nb101_subset_valacc.npz" in row("| TNASP T1 | nb101 | 100 | all | TNASP |")
