@@ -44,8 +44,10 @@ class Progress:
         self.stream = stream or sys.stderr
         self.drawn = False
         self.last_draw = 0.0
+        self.done = start  # the last count given, kept when disabled too
 
     def update(self, done: int, **info) -> None:
+        self.done = done
         if not self.enabled:
             return
         now = time.time()

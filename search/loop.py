@@ -191,18 +191,17 @@ class Search:
                 keys = [self.strategy.key(a) for a in batch]
                 bar = Progress(len(batch), interactive(cfg.run.quiet), f"round {self.strategy.round} evaluations")
 
-                def on_result(index, result, keys=keys, jsons=jsons, bar=bar, finished=[0]):
+                def on_result(index, result, keys=keys, jsons=jsons, bar=bar):
                     record = {"key": keys[index], "arch": jsons[index], "round": self.strategy.round, **result}
                     self.run_dir.append_journal(record)
                     self.journal_lines += 1
                     self._tell(record)
                     self._save_state(wall())
                     self.evaluated_here += 1
-                    finished[0] += 1
                     if result["status"] != "ok":
                         bar.close()
                         self.log(f"evaluation of {keys[index]} failed: {result['error']}")
-                    bar.update(finished[0])
+                    bar.update(bar.done + 1)
 
                 try:
                     executor.run(jsons, self.evaluator, on_result, self.strategy.round)

@@ -53,6 +53,10 @@ def read_run(path) -> RunView:
     if not folder.is_dir():
         raise SearchError(f"{folder} holds no run (no such folder)")
     saved = run.read_config()
+    tree = saved["config"]
+    if "space" in tree and not isinstance(tree["space"], dict):  # a flat config of earlier versions
+        from .config import tree_from_flat
+        saved = dict(saved, config=tree_from_flat(tree))
     records = _read_journal(folder / JOURNAL)
     state, predicted = None, {}
     try:
@@ -101,8 +105,5 @@ def space_of(view: RunView):
 
     from . import config as search_config
     load_plugins(view.saved.get("plugins", []))
-    tree = view.config
-    if "space" in tree and not isinstance(tree["space"], dict):  # a flat, older config
-        tree = search_config.tree_from_flat(tree)
-    return search_config.make_space(search_config.build(tree).space)
+    return search_config.make_space(search_config.build(view.config).space)
 
