@@ -11,15 +11,13 @@ makes a seed's JSON and the JSONs used. Rows without runs say so, with their com
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from .papers import GROUND_TRUTH, ROWS, PaperRow
-from .table import variant
+from .table import load_runs, variant
 
 NB101_DATA = "../shared/data/nb101/nb101_subset_valacc.npz"
 HEADER = ("| paper, table | space | train | test archs | model | paper's tau | ours (median) | ours vs test | "
@@ -81,21 +79,12 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    from narnas.errors import UserError
     parser = argparse.ArgumentParser(prog="python -m bench.paper_table", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[2:]))
-    parser.add_argument("files", nargs="+", help="bench.predictors JSON files")
+    parser.add_argument("files", nargs="+", help="bench.predictors JSON files (others are passed over)")
     args = parser.parse_args(argv)
-    runs = []
-    for name in args.files:
-        try:
-            run = json.loads(Path(name).read_text())
-        except (OSError, ValueError) as err:
-            raise UserError(f"cannot read {name}: {err}") from None
-        if isinstance(run, dict) and "kendall_tau" in run and "config" in run:
-            runs.append((name, run))  # other JSONs (ablation notes, search results) are passed over
-    print(render(runs), end="")
+    print(render(load_runs(args.files, strict=False)), end="")
     return 0
 
 

@@ -80,6 +80,23 @@ def reference_rows(space: str, train: int, runs: list[dict]) -> list[str]:
     return out
 
 
+def load_runs(files, strict: bool) -> list[tuple[str, dict]]:
+    """(path, result) of each bench.predictors JSON; a file that is no such result is an error
+    when ``strict``, else passed over."""
+    from narnas.errors import UserError
+    runs = []
+    for name in files:
+        try:
+            run = json.loads(Path(name).read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read {name}: {err}") from None
+        if isinstance(run, dict) and "kendall_tau" in run and "config" in run:
+            runs.append((name, run))
+        elif strict:
+            raise UserError(f"not a bench.predictors result: {name}")
+    return runs
+
+
 def main(argv=None) -> int:
     from narnas.cli import run_main
     return run_main(lambda: _main(argv))
@@ -91,17 +108,7 @@ def _main(argv) -> int:
                                      epilog="\n".join(__doc__.split("\n")[2:]))
     parser.add_argument("files", nargs="+", help="bench.predictors JSON files")
     args = parser.parse_args(argv)
-    runs = []
-    for name in args.files:
-        try:
-            runs.append((name, json.loads(Path(name).read_text())))
-        except (OSError, ValueError) as err:
-            print(f"error: cannot read {name}: {err}", file=sys.stderr)
-            return 2
-    bad = [name for name, run in runs if "kendall_tau" not in run or "config" not in run]
-    if bad:
-        print(f"error: not a bench.predictors result: {bad[0]}", file=sys.stderr)
-        return 2
+    runs = load_runs(args.files, strict=True)
     print(HEADER)
     print("\n".join(rows(runs)))
     return 0

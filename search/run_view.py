@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SearchError, StateError
-from .rundir import JOURNAL, PARETO, SUMMARY, RunDir
+from .rundir import JOURNAL, PARETO, SUMMARY, RunDir, parse_journal
 
 #: Journal fields that are bookkeeping, not an evaluator's metrics.
 RECORD_FIELDS = ("key", "arch", "round", "status", "attempts", "error", "val", "test")
@@ -74,19 +74,8 @@ def read_run(path) -> RunView:
 
 
 def _read_journal(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    records = []
-    for number, line in enumerate(data[:data.rfind(b"\n") + 1].decode(errors="replace").splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise SearchError(f"{path}: line {number} is corrupt") from None
-        if not isinstance(record, dict) or not isinstance(record.get("key"), str) or "arch" not in record:
-            raise SearchError(f"{path}: line {number} is not an evaluation record (it needs 'key' and 'arch')")
-        records.append(record)
-    return records
+    """Without cutting a partial last line off (the search may be writing it)."""
+    return parse_journal(path.read_bytes(), path) if path.exists() else []
 
 
 def _read_optional(path: Path) -> dict | None:

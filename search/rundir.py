@@ -154,20 +154,26 @@ class RunDir:
         complete = data[:data.rfind(b"\n") + 1]
         if len(complete) != len(data):
             atomic_write_bytes(path, complete)
-        records = []
-        for number, line in enumerate(complete.decode(errors="replace").splitlines(), 1):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise StateError(f"{path}: line {number} is corrupt") from None
-            if not isinstance(record, dict) or not isinstance(record.get("key"), str) or "arch" not in record:
-                raise StateError(f"{path}: line {number} is not an evaluation record (it needs 'key' and 'arch')")
-            records.append(record)
-        return records
+        return parse_journal(complete, path)
 
     # --- predictor weights ---------------------------------------------------------
     def predictor_path(self, round_: int) -> Path:
         return self.path / "predictor" / f"round_{round_:03d}.pt"
+
+
+def parse_journal(data: bytes, path: Path) -> list[dict]:
+    """The records of a journal's complete lines (a last line without its newline is left
+    out); StateError naming the line when one is not an evaluation record."""
+    records = []
+    for number, line in enumerate(data[:data.rfind(b"\n") + 1].decode(errors="replace").splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise StateError(f"{path}: line {number} is corrupt") from None
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str) or "arch" not in record:
+            raise StateError(f"{path}: line {number} is not an evaluation record (it needs 'key' and 'arch')")
+        records.append(record)
+    return records
 
 
 class PredictorStore:
