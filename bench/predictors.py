@@ -60,6 +60,8 @@ def run(args) -> dict:
 
     if args.train_size < 1 or args.val_size < 0:
         raise PredictorError("--train-size must be >= 1 and --val-size >= 0")
+    if args.holdout < 0 or args.holdout_draws < 1:
+        raise PredictorError("--holdout must be >= 0 (0: off) and --holdout-draws >= 1")
     space = spaces.get_space(args.space)
     bench = spaces.get_benchmark(space, args.data)
     target = args.target or bench.search_metric()

@@ -7,6 +7,8 @@ import io
 import json
 from html import escape
 
+from narnas.progress import duration
+
 from .report import (best_entry, figure_best_so_far, figure_pareto, figure_predicted_vs_true, pareto_front,
                      round_taus)
 from .run_view import RunView
@@ -104,14 +106,6 @@ def si(value: float) -> str:
     return f"{value:g}"
 
 
-def duration(seconds) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 def uses_predictor(strategy: str | None) -> bool:
     from .registry import strategy_class
     from .strategies import PredictorGuided
@@ -137,7 +131,7 @@ def facts_html(view: RunView, entries: list[dict], best: dict | None) -> str:
              ("status", "finished" if finished else "unfinished (resume to go on)"),
              ("best search value", number(best["value"]) if best else "-"),
              ("its test value", number(best["test"]) if best and best["test"] is not None else "-"),
-             ("wall time", duration(wall)),
+             ("wall time", duration(wall) if isinstance(wall, (int, float)) else "-"),
              ("resumed", state.get("resumed", (view.summary or {}).get("resumed", 0)))]
     if strategy.get("constraints"):
         facts.append(("constraints", ", ".join(f"{k} ≤ {si(v)}" for k, v in strategy["constraints"].items())))

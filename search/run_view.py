@@ -66,7 +66,6 @@ def read_run(path) -> RunView:
             if entry.get("predicted") is not None:
                 predicted[entry["key"]] = float(entry["predicted"])
         state = {k: payload[k] for k in ("resumed", "wall_seconds", "journal_lines") if k in payload}
-        state["round"] = strategy.get("round")
     except (StateError, KeyError, TypeError, ValueError):
         pass  # predictions and bookkeeping are left out; the journal has every result
     return RunView(folder, saved, records, predicted, state,

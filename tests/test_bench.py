@@ -168,3 +168,10 @@ def test_paper_table_sets_our_runs_beside_the_papers(tmp_path):
     assert "**0.730** (seeds 0,1)" in row("| TNASP T1 | nb101 | 424 | all | TNASP |")
     assert "not run: our NB101 data is the verified 20,001-cell subset" in row("| NAR-Former T1 | nb101 | 21,180 |")
     assert "--data ../shared/data/nb101/nb101_subset_valacc.npz" in row("| TNASP T1 | nb101 | 100 | all | TNASP |")
+
+
+def test_bad_holdout_values_are_one_line():
+    done = subprocess.run([sys.executable, "-m", "bench.predictors", "--space", "nb201", "--predictor", "mlp",
+                           "--train-size", "50", "--holdout", "-1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == \
+        "error: --holdout must be >= 0 (0: off) and --holdout-draws >= 1"

@@ -51,6 +51,8 @@ def test_bad_report_command_lines_are_one_line(tmp_path, nb201_run):
     unwritable = report(str(nb201_run), "--html", "/proc/report.html")
     assert unwritable.returncode == 2 and unwritable.stderr.startswith("error: cannot write --html folder /proc")
     assert len(unwritable.stderr.strip().splitlines()) == 1
+    nothing = report(str(nb201_run), "--no-html")
+    assert nothing.returncode == 2 and nothing.stderr.strip() == "error: --no-html without --plots has nothing to do"
 
 
 def test_the_report_of_an_unfinished_run_shows_what_is_there(nb201_run, tmp_path):
