@@ -60,7 +60,8 @@ RUNTIME = ("executor", "run", "evaluator.config.data_dir")
 #: command-line flag (argparse dest) -> (path in the tree, type, help)
 FLAGS = {
     "space": ("space.name", str, "search space (default nb201)"),
-    "strategy": ("strategy.name", str, "narformer (default), rea or random"),
+    "strategy": ("strategy.name", str, "narformer (default), rea, random, or reinforce / bo (in arch2vec's "
+                                       "latent space; they need --embedding)"),
     "budget": ("strategy.budget", int, "evaluations in all (default 100)"),
     "batch": ("strategy.batch", int, "archs per round (default 10)"),
     "init": ("strategy.init", int, "random archs of the first round (default 10)"),
@@ -71,6 +72,8 @@ FLAGS = {
     "candidates": ("strategy.candidates", int, "narformer: candidates ranked per round (default 500)"),
     "random_share": ("strategy.random_share", float, "narformer: share of random candidates (default 0.1)"),
     "max_mutations": ("strategy.max_mutations", int, "narformer: mutations per candidate, at most (default 2)"),
+    "embedding": ("strategy.embedding", str, "reinforce / bo: an arch2vec model file (python -m predictor.embed "
+                                             "pretrain) or its encode .npz"),
     "predictor": ("predictor.name", str, "predictor of the narformer strategy (default narformer)"),
     "evaluator": ("evaluator.name", str, "how archs are evaluated (default: the space's; benchmark for "
                                          "nb101/nb201, cifar10-train for darts)"),

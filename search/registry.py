@@ -12,7 +12,7 @@ def _unknown(kind, name, valid):
     return SearchError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
 
 
-STRATEGIES = Registry("strategy", ("search.strategies",), error=_unknown)
+STRATEGIES = Registry("strategy", ("search.strategies", "search.latent"), error=_unknown)
 EVALUATORS = Registry("evaluator", ("search.evaluators.benchmark", "search.evaluators.cifar10_training",
                                     "search.evaluators.ofa_surrogate"), error=_unknown)
 EXECUTORS = Registry("executor", ("search.executors",), error=_unknown)

@@ -22,7 +22,7 @@ from .registry import register_strategy
 
 @dataclass
 class StrategyConfig:
-    name: str = "narformer"  # narformer, rea or random (any registered strategy)
+    name: str = "narformer"  # narformer, rea, random, reinforce or bo (any registered strategy)
     budget: int = 100  # evaluations, failed ones included
     batch: int = 10  # archs per round after the first
     init: int = 10  # random archs of the first round
@@ -41,6 +41,11 @@ class StrategyConfig:
     proposal: str = "mutation"
     evolution_population: int = 100
     evolution_generations: int = 100
+    # reinforce / bo: search in arch2vec's latent space (search.latent)
+    embedding: str = ""  # an arch2vec model file (python -m predictor.embed pretrain) or its encode .npz
+    latent_pool: int = 100_000  # candidate archs drawn from a space that cannot be enumerated
+    reinforce_lr: float = 0.5  # step of the policy's mean, in standardised embedding units
+    reinforce_std: float = 0.5  # the policy's spread
     # middleware (search.middleware)
     constraints: dict = field(default_factory=dict)  # measure name -> the largest value allowed
     stop_if_first_round_fails: bool = True  # nothing to search from when every first evaluation failed
@@ -59,6 +64,8 @@ class StrategyConfig:
             raise SearchError(f"proposal must be 'mutation' or 'evolution', got {self.proposal!r}")
         if self.evolution_population < 2 or self.evolution_generations < 1:
             raise SearchError("evolution_population must be >= 2 and evolution_generations >= 1")
+        if self.latent_pool < 1 or not self.reinforce_lr > 0 or not self.reinforce_std > 0:
+            raise SearchError("latent_pool must be >= 1, reinforce_lr and reinforce_std > 0")
         if not 0 <= self.random_share <= 1:
             raise SearchError(f"random_share must be in [0, 1], got {self.random_share}")
         return self

@@ -17,7 +17,8 @@ from predictor.tokenizer import sincos_code, tokenize
 
 SMALL = {"narformer": dict(d_model=32, heads=2, ffn=64, depth=1, num_freqs=8, epochs=3, augment=2),
          "mlp": dict(hidden=(32,), epochs=3), "ridge": {}, "gin": dict(hidden=16, layers=2, epochs=3),
-         "tnasp": dict(d_model=32, heads=2, ffn=64, depth=1, epochs=3, self_evolution=True, evolution_epochs=2)}
+         "tnasp": dict(d_model=32, heads=2, ffn=64, depth=1, epochs=3, self_evolution=True, evolution_epochs=2),
+         "arch2vec": dict(pretrain_epochs=2, trees=20)}
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,7 @@ def test_nb101_graphs_of_different_sizes(shared_data):
 
 def test_bad_input_is_reported(nb201):
     _, bench, graphs = nb201
-    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: gin, mlp, narformer, ridge, tnasp"):
+    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: arch2vec, gin, mlp, narformer, ridge, tnasp"):
         predictor.get_predictor("nope")
     with pytest.raises(predictor.PredictorError, match="unknown config key.*d_modle"):
         predictor.get_predictor("narformer", d_modle=3)
