@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Hashable, Iterator, Mapping
 
 import numpy as np
 
-from .errors import SpacesError
+from .errors import InvalidArchError, SpacesError
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,6 +143,16 @@ class GraphEncoding(abc.ABC):
     @abc.abstractmethod
     def to_graph(self, arch) -> ArchGraph:
         """The graph of ``arch``; the same graph for every arch of one key."""
+
+    def from_graph(self, graph: ArchGraph):
+        """The architecture a graph of this space's form stands for (e.g. one decoded by a
+        generative model); raises InvalidArchError saying what is wrong with it."""
+        raise SpacesError(f"space {self.name!r} cannot turn graphs back into architectures")
+
+    def check_graph_vocab(self, graph: ArchGraph) -> None:
+        if tuple(graph.vocab) != tuple(self.graph_vocab):
+            raise InvalidArchError(f"graph vocabulary {tuple(graph.vocab)} is not {self.name}'s "
+                                   f"{tuple(self.graph_vocab)}")
 
 
 class ModelBuilding(abc.ABC):

@@ -189,6 +189,12 @@ class NB101Space(SearchSpace, Sampling, Enumeration, GraphEncoding, ModelBuildin
         ops = np.array([GRAPH_VOCAB.index(op) for op in arch.ops], dtype=np.int64)
         return ArchGraph(ops, arch.adjacency(), GRAPH_VOCAB)
 
+    def from_graph(self, graph: ArchGraph) -> NB101Arch:
+        """The pruned cell of a graph; the official validity rules apply (a path from input to
+        output, at most 7 vertices and 9 edges after pruning)."""
+        self.check_graph_vocab(graph)
+        return make_arch(np.asarray(graph.adjacency), [GRAPH_VOCAB[int(o)] for o in graph.ops])
+
     def build_model(self, arch, config=None):
         from .model import NB101Network
         c = self.build_config(config)

@@ -143,6 +143,18 @@ class NB201Space(SearchSpace, Sampling, Enumeration, GraphEncoding, ModelBuildin
         ops = np.array([0, *(o + 1 for o in arch.ops), len(GRAPH_VOCAB) - 1], dtype=np.int64)
         return ArchGraph(ops, _GRAPH_ADJ, GRAPH_VOCAB)
 
+    def from_graph(self, graph: ArchGraph) -> NB201Arch:
+        """The cell of a node-based graph: 8 nodes in the fixed wiring, edge ops on nodes 1-6."""
+        self.check_graph_vocab(graph)
+        ops = [int(o) for o in graph.ops]
+        if len(ops) != NUM_EDGES + 2 or not np.array_equal(graph.adjacency, _GRAPH_ADJ):
+            raise InvalidArchError(f"an NB201 graph has {NUM_EDGES + 2} nodes wired as the cell's edges; got "
+                                   f"{len(ops)} nodes" + ("" if len(ops) != NUM_EDGES + 2 else " wired otherwise"))
+        if ops[0] != 0 or ops[-1] != len(GRAPH_VOCAB) - 1 or not all(1 <= o <= len(OPS) for o in ops[1:-1]):
+            raise InvalidArchError(f"an NB201 graph is input, {NUM_EDGES} edge ops, output; got "
+                                   f"{[GRAPH_VOCAB[o] for o in ops]}")
+        return NB201Arch(tuple(o - 1 for o in ops[1:-1]))
+
     def build_model(self, arch, config=None):
         from .model import NB201Network
         c = self.build_config(config)
