@@ -161,3 +161,22 @@ bench-ofa: $(STAMP)
 	$(PY) -m bench.search --space ofa_mbv3 --space-set width_mult=1.2 --space-set resolutions=160,176,192,208,224 \
 	  --constraint 'latency_note10<=20' --strategies narformer,rea,random --budget 100 --seeds 10 --oracle \
 	  --json results/search/ofa_mbv3w12_note10_20ms_budget100_seeds10.json
+
+# arch2vec (issue 16): pretrain on every NB201 and NB101 cell (8 epochs, the paper's), then
+# performance prediction with a random forest on the frozen embeddings at 250 / 600 / 1,000
+# training archs over 10 seeds (RMSE and Pearson r overall and on archs above 80%).
+A2V := runs/arch2vec
+RA := results/arch2vec
+.PHONY: bench-arch2vec
+bench-arch2vec: $(STAMP)
+	mkdir -p $(A2V) $(RA)
+	$(PY) -m predictor.embed pretrain --space nb201 --epochs 8 --out $(A2V)/nb201.pt --quiet
+	$(PY) -m predictor.embed info $(A2V)/nb201.pt > $(RA)/pretrain_nb201.json
+	$(PY) -m predictor.embed pretrain --space nb101 --epochs 8 --out $(A2V)/nb101.pt --quiet
+	$(PY) -m predictor.embed info $(A2V)/nb101.pt > $(RA)/pretrain_nb101.json
+	for n in 250 600 1000; do for s in 0 1 2 3 4 5 6 7 8 9; do \
+	  $(BENCH) --space nb201 --predictor arch2vec --set model=$(A2V)/nb201.pt --train-size $$n --val-size 0 \
+	    --seed $$s --test-min 80 --json $(RA)/rf_nb201_$${n}_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor arch2vec --set model=$(A2V)/nb101.pt --train-size $$n --val-size 0 \
+	    --seed $$s --test-min 0.8 --json $(RA)/rf_nb101_$${n}_s$$s.json; \
+	done; done

@@ -21,7 +21,7 @@ import numpy as np
 from narnas.cli import parse_overrides, run_main
 
 from predictor.errors import PredictorError
-from predictor.metrics import kendall_tau, precision_at_top, spearman
+from predictor.metrics import kendall_tau, pearson, precision_at_top, rmse, spearman
 from predictor.registry import get_predictor, list_predictors
 
 
@@ -47,6 +47,9 @@ def build_parser():
     p.add_argument("--holdout", type=int, default=100, metavar="N",
                    help="also score draws of N test archs (the papers' \"100 test archs\"; 0: off; default 100)")
     p.add_argument("--holdout-draws", type=int, default=10, metavar="K", help="how many draws (default 10)")
+    p.add_argument("--test-min", type=float, metavar="VALUE",
+                   help="also report RMSE, Pearson r and tau on the test archs whose truth is >= VALUE "
+                        "(arch2vec scores archs above 80%% accuracy)")
     p.add_argument("--json", help="write the results here as JSON")
     p.add_argument("--plugin", action="append", metavar="MODULE",
                    help="import this module first (it registers its own spaces, predictors, ...); repeatable")
@@ -95,11 +98,20 @@ def run(args) -> dict:
         "space": args.space, "predictor": args.predictor, "seed": args.seed,
         "kendall_tau": kendall_tau(pred, y_test), "spearman": spearman(pred, y_test),
         "precision_at_top_5pct": precision_at_top(pred, y_test, 0.05),
+        "pearson": pearson(pred, y_test), "rmse": rmse(pred, y_test),
         "train_size": len(train), "val_size": len(val), "test_size": len(test),
         "fit_seconds": round(fit_seconds, 2), "predict_archs_per_second": round(len(test) / predict_seconds, 1),
         "target": target, "test_target": test_target, "data": bench.source,
         "test_data": test_bench.source, "selected_model": getattr(predictor, "selected", None),
     }
+    if args.test_min is not None:
+        # arch2vec's protocol: errors on the good archs only (test accuracy above 0.8 there)
+        good = y_test >= args.test_min
+        if not good.any():
+            raise PredictorError(f"no test arch has {test_target} >= {args.test_min} (--test-min)")
+        result["above"] = {"min": args.test_min, "count": int(good.sum()), "rmse": rmse(pred[good], y_test[good]),
+                           "pearson": pearson(pred[good], y_test[good]),
+                           "kendall_tau": kendall_tau(pred[good], y_test[good])}
     holdout = holdout_taus(pred, y_test, args.holdout, args.holdout_draws, args.seed)
     if holdout is not None:
         result["holdout"] = holdout

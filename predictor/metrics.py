@@ -21,3 +21,12 @@ def precision_at_top(pred, truth, fraction: float = 0.05) -> float:
     top_pred = np.argsort(-np.asarray(pred), kind="stable")[:k]
     top_true = np.argsort(-np.asarray(truth), kind="stable")[:k]
     return len(np.intersect1d(top_pred, top_true)) / k
+
+
+def pearson(pred, truth) -> float:
+    r = stats.pearsonr(np.asarray(pred, float), np.asarray(truth, float)).statistic if len(truth) > 1 else np.nan
+    return float(0.0 if np.isnan(r) else r)
+
+
+def rmse(pred, truth) -> float:
+    return float(np.sqrt(np.mean((np.asarray(pred, float) - np.asarray(truth, float)) ** 2)))

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_bench_reports_every_strategy(tmp_path):
     out = tmp_path / "bench.json"
@@ -175,3 +177,31 @@ def test_bad_holdout_values_are_one_line():
                            "--train-size", "50", "--holdout", "-1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == \
         "error: --holdout must be >= 0 (0: off) and --holdout-draws >= 1"
+
+
+def test_predictor_bench_reports_errors_overall_and_above_a_threshold():
+    """pearson / rmse on every test arch, and under ``above`` on those at or over --test-min:
+    recomputed here from the same split and the same (deterministic) ridge fit."""
+    import numpy as np
+    import predictor
+    import spaces
+    from bench import predictors
+    from predictor.metrics import pearson, rmse
+    args = predictors.build_parser().parse_args(["--space", "nb201", "--predictor", "ridge", "--train-size", "300",
+                                                 "--val-size", "0", "--test-min", "90", "--quiet"])
+    result = predictors.run(args)
+    space, bench = spaces.get_space("nb201"), spaces.get_benchmark("nb201")
+    y = bench.column(bench.search_metric())
+    train, _, test = predictors.split_rows(np.flatnonzero(np.isfinite(y)), 300, 0, 0)
+    fit = predictor.get_predictor("ridge").fit([space.to_graph(bench.arch(i)) for i in train], y[train])
+    pred = fit.predict([space.to_graph(bench.arch(i)) for i in test])
+    good = y[test] >= 90
+    assert result["rmse"] == pytest.approx(rmse(pred, y[test])) and result["pearson"] == pytest.approx(
+        pearson(pred, y[test]))
+    assert result["above"]["count"] == int(good.sum()) > 0
+    assert result["above"]["rmse"] == pytest.approx(rmse(pred[good], y[test][good]))
+    assert result["above"]["rmse"] < result["rmse"]  # the broken archs (10%) carry the large errors
+    with pytest.raises(predictor.PredictorError, match="no test arch has"):
+        predictors.run(predictors.build_parser().parse_args(
+            ["--space", "nb201", "--predictor", "ridge", "--train-size", "30", "--val-size", "0",
+             "--test-min", "101", "--quiet"]))
