@@ -12,7 +12,8 @@ from narnas.registry import Registry
 
 from .errors import TrainingError
 
-RECIPES = Registry("training recipe for space", ("spaces.darts.recipe",))
+RECIPES = Registry("training recipe for space", ("spaces.darts.recipe", "spaces.nb101.recipe",
+                                                  "spaces.nb201.recipe"))
 
 
 def register_recipe(space: str):

@@ -1,0 +1,37 @@
+"""A training recipe for plain cell-based classifiers on CIFAR-10 (NB101, NB201): random
+crop (padding 4) and horizontal flip, cross-entropy, SGD with a cosine schedule. The
+spaces subclass it with their network's fields and presets."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from .recipes import Recipe
+from .trainer import fit
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class CellRecipe(Recipe):
+    dataset = "cifar10"
+
+    def load_data(self, config, data_dir=None, warn=None):
+        from training.datasets import cifar10
+        return cifar10.load(data_dir, config.val_size, config.fraction, warn=warn)
+
+    def build_config(self, space, config, num_classes: int = 10):
+        """The space's build config from the training config's network fields."""
+        raise NotImplementedError
+
+    def train_model(self, arch, space, data, config, checkpoint=None, progress=False, log=None):
+        """(result, trained model): ``train`` for callers that use the network afterwards."""
+        build = self.build_config(space, config, data.num_classes)
+        result, model = fit(lambda: space.build_model(arch, build), data, config,
+                            augment=lambda x, gen: data.augment(x, gen, 0), checkpoint=checkpoint,
+                            extra_state={"space": space.name, "arch": str(space.key(arch)), "build": asdict(build)},
+                            progress=progress, log=log)
+        return dict(result, params=count_parameters(model)), model
+
+    def train(self, arch, space, data, config, checkpoint=None, progress=False, log=None) -> dict:
+        return self.train_model(arch, space, data, config, checkpoint, progress, log)[0]
