@@ -94,3 +94,26 @@ def test_missing_cifar_or_folder_is_one_line(tmp_path, monkeypatch):
     info = subprocess.run([sys.executable, "-m", "predictor.io_data", "info", str(tmp_path)], capture_output=True,
                           text=True)
     assert info.returncode == 2 and "not an input-output dataset" in info.stderr
+
+
+@pytest.mark.parametrize("space_name", ["nb101", "nb201"])
+def test_cell_recipes_train_and_expose_pooled_features(space_name, cifar_dir):
+    """The NB101 / NB201 recipes train the space's network (smoke preset) and the features
+    the dataset stores are the classifier's input: the classifier applied to them gives the
+    network's logits."""
+    import torch
+
+    import spaces
+    from predictor.arch2vec.io_dataset import pooled_features
+    from training.recipes import get_recipe
+    space, recipe = spaces.get_space(space_name), get_recipe(space_name)
+    config = recipe.preset("smoke", val_size=200, threads=1)
+    data = recipe.load_data(config, cifar_dir)
+    arch = space.sample(np.random.default_rng(0))
+    result, model = recipe.train_model(arch, space, data, config, log=lambda line: None)
+    assert {"val", "test", "params", "seconds"} <= set(result) and result["params"] > 0
+    features = pooled_features(model, data, data.test.x[:50], 25)
+    with torch.no_grad():
+        logits = model(data.prepare(data.test.x[:50]))
+        again = model.classifier(torch.from_numpy(features))
+    np.testing.assert_allclose(again.numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)

@@ -217,7 +217,7 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path):
 
 def test_bad_command_lines_give_one_line(tmp_path, reference):
     cases = [
-        (["--strategy", "nope"], "unknown strategy 'nope'; valid: narformer, random, rea"),
+        (["--strategy", "nope"], "unknown strategy 'nope'; valid: bo, narformer, random, rea, reinforce"),
         (["--space", "nope"], "unknown space 'nope'"),
         (["--predictor", "nope"], "unknown predictor 'nope'; valid:"),
         (["--budget", "5"], "budget (5) is smaller than the initial population (init 10)"),
@@ -412,7 +412,8 @@ def test_a_table_without_the_default_metric_needs_one_named(tmp_path):
     (["--predictor-set", "bogus=1"], "unknown config key(s) bogus in predictor mlp"),
     (["--set", "strategy.budget=big"], "strategy.budget must be a whole number, got 'big'"),
     (["--set", "strategy.nope=1"], "unknown config key(s) nope in strategy"),
-    (["--evaluator", "cifar10-train"], "evaluator 'cifar10-train' does not serve space 'nb201'; its evaluators: benchmark"),
+    (["--evaluator", "ofa-acc-predictor"],
+     "evaluator 'ofa-acc-predictor' does not serve space 'nb201'; its evaluators: benchmark, cifar10-train"),
     (["--evaluator", "nope"], "unknown evaluator 'nope'; valid: benchmark, cifar10-train"),
     (["--preset", "smoke"], "unknown config key(s) preset in evaluator benchmark"),
     (["--constraint", "latency<=3"], "unknown constraint measure 'latency'; this run offers: "),

@@ -172,7 +172,7 @@ def test_misuse_is_reported():
     space = LineSpace()
     with pytest.raises(SearchError, match="budget \\(5\\) is smaller than the initial population"):
         make("random", space, budget=5, init=10)
-    with pytest.raises(SearchError, match="unknown strategy 'nope'; valid: narformer, random, rea"):
+    with pytest.raises(SearchError, match="unknown strategy 'nope'; valid: bo, narformer, random, rea, reinforce"):
         strategy_class("nope")
     s = make("random", space, budget=20)
     s.ask()

@@ -136,7 +136,7 @@ class NB101BuildConfig:
 class NB101Space(SearchSpace, Sampling, Enumeration, GraphEncoding, ModelBuilding):
     name = "nb101"
     graph_vocab = GRAPH_VOCAB
-    evaluators = ("benchmark",)
+    evaluators = ("benchmark", "cifar10-train")
     # The NB101 recipe (the best measured NAR-Former on NB101, README "Predictor quality").
     search_predictor = MappingProxyType({"narformer": MappingProxyType(
         {"augment": 2, "lambda_ac": 0.05, "weight_decay": 0.05, "attention": "graph"})})

@@ -102,7 +102,7 @@ class NB201BuildConfig:
 class NB201Space(SearchSpace, Sampling, Enumeration, GraphEncoding, ModelBuilding):
     name = "nb201"
     graph_vocab = GRAPH_VOCAB
-    evaluators = ("benchmark",)
+    evaluators = ("benchmark", "cifar10-train")
     # 100 epochs per refit (a quarter of the cost of 300 at the same quality) with attention along
     # the cell's edges (found the optimum in 10 of 10 searches): README "Search cost".
     search_predictor = MappingProxyType({"narformer": MappingProxyType({"epochs": 100, "attention": "graph"})})
