@@ -4,6 +4,7 @@
   python -m predictor.embed encode --model runs/arch2vec/nb101.pt --data nb101_subset.npz --out emb.npz
   python -m predictor.embed encode --model runs/arch2vec/nb201.pt --all --out emb.npz
   python -m predictor.embed info runs/arch2vec/nb101.pt
+  python -m predictor.embed io-train --data runs/io/nb101 --epochs 30 --out runs/arch2vec/nb101_io.pt
 
 ``pretrain`` trains the variational graph autoencoder on every architecture of an
 enumerable space (NB101: 423,624 cells; NB201: 15,625) or on ``--archs`` distinct samples
@@ -15,6 +16,9 @@ architectures and the validity and uniqueness of architectures decoded from the 
 ``encode`` writes an ``.npz`` with ``embeddings`` (float32 [archs, dims]), ``keys`` and
 ``archs`` (the space's text form), from ``--all`` archs, a benchmark file (``--data``),
 a file of architectures, one per line (``--archs``), or ``--sample N`` random ones.
+
+``io-train`` trains the input-output extension on a dataset of ``python -m predictor.io_data``
+and the space's architectures; its file serves wherever an arch2vec model file does.
 """
 from __future__ import annotations
 
@@ -62,6 +66,19 @@ def build_parser():
     enc.add_argument("--seed", type=int, default=0)
     enc.add_argument("--out", required=True, help="the .npz to write")
 
+    io = sub.add_parser("io-train", help="train arch2vec extended with input-output data (predictor.io_data)")
+    io.add_argument("--data", required=True, help="a dataset folder of python -m predictor.io_data build")
+    io.add_argument("--out", required=True, help="the model file (an arch2vec model file with the IO parts)")
+    io.add_argument("--epochs", type=int, default=30, help="(default 30, the paper's)")
+    io.add_argument("--archs", type=int, help="unlabelled archs (default: every arch of an enumerable space, "
+                                              "else 100,000 samples)")
+    io.add_argument("--seed", type=int, default=0)
+    io.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="model config: the pretrain keys plus image_channels, network_dim, head_hidden, "
+                         "labelled_batches, unlabelled_batches, pairs_per_epoch, eval_pairs")
+    io.add_argument("--json", help="also write the per-epoch history here")
+    io.add_argument("--quiet", action="store_true", help="no progress bar")
+
     info = sub.add_parser("info", help="what a model file was pretrained on, and its history")
     info.add_argument("model")
     return p
@@ -90,6 +107,35 @@ def _pretrain(args) -> int:
                      prior_samples=args.prior_samples, quiet=args.quiet, log=lambda line: print(line, flush=True))
     if model.history:
         print(json.dumps(model.history[-1]))
+    return 0
+
+
+def _io_train(args) -> int:
+    import spaces
+    from narnas.config import build
+    from narnas.errors import ConfigError
+    from narnas.files import atomic_write_bytes, writable_file
+
+    from .arch2vec.io_dataset import load_io_dataset
+    from .arch2vec.io_model import IOModelConfig, IOTrainer
+    from .arch2vec.pretrain import space_graphs
+
+    out = writable_file(args.out, "--out")
+    json_out = writable_file(args.json, "--json") if args.json else None
+    try:
+        config = build(IOModelConfig, {**parse_overrides(args.set), "epochs": args.epochs, "seed": args.seed},
+                       path="io-arch2vec")
+    except ConfigError as err:
+        raise PredictorError(str(err)) from None
+    dataset = load_io_dataset(args.data)
+    space = spaces.get_space(dataset["manifest"]["config"]["space"])
+    unlabelled, how = space_graphs(space, args.archs, args.seed)
+    print(f"training io-arch2vec on {len(dataset['networks'])} networks of {args.data} and {how} -> {out}", flush=True)
+    trainer = IOTrainer(space, dataset, config, unlabelled)
+    trainer.fit(out, quiet=args.quiet, log=lambda line: print(line, flush=True))
+    if json_out is not None:
+        atomic_write_bytes(json_out, (json.dumps({"data": args.data, "config": trainer.config.__dict__,
+                                                  "history": trainer.history}, indent=1, default=list) + "\n").encode())
     return 0
 
 
@@ -156,7 +202,8 @@ def _info(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return run_main(lambda: {"pretrain": _pretrain, "encode": _encode, "info": _info}[args.command](args))
+    commands = {"pretrain": _pretrain, "encode": _encode, "info": _info, "io-train": _io_train}
+    return run_main(lambda: commands[args.command](args))
 
 
 if __name__ == "__main__":

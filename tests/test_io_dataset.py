@@ -80,6 +80,7 @@ def test_a_killed_build_resumes_without_training_a_network_twice(tmp_path, cifar
     channels = 16  # smoke: an 8-channel stem doubled once
     assert data["val"].shape == (6, 200, channels + 1) and data["test"].shape == (6, 100, channels + 1)
     assert np.isfinite(data["val"]).all()
+    assert data["images"]["val_x"].shape == (200, 32, 32, 3) and data["images"]["test_y"].shape == (100,)
     manifest = json.loads((out / "build.json").read_text())
     assert len(manifest["test_rows"]) == 100 and manifest["training"]["epochs"] == 1
     assert {"torch", "numpy", "python"} <= set(manifest["versions"])
@@ -117,3 +118,52 @@ def test_cell_recipes_train_and_expose_pooled_features(space_name, cifar_dir):
         logits = model(data.prepare(data.test.x[:50]))
         again = model.classifier(torch.from_numpy(features))
     np.testing.assert_allclose(again.numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def small_io_dataset(cifar_dir, tmp_path_factory):
+    from predictor.arch2vec.io_dataset import IOBuildConfig, build
+    from search.executors import ExecutorConfig
+    folder = tmp_path_factory.mktemp("io")
+    build(folder, IOBuildConfig(preset="smoke", train_nets=8, val_nets=2, val_images=200, test_images=100,
+                                train={"threads": 1}),
+          ExecutorConfig(name="inline"), str(cifar_dir), log=lambda line: None)
+    return folder
+
+
+def test_the_extended_model_trains_and_its_file_serves_as_an_arch2vec_model(small_io_dataset, tmp_path):
+    """Two short epochs: every validation loss and its mean-feature baseline are recorded, the
+    feature head depends on the network (two networks, one image: different features), and
+    the file embeds archs like a plain arch2vec model."""
+    import torch
+
+    import predictor
+    import spaces
+    from predictor.arch2vec.embedding import load_arch2vec
+    from predictor.arch2vec.io_model import IOModelConfig, IOTrainer
+    from predictor.arch2vec.pretrain import space_graphs
+    space = spaces.get_space("nb101")
+    dataset = load_io_dataset(small_io_dataset)
+    unlabelled, _ = space_graphs(space, 500, 0)
+    config = IOModelConfig(epochs=2, hidden=16, gin_layers=2, image_channels=(8, 16), network_dim=16, head_hidden=32,
+                           labelled_batches=10, unlabelled_batches=5, pairs_per_epoch=640, eval_pairs=300)
+    trainer = IOTrainer(space, dataset, config, unlabelled)
+    assert len(trainer.splits.train) == 8 and len(trainer.splits.unseen_networks) == 2
+    assert len(trainer.splits.unseen_images) == 1 and len(trainer.splits.test_networks) == 7
+    trainer.fit(tmp_path / "io.pt")
+    last = trainer.history[-1]
+    for name in ("unseen_networks", "unseen_images", "unseen_both", "seen_networks_test_images"):
+        assert np.isfinite(last[f"{name}_l1"]) and last[f"{name}_baseline"] > 0
+    assert 0 <= last["reconstruction_ops_accuracy"] <= 1
+    model = trainer.model.eval()
+    with torch.no_grad():
+        one_hot = torch.nn.functional.one_hot(trainer.net_ops[:2], model.vae.num_classes).float()
+        z, _ = model.vae.encoder(one_hot, trainer.net_adj[:2])
+        image = trainer.images["val"][:1].expand(2, -1, -1, -1)
+        features = model.predict_features(z, image)
+    assert features.shape == (2, dataset["val"].shape[-1]) and not torch.allclose(features[0], features[1])
+    loaded = load_arch2vec(tmp_path / "io.pt")
+    graphs = [space.to_graph(space.from_json(n["arch"])) for n in dataset["networks"]]
+    assert loaded.embed(graphs).shape == (10, 16) and loaded.epochs_done == 2
+    p = predictor.get_predictor("arch2vec", model=str(tmp_path / "io.pt"), trees=10)
+    assert np.isfinite(p.fit(graphs, [n["val"] for n in dataset["networks"]]).predict(graphs)).all()

@@ -5,6 +5,7 @@ A build folder holds:
 
 * ``build.json`` - the settings, the networks (index, split, arch, key), the image indices,
   versions; written first, so a second run resumes the same build (other settings are refused);
+* ``images.npz`` - the two image sets (uint8 pixels and labels);
 * ``networks.jsonl`` - one line per finished network (append-only, flushed): its accuracies,
   parameters, seconds and features file;
 * ``nets/<key digest>.npz`` - per network: ``val_features`` [val images, F] on the CIFAR-10
@@ -208,6 +209,10 @@ def build(folder, config: IOBuildConfig, executor_config=None, data_dir: str | N
     todo = [n for n in manifest["networks"] if n["index"] not in done]
     log(f"{len(done)} of {len(manifest['networks'])} networks done; {len(todo)} to train")
     evaluator = IOFeatureEvaluator(space, config, folder, data_dir, np.array(manifest["test_rows"]))
+    if not (folder / "images.npz").exists():  # the image sets, so the dataset stands on its own
+        data = evaluator.data()
+        save_npz(folder / "images.npz", val_x=data.val.x, val_y=data.val.y.astype(np.int8), test_x=data.test.x,
+                 test_y=data.test.y.astype(np.int8))
     executor_config = executor_config or ExecutorConfig(name="ray")
     began, failed = time.time(), []
     with make_executor(executor_config, storage=str(folder / "tune"), quiet=True) as executor:
@@ -232,7 +237,8 @@ def build(folder, config: IOBuildConfig, executor_config=None, data_dir: str | N
 
 def load_io_dataset(folder) -> dict:
     """The finished networks' preprocessed targets, ready for training: ``networks`` (their
-    journal entries with ``arch``), and per network ``val`` / ``test`` targets [images, F + 1]."""
+    journal entries with ``arch``), per network ``val`` / ``test`` targets [images, F + 1], and
+    ``images`` (``val_x``, ``val_y``, ``test_x``, ``test_y``)."""
     from .io_features import io_targets
     folder = Path(folder)
     if not (folder / "build.json").exists():
@@ -246,6 +252,11 @@ def load_io_dataset(folder) -> dict:
             for part in ("val", "test"):
                 targets[part].append(io_targets(z[f"{part}_features"], z["weight"], z["bias"], z[f"{part}_labels"]))
         networks.append(dict(entry, arch=archs[index]))
-    return {"manifest": manifest, "networks": networks,
+    if not (folder / "images.npz").exists():
+        raise PredictorError(f"{folder}/images.npz is missing; run python -m predictor.io_data build again on "
+                             "the folder to write it")
+    with np.load(folder / "images.npz") as z:
+        images = {k: z[k] for k in z.files}
+    return {"manifest": manifest, "networks": networks, "images": images,
             "val": np.stack(targets["val"]) if networks else None,
             "test": np.stack(targets["test"]) if networks else None}

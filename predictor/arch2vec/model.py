@@ -111,22 +111,28 @@ class Arch2Vec(nn.Module):
         self.register_buffer("upper", torch.triu(torch.ones(max_nodes, max_nodes, dtype=torch.bool), 1),
                              persistent=False)
 
-    def forward(self, ops: torch.Tensor, adjacency: torch.Tensor, gen: torch.Generator | None = None):
-        """ops int64 [B, N] class indices; returns (op logits, adjacency logits, mean, log_var)."""
+    def sample(self, ops: torch.Tensor, adjacency: torch.Tensor, gen: torch.Generator | None = None):
+        """(mean, log_var, z) of a batch: z drawn from the posterior in training, its mean otherwise."""
         one_hot = nn.functional.one_hot(ops, self.num_classes).float()
         mean, log_var = self.encoder(one_hot, adjacency)
-        if self.training:
-            noise = torch.randn(mean.shape, generator=gen, device=mean.device) if gen is not None \
-                else torch.randn_like(mean)
-            z = mean + noise * torch.exp(0.5 * log_var)
-        else:
-            z = mean
+        if not self.training:
+            return mean, log_var, mean
+        noise = torch.randn(mean.shape, generator=gen, device=mean.device) if gen is not None \
+            else torch.randn_like(mean)
+        return mean, log_var, mean + noise * torch.exp(0.5 * log_var)
+
+    def forward(self, ops: torch.Tensor, adjacency: torch.Tensor, gen: torch.Generator | None = None):
+        """ops int64 [B, N] class indices; returns (op logits, adjacency logits, mean, log_var)."""
+        mean, log_var, z = self.sample(ops, adjacency, gen)
         op_logits, adj_logits = self.decoder(z)
         return op_logits, adj_logits, mean, log_var
 
     def loss(self, ops, adjacency, gen=None, kl_weight: float = 1.0):
         """(total, parts) on a batch: the VAE loss and its reconstruction and KL terms."""
-        op_logits, adj_logits, mean, log_var = self(ops, adjacency, gen)
+        return self.loss_from(ops, adjacency, *self(ops, adjacency, gen), kl_weight)
+
+    def loss_from(self, ops, adjacency, op_logits, adj_logits, mean, log_var, kl_weight: float = 1.0):
+        """The VAE loss of a batch from the model's outputs on it."""
         if self.ops_loss == "bce":
             target_ops = nn.functional.one_hot(ops, self.num_classes).float()
             ops_loss = nn.functional.binary_cross_entropy(torch.softmax(op_logits, -1), target_ops)
