@@ -3,7 +3,8 @@ their embeddings, and two strategies that pick from it.
 
 * ``reinforce``: a Gaussian policy over the (standardised) embedding space; each round
   draws ``batch`` points, takes the nearest new arch of the pool to each, and moves the
-  policy's mean by REINFORCE with the values' advantage over a moving baseline.
+  policy's mean by REINFORCE (the drawn points are the actions) with the values' advantage
+  over a moving baseline.
 * ``bo``: Bayesian optimisation: a Gaussian process on the embeddings of every evaluated
   arch, and the new archs of the pool with the highest expected improvement.
 
@@ -154,6 +155,7 @@ class LatentReinforce(LatentStrategy):
         self.mean = np.zeros(self.pool.x.shape[1])
         self.baseline: float | None = None
         self.told_rounds = 0  # rounds whose rewards updated the policy
+        self.points: dict[str, list] = {}  # key -> the point the policy drew for it (its action)
 
     def propose(self, n):
         self._learn()
@@ -170,25 +172,33 @@ class LatentReinforce(LatentStrategy):
             point = self.mean + cfg.reinforce_std * self.rng.standard_normal(len(self.mean))
             nearest = open_rows[np.argmin(((self.pool.x[open_rows] - point) ** 2).sum(1))]
             open_rows = open_rows[open_rows != nearest]
-            out += self.take([nearest], 1)
+            taken = self.take([nearest], 1)
+            for key, _, _ in taken:
+                self.points[key] = point.tolist()
+            out += taken
         return out
 
     def _learn(self):
-        """One REINFORCE step per committed round not learned from yet: the policy drew
-        each arch's embedding near its own, so (x - mean) / std^2 is the log-likelihood's
-        gradient; rewards are the values minus a moving baseline, scaled by their spread."""
+        """One REINFORCE step per committed round not learned from yet: the action is the
+        point the policy drew (the arch is the pool's nearest to it), so (point - mean) / std^2
+        is the log-likelihood's gradient; rewards are the values minus a moving baseline,
+        scaled by their spread. The random first round only sets the baseline."""
         cfg = self.config
         rounds = sorted({e["round"] for e in self.history})
         for r in rounds[self.told_rounds:]:
-            batch = [e for e in self.history if e["round"] == r and e["value"] is not None and e["key"] in self.row]
+            batch = [e for e in self.history if e["round"] == r and e["value"] is not None]
             self.told_rounds += 1
             if not batch:
                 continue
             values = np.array([e["value"] for e in batch])
-            x = self.pool.x[[self.row[e["key"]] for e in batch]]
             if self.baseline is None:
                 self.baseline = float(values.mean())
-                continue  # the random first round only sets the baseline
+                continue
+            drawn = [e for e in batch if e["key"] in self.points]
+            if not drawn:
+                continue
+            values = np.array([e["value"] for e in drawn])
+            x = np.array([self.points[e["key"]] for e in drawn])
             spread = values.std() if values.std() > 0 else 1.0
             advantage = (values - self.baseline) / spread
             self.mean = self.mean + cfg.reinforce_lr * (advantage[:, None] * (x - self.mean)).mean(0) \
@@ -197,12 +207,13 @@ class LatentReinforce(LatentStrategy):
 
     def state_dict(self):
         return {**super().state_dict(), "policy_mean": self.mean.tolist(), "baseline": self.baseline,
-                "told_rounds": self.told_rounds}
+                "told_rounds": self.told_rounds, "points": dict(self.points)}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.mean = np.array(state["policy_mean"])
         self.baseline, self.told_rounds = state["baseline"], state["told_rounds"]
+        self.points = dict(state["points"])
 
 
 @register_strategy("bo")

@@ -77,15 +77,17 @@ def test_state_dict_round_trip_mid_round_continues_identically(name, nb201):
 
 def test_reinforce_steps_the_policy_by_the_policy_gradient(nb201):
     """Round 1 (random) sets the baseline; asking for round 3 learns from round 2: the mean
-    moves by lr * mean(advantage * (x - mean)) / std^2, the advantage being the values minus
-    the baseline over their spread, so it moves towards the archs that beat the baseline."""
+    moves by lr * mean(advantage * (point - mean)) / std^2 over the points drawn for round 2,
+    the advantage being the values minus the baseline over their spread, so it moves towards
+    the points whose archs beat the baseline."""
     s = make("reinforce", nb201, 0, budget=40, init=10, batch=10, reinforce_lr=0.5, reinforce_std=0.5)
     drive(s, nb201, stop_after=20)  # returns once round 3 is asked for
     policy = s.base
     rounds = [[e for e in policy.history if e["round"] == r] for r in (1, 2)]
     baseline = np.mean([e["value"] for e in rounds[0]])
     values = np.array([e["value"] for e in rounds[1]])
-    x = policy.pool.x[[policy.row[e["key"]] for e in rounds[1]]]
+    x = np.array([policy.points[e["key"]] for e in rounds[1]])  # the drawn points: the policy's actions
+    assert all(e["key"] not in policy.points for e in rounds[0])  # round 1 is random
     advantage = (values - baseline) / values.std()
     expected = 0.5 * (advantage[:, None] * x).mean(0) / 0.5 ** 2
     np.testing.assert_allclose(policy.mean, expected)
