@@ -86,17 +86,18 @@ class PretrainedArch2Vec:
     def embed_arrays(self, ops: torch.Tensor, adjacency: torch.Tensor, pool: str = "mean",
                      chunk: int = 8192) -> np.ndarray:
         self.model.eval()
+        device = next(self.model.parameters()).device
         out = []
         for i in range(0, len(ops), chunk):
-            o = ops[i:i + chunk]
+            o = ops[i:i + chunk].to(device)
             one_hot = torch.nn.functional.one_hot(o, self.model.num_classes).float()
-            mean, _ = self.model.encoder(one_hot, adjacency[i:i + chunk].float())
+            mean, _ = self.model.encoder(one_hot, adjacency[i:i + chunk].to(device).float())
             if pool == "flat":
                 out.append(mean.reshape(len(o), -1))
             else:
                 real = (o != self.pad).float()[..., None]
                 out.append((mean * real).sum(1) / real.sum(1).clamp_min(1))
-        return torch.cat(out).numpy().astype(np.float32)
+        return torch.cat(out).cpu().numpy().astype(np.float32)
 
     def to_dict(self, optimizer_state: dict | None = None, extra: dict | None = None) -> dict:
         return {"format": FORMAT, "space": self.space, "vocab": list(self.vocab), "max_nodes": self.max_nodes,

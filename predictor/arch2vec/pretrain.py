@@ -85,7 +85,7 @@ def prior_validity(model: PretrainedArch2Vec, space, samples: int, seed: int) ->
     z = torch.randn(samples, model.max_nodes, model.latent_dim, generator=gen)
     model.model.eval()
     with torch.inference_mode():
-        ops, adjacency = model.model.decode(z)
+        ops, adjacency = (t.cpu() for t in model.model.decode(z.to(next(model.model.parameters()).device)))
     keys = []
     for graph in graphs_from_decoded(ops.numpy(), adjacency.numpy(), model.pad, model.vocab):
         if graph is None:
