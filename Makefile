@@ -174,9 +174,26 @@ bench-arch2vec: $(STAMP)
 	$(PY) -m predictor.embed info $(A2V)/nb201.pt > $(RA)/pretrain_nb201.json
 	$(PY) -m predictor.embed pretrain --space nb101 --epochs 8 --out $(A2V)/nb101.pt --quiet
 	$(PY) -m predictor.embed info $(A2V)/nb101.pt > $(RA)/pretrain_nb101.json
+	for b in 100 300; do $(PY) -m bench.search --space nb201 --strategies reinforce,bo,rea,random --budget $$b \
+	  --seeds 10 --set embedding=$(A2V)/nb201.pt --quiet --json results/search/nb201_latent_budget$${b}_seeds10.json; done
 	for n in 250 600 1000; do for s in 0 1 2 3 4 5 6 7 8 9; do \
 	  $(BENCH) --space nb201 --predictor arch2vec --set model=$(A2V)/nb201.pt --train-size $$n --val-size 0 \
 	    --seed $$s --test-min 80 --json $(RA)/rf_nb201_$${n}_s$$s.json; \
 	  $(BENCH) $(NB101) --predictor arch2vec --set model=$(A2V)/nb101.pt --train-size $$n --val-size 0 \
 	    --seed $$s --test-min 0.8 --json $(RA)/rf_nb101_$${n}_s$$s.json; \
 	done; done
+
+# arch2vec's input-output extension (issue 16): the IO dataset of the paper's size with the CPU preset
+# (CIFAR-10 batches: CIFAR10_DIR), then the extended model on it. bench-io-small is the 36-network
+# build whose figures the README quotes.
+CIFAR10_DIR ?= $(HOME)/.cache/narnas/cifar-10-batches-py
+.PHONY: bench-io bench-io-small
+bench-io: $(STAMP)
+	$(PY) -m predictor.io_data build --space nb101 --preset io-cpu --train-nets 608 --val-nets 77 \
+	  --data-dir $(CIFAR10_DIR) --out runs/io/nb101
+	$(PY) -m predictor.embed io-train --data runs/io/nb101 --epochs 30 --out $(A2V)/nb101_io.pt --quiet \
+	  --json $(RA)/io_train_nb101.json
+bench-io-small: $(STAMP)
+	$(PY) -m predictor.io_data build --space nb101 --preset io-cpu --train-nets 30 --val-nets 6 \
+	  --data-dir $(CIFAR10_DIR) --out runs/io/nb101_small
+	$(PY) -m predictor.io_data info runs/io/nb101_small > $(RA)/io_nb101_small_info.json

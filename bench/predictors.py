@@ -21,7 +21,7 @@ import numpy as np
 from narnas.cli import parse_overrides, run_main
 
 from predictor.errors import PredictorError
-from predictor.metrics import kendall_tau, pearson, precision_at_top, rmse, spearman
+from predictor.metrics import accuracy_within, kendall_tau, mape, pearson, precision_at_top, rmse, spearman
 from predictor.registry import get_predictor, list_predictors
 
 
@@ -98,7 +98,8 @@ def run(args) -> dict:
         "space": args.space, "predictor": args.predictor, "seed": args.seed,
         "kendall_tau": kendall_tau(pred, y_test), "spearman": spearman(pred, y_test),
         "precision_at_top_5pct": precision_at_top(pred, y_test, 0.05),
-        "pearson": pearson(pred, y_test), "rmse": rmse(pred, y_test),
+        "pearson": pearson(pred, y_test), "rmse": rmse(pred, y_test), "mape": mape(pred, y_test),
+        "acc5": accuracy_within(pred, y_test, 0.05), "acc10": accuracy_within(pred, y_test, 0.10),
         "train_size": len(train), "val_size": len(val), "test_size": len(test),
         "fit_seconds": round(fit_seconds, 2), "predict_archs_per_second": round(len(test) / predict_seconds, 1),
         "target": target, "test_target": test_target, "data": bench.source,

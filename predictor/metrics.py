@@ -30,3 +30,19 @@ def pearson(pred, truth) -> float:
 
 def rmse(pred, truth) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred, float) - np.asarray(truth, float)) ** 2)))
+
+
+def mape(pred, truth) -> float:
+    """Mean absolute percentage error, in percent (as latency papers print it); truths of 0 are left out."""
+    pred, truth = np.asarray(pred, float), np.asarray(truth, float)
+    ok = truth != 0
+    return float(100.0 * np.mean(np.abs(pred[ok] - truth[ok]) / np.abs(truth[ok]))) if ok.any() else float("nan")
+
+
+def accuracy_within(pred, truth, tolerance: float) -> float:
+    """Share (percent) of predictions within ``tolerance`` (0.1 = 10%) of the truth: NNLQP's Acc(10%)."""
+    pred, truth = np.asarray(pred, float), np.asarray(truth, float)
+    ok = truth != 0
+    if not ok.any():
+        return float("nan")
+    return float(100.0 * np.mean(np.abs(pred[ok] - truth[ok]) / np.abs(truth[ok]) <= tolerance))

@@ -10,7 +10,7 @@ import predictor
 import spaces
 from predictor.augment import random_topological_order, twins
 from predictor.graphs import batch_graphs, flat_encoding, neighbour_mask
-from predictor.metrics import kendall_tau, precision_at_top, spearman
+from predictor.metrics import accuracy_within, kendall_tau, mape, pearson, precision_at_top, rmse, spearman
 from predictor.narformer import consistency_loss, graph_attention_mask, sequence_ranking_loss
 from predictor.tnasp import laplacian_eigenvectors
 from predictor.tokenizer import sincos_code, tokenize
@@ -94,6 +94,11 @@ def test_metrics():
     pred = np.arange(20.0)
     pred[19] = -1
     assert precision_at_top(pred, np.arange(20.0), 0.1) == 0.5
+    # errors of 5%, 10% and 20% (and one truth of 0, left out): MAPE 35/3, within 10%: 2 of 3
+    assert mape([105, 90, 120, 7], [100, 100, 100, 0]) == pytest.approx(35 / 3)
+    assert accuracy_within([105, 90, 120, 7], [100, 100, 100, 0], 0.10) == pytest.approx(200 / 3)
+    assert accuracy_within([105, 90, 120], [100, 100, 100], 0.05) == pytest.approx(100 / 3)
+    assert rmse([1, 2], [1, 4]) == pytest.approx(np.sqrt(2)) and pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1)
 
 
 def test_a_warm_start_begins_from_the_given_weights(nb201):
