@@ -104,6 +104,10 @@ class Arch2VecPredictor(Predictor):
         with warnings.catch_warnings():  # GP length scales at a bound, MLP iterations: fits, not failures
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.regressor = regressor.fit(x, (y - mean) / std)
+        if self.config.regressor == "rf":
+            # Trees fit in parallel, but predict on one thread: parallel prediction sums the
+            # trees in a varying order, and a search must rank the same way every run.
+            self.regressor[-1].set_params(n_jobs=1)
         self.selected = f"{self.config.regressor} on {x.shape[1]}-d embeddings"
         return self
 
