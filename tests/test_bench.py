@@ -205,3 +205,21 @@ def test_predictor_bench_reports_errors_overall_and_above_a_threshold():
         predictors.run(predictors.build_parser().parse_args(
             ["--space", "nb201", "--predictor", "ridge", "--train-size", "30", "--val-size", "0",
              "--test-min", "101", "--quiet"]))
+
+
+def test_a_latency_target_is_scaled_not_ranked(shared_data):
+    """On a HELP latency column the neural predictors train on min-max scaled targets (ranks
+    would squeeze the relative errors latency is judged by); a user's choice still wins, and
+    accuracy targets keep the rank transform."""
+    from bench import predictors
+    data = str(shared_data / "nb201" / "nb201_latency_help.csv.gz")
+    common = ["--space", "nb201", "--predictor", "mlp", "--train-size", "60", "--val-size", "20", "--set", "epochs=2",
+              "--quiet"]
+    run = lambda *extra: predictors.run(predictors.build_parser().parse_args([*common, *extra]))
+    latency = run("--data", data, "--target", "lat_pixel2")
+    assert latency["config"]["predictor_config"]["target_transform"] == "minmax"
+    assert 0 <= latency["acc10"] <= 100 and latency["mape"] > 0
+    chosen = run("--data", data, "--target", "lat_pixel2", "--set", "target_transform=rank")
+    assert chosen["config"]["predictor_config"]["target_transform"] == "rank"
+    assert run()["config"]["predictor_config"]["target_transform"] == "rank"
+    assert predictors.is_latency("latency_note10") and not predictors.is_latency("c10valid_val_200_mean")
