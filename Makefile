@@ -197,3 +197,5 @@ bench-io-small: $(STAMP)
 	$(PY) -m predictor.io_data build --space nb101 --preset io-cpu --train-nets 30 --val-nets 6 \
 	  --data-dir $(CIFAR10_DIR) --out runs/io/nb101_small
 	$(PY) -m predictor.io_data info runs/io/nb101_small > $(RA)/io_nb101_small_info.json
+	$(PY) -m predictor.embed io-train --data runs/io/nb101_small --epochs 6 --archs 100000 --set eval_pairs=5000 \
+	  --out $(A2V)/nb101_small_io.pt --json $(RA)/io_train_nb101_small.json --quiet
