@@ -47,7 +47,7 @@ def build_pool(space, embedding: str, size: int, seed: int) -> LatentPool:
     if not embedding:
         raise SearchError("the latent-space strategies need an arch2vec model: pretrain one with "
                           "python -m predictor.embed pretrain --space SPACE --out FILE and pass "
-                          "--set embedding=FILE (or an encode .npz)")
+                          "--embedding FILE (strategy.embedding; or the .npz of its encode)")
     path = Path(embedding)
     if not path.is_file():
         raise SearchError(f"embedding file {path} not found (an arch2vec model from python -m predictor.embed "
