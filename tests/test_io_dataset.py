@@ -167,3 +167,17 @@ def test_the_extended_model_trains_and_its_file_serves_as_an_arch2vec_model(smal
     assert loaded.embed(graphs).shape == (10, 16) and loaded.epochs_done == 2
     p = predictor.get_predictor("arch2vec", model=str(tmp_path / "io.pt"), trees=10)
     assert np.isfinite(p.fit(graphs, [n["val"] for n in dataset["networks"]]).predict(graphs)).all()
+
+
+def test_a_build_on_ray_with_a_relative_folder_keeps_its_files(tmp_path, cifar_dir):
+    """Ray Tune runs each trial in its own working directory: the features must still land in
+    the dataset folder given relative to where the command ran."""
+    command = _build_command("io", cifar_dir)
+    command[command.index("--executor") + 1] = "ray"
+    command[command.index("--train-nets") + 1] = "2"
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    entries = [json.loads(line) for line in (tmp_path / "io" / "networks.jsonl").read_text().splitlines()]
+    assert len(entries) == 3 and all((tmp_path / "io" / e["file"]).exists() for e in entries)
+    assert load_io_dataset(tmp_path / "io")["val"].shape[0] == 3

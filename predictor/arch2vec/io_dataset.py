@@ -83,7 +83,8 @@ class IOFeatureEvaluator:
 
     def __init__(self, space, config: IOBuildConfig, folder: Path, data_dir: str | None, test_rows: np.ndarray):
         from training.recipes import get_recipe
-        self.space, self.config, self.folder = space, config, Path(folder)
+        # Absolute: Ray Tune runs each trial in its own working directory.
+        self.space, self.config, self.folder = space, config, Path(folder).resolve()
         self.recipe = get_recipe(space.name)
         self.training = self.recipe.preset(config.preset, **config.train)
         self.data_dir, self.test_rows = data_dir, np.asarray(test_rows)
@@ -221,6 +222,9 @@ def build(folder, config: IOBuildConfig, executor_config=None, data_dir: str | N
 
             def on_result(i, result, batch=batch):
                 net = batch[i]
+                if result.get("status") == "ok" and not (folder / result["file"]).exists():
+                    result = {"status": "failed", "error": f"its features file {folder / result['file']} is not "
+                              "there (on a cluster the folder must be on storage every node sees)"}
                 if result.get("status") != "ok":
                     log(f"network {net['index']} failed: {result.get('error')}")
                     failed.append(net["index"])
