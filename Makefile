@@ -184,7 +184,7 @@ bench-arch2vec: $(STAMP)
 	done; done
 
 # arch2vec's input-output extension (issue 16): the IO dataset of the paper's size with the CPU preset
-# (CIFAR-10 batches: CIFAR10_DIR), then the extended model on it. bench-io-small is the 36-network
+# (CIFAR-10 batches: CIFAR10_DIR), then the extended model on it. bench-io-small is the 20-network
 # build whose figures the README quotes.
 CIFAR10_DIR ?= $(HOME)/.cache/narnas/cifar-10-batches-py
 .PHONY: bench-io bench-io-small
@@ -194,8 +194,8 @@ bench-io: $(STAMP)
 	$(PY) -m predictor.embed io-train --data runs/io/nb101 --epochs 30 --out $(A2V)/nb101_io.pt --quiet \
 	  --json $(RA)/io_train_nb101.json
 bench-io-small: $(STAMP)
-	$(PY) -m predictor.io_data build --space nb101 --preset io-cpu --train-nets 30 --val-nets 6 \
+	$(PY) -m predictor.io_data build --space nb101 --preset io-cpu --train-nets 16 --val-nets 4 \
 	  --data-dir $(CIFAR10_DIR) --out runs/io/nb101_small
 	$(PY) -m predictor.io_data info runs/io/nb101_small > $(RA)/io_nb101_small_info.json
-	$(PY) -m predictor.embed io-train --data runs/io/nb101_small --epochs 6 --archs 100000 --set eval_pairs=5000 \
+	$(PY) -m predictor.embed io-train --data runs/io/nb101_small --epochs 4 --archs 100000 --set eval_pairs=5000 \
 	  --out $(A2V)/nb101_small_io.pt --json $(RA)/io_train_nb101_small.json --quiet
