@@ -42,11 +42,18 @@ class Corpus:
 
 
 def space_graphs(space, archs: int | None, seed: int) -> tuple[list, str]:
-    """The space's graphs to pretrain on, and how they were chosen."""
+    """The space's graphs to pretrain on, and how they were chosen: every arch of an enumerable
+    space (or ``archs`` of them, uniformly), else ``archs`` distinct samples."""
     from spaces.base import Enumeration, GraphEncoding, Sampling, require
     require(space, GraphEncoding, "to pretrain arch2vec")
-    if isinstance(space, Enumeration) and (archs is None or archs >= space.count()):
-        return [space.to_graph(a) for a in space.enumerate()], f"all {space.count()} archs of {space.name}"
+    if isinstance(space, Enumeration):
+        everything = list(space.enumerate())
+        if archs is None or archs >= len(everything):
+            return [space.to_graph(a) for a in everything], f"all {len(everything)} archs of {space.name}"
+        # Uniform over distinct archs (a space's sampler need not be: NB101's favours small cells).
+        chosen = np.sort(np.random.default_rng([seed, 101]).choice(len(everything), archs, replace=False))
+        return ([space.to_graph(everything[i]) for i in chosen],
+                f"{archs} distinct archs drawn from {space.name}'s {len(everything)}")
     require(space, Sampling, "to draw archs for arch2vec")
     target = archs or DEFAULT_SAMPLED
     rng = np.random.default_rng([seed, 101])
@@ -58,11 +65,7 @@ def space_graphs(space, archs: int | None, seed: int) -> tuple[list, str]:
         if key not in seen:
             seen.add(key)
             graphs.append(space.to_graph(arch))
-    if isinstance(space, Enumeration):
-        how = f"{len(graphs)} distinct archs sampled from {space.name}'s {space.count()}"
-    else:
-        how = f"{len(graphs)} distinct archs sampled from {space.name}"
-    return graphs, how
+    return graphs, f"{len(graphs)} distinct archs sampled from {space.name}"
 
 
 def make_corpus(graphs: list, description: str, held_out: int, seed: int, max_nodes: int | None = None) -> Corpus:
