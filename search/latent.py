@@ -32,7 +32,7 @@ from .strategies import Strategy
 @dataclass
 class LatentPool:
     keys: list[str]
-    archs: list  # the space's archs (or None where only the JSON is known yet)
+    archs: list  # the space's archs, row by row
     x: np.ndarray  # float64 [M, D] standardised embeddings
     fingerprint: str
 
@@ -67,7 +67,7 @@ def build_pool(space, embedding: str, size: int, seed: int) -> LatentPool:
 
 def _from_npz(space, path: Path):
     with np.load(path) as data:
-        if "embeddings" not in data.files or "archs" not in data.files:
+        if not {"embeddings", "archs", "space"} <= set(data.files):
             raise SearchError(f"{path} is not an embedding file of python -m predictor.embed encode")
         if str(data["space"]) != space.name:
             raise SearchError(f"{path} holds embeddings of space {data['space']}, not {space.name}")
