@@ -11,7 +11,9 @@ state, and each round's predictor from its own seed.
 from __future__ import annotations
 
 import platform
+import signal
 import sys
+import threading
 import time
 
 from . import config as search_config
@@ -183,6 +185,7 @@ class Search:
         self.evaluated_here = 0  # evaluations finished by this process: the rate behind the estimate
         with make_executor(cfg.executor, storage=str(self.run_dir.path / "ray"), quiet=cfg.run.quiet) as executor:
             while True:
+                interrupts_raise()  # the predictor fits here, between the executor's runs
                 batch = self.strategy.pending() or self.strategy.ask()
                 if not batch:
                     break
@@ -291,3 +294,11 @@ class Search:
     def _plots(self):
         from .report import plot_run
         plot_run(self.entries(), self.run_dir.path / "plots", f"{self.config.strategy.name} on {self.config.space.name}")
+
+
+def interrupts_raise() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt in the driver's own work again, whatever handler a
+    library left installed (Ray Tune's swallows the signal)."""
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
