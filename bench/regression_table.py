@@ -46,6 +46,11 @@ def rows(runs: list[tuple[str, dict]]) -> list[str]:
 
 
 def main(argv=None) -> int:
+    from narnas.cli import run_main
+    return run_main(lambda: _main(argv))
+
+
+def _main(argv) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.regression_table", description=__doc__.split("\n")[0])
     p.add_argument("files", nargs="+")
     args = p.parse_args(argv)

@@ -27,3 +27,16 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return Path(_DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(shared_data, tmp_path_factory):
+    """A CIFAR-10 python batches folder of the shared 3,000-image sample (2,000 train, 1,000 test)."""
+    import numpy as np
+    from training.datasets import cifar10
+    z = np.load(shared_data / "cifar10" / "cifar10_mini_decoded.npz")
+    train, test = z["split"] == 0, z["split"] == 1
+    folder = tmp_path_factory.mktemp("cifar") / cifar10.FOLDER
+    cifar10.write_batches(folder, cifar10.Split(z["x"][train], z["y"][train].astype(np.int64)),
+                          cifar10.Split(z["x"][test], z["y"][test].astype(np.int64)))
+    return folder

@@ -12,7 +12,6 @@ import pytest
 from predictor.arch2vec.io_dataset import load_io_dataset
 from predictor.arch2vec.io_features import fit_normaliser, io_targets, normalise
 from predictor.errors import PredictorError
-from training.datasets import cifar10
 
 
 def test_targets_are_scaled_sorted_by_the_class_weights_with_the_bias_and_multiplied():
@@ -37,16 +36,6 @@ def test_targets_are_scaled_sorted_by_the_class_weights_with_the_bias_and_multip
     np.testing.assert_allclose(normalise(train, norm), [[-1.0, 0.0], [1.0, 0.0]])  # a constant feature stays 0
     with pytest.raises(PredictorError, match="do not match"):
         io_targets(features, weight[:, :2], bias, labels)
-
-
-@pytest.fixture(scope="module")
-def cifar_dir(shared_data, tmp_path_factory):
-    z = np.load(shared_data / "cifar10" / "cifar10_mini_decoded.npz")
-    train, test = z["split"] == 0, z["split"] == 1
-    folder = tmp_path_factory.mktemp("cifar") / cifar10.FOLDER
-    cifar10.write_batches(folder, cifar10.Split(z["x"][train], z["y"][train].astype(np.int64)),
-                          cifar10.Split(z["x"][test], z["y"][test].astype(np.int64)))
-    return folder
 
 
 def _build_command(out, cifar_dir, *extra):

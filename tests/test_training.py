@@ -20,16 +20,6 @@ TINY = ["--set", "channels=4", "--set", "layers=3", "--set", "val_size=200", "--
         "--set", "batch_size=50", "--set", "eval_batch_size=200"]
 
 
-@pytest.fixture(scope="module")
-def cifar_dir(shared_data, tmp_path_factory):
-    z = np.load(shared_data / "cifar10" / "cifar10_mini_decoded.npz")
-    train, test = z["split"] == 0, z["split"] == 1
-    folder = tmp_path_factory.mktemp("cifar") / cifar10.FOLDER
-    cifar10.write_batches(folder, cifar10.Split(z["x"][train], z["y"][train].astype(np.int64)),
-                          cifar10.Split(z["x"][test], z["y"][test].astype(np.int64)))
-    return folder
-
-
 def test_reads_the_standard_layout_with_a_checksum_warning(cifar_dir, shared_data):
     warnings = []
     data = cifar10.load(cifar_dir.parent, val_size=300, warn=warnings.append)

@@ -3,10 +3,24 @@ crop (padding 4) and horizontal flip, cross-entropy, SGD with a cosine schedule.
 spaces subclass it with their network's fields and presets."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
+from .errors import TrainingError
 from .recipes import Recipe
-from .trainer import fit
+from .trainer import TrainerConfig, fit
+
+
+@dataclass
+class CellTrainingConfig(TrainerConfig):
+    """The data fields the cell recipes share; the spaces add their network's fields."""
+    fraction: float = 1.0  # share of the training images used (class-balanced)
+    val_size: int = 1000  # held out of the training set
+
+    def validate(self):
+        super().validate()
+        if not 0 < self.fraction <= 1:
+            raise TrainingError(f"training.fraction must be in (0, 1], got {self.fraction}")
+        return self
 
 
 def count_parameters(model) -> int:

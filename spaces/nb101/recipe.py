@@ -5,25 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from narnas.config import at_least
-from training.cell_recipe import CellRecipe
-from training.errors import TrainingError
+from training.cell_recipe import CellRecipe, CellTrainingConfig
 from training.recipes import register_recipe
-from training.trainer import TrainerConfig
 
 
 @dataclass
-class NB101TrainingConfig(TrainerConfig):
+class NB101TrainingConfig(CellTrainingConfig):
     stem_channels: int = 128
     num_stacks: int = 3
     cells_per_stack: int = 3
-    fraction: float = 1.0  # share of every split used
-    val_size: int = 1000  # held out of the training set
 
     def validate(self):
         super().validate()
         at_least(self, 1, "stem_channels", "num_stacks", "cells_per_stack", where="training")
-        if not 0 < self.fraction <= 1:
-            raise TrainingError(f"training.fraction must be in (0, 1], got {self.fraction}")
         return self
 
 

@@ -5,24 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from narnas.config import at_least
-from training.cell_recipe import CellRecipe
-from training.errors import TrainingError
+from training.cell_recipe import CellRecipe, CellTrainingConfig
 from training.recipes import register_recipe
-from training.trainer import TrainerConfig
 
 
 @dataclass
-class NB201TrainingConfig(TrainerConfig):
+class NB201TrainingConfig(CellTrainingConfig):
     channels: int = 16
     cells_per_stage: int = 5
-    fraction: float = 1.0  # share of every split used
-    val_size: int = 1000  # held out of the training set
 
     def validate(self):
         super().validate()
         at_least(self, 1, "channels", "cells_per_stage", where="training")
-        if not 0 < self.fraction <= 1:
-            raise TrainingError(f"training.fraction must be in (0, 1], got {self.fraction}")
         return self
 
 
