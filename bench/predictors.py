@@ -85,6 +85,8 @@ def run(args) -> dict:
     keep = np.isfinite(y_test)
     test, y_test = test[keep], y_test[keep]
 
+    if args.test_min is not None and not (y_test >= args.test_min).any():  # before the fit, not after
+        raise PredictorError(f"no test arch has {test_target} >= {args.test_min} (--test-min)")
     overrides = parse_overrides(args.set)
     if is_latency(target) and "target_transform" not in overrides \
             and "target_transform" in getattr(predictor_class(args.predictor).config_class, "__dataclass_fields__", {}):
@@ -114,8 +116,6 @@ def run(args) -> dict:
     if args.test_min is not None:
         # arch2vec's protocol: errors on the good archs only (test accuracy above 0.8 there)
         good = y_test >= args.test_min
-        if not good.any():
-            raise PredictorError(f"no test arch has {test_target} >= {args.test_min} (--test-min)")
         result["above"] = {"min": args.test_min, "count": int(good.sum()), "rmse": rmse(pred[good], y_test[good]),
                            "pearson": pearson(pred[good], y_test[good]),
                            "kendall_tau": kendall_tau(pred[good], y_test[good])}
