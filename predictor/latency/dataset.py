@@ -1,0 +1,287 @@
+"""The latency dataset: networks measured on this machine, and the reader of NNLQP's layout.
+
+A dataset folder::
+
+    manifest.json    what the build measured with (seed, batch size, threads, runs) - fixed
+    platforms.json   platform id -> CPU, runtime and its version, threads, batch size
+    journal.jsonl    one line per measured network (append-only, flushed): its family, draw,
+                     latency statistics, static features and ONNX path
+    gt.txt           NNLQP's table, one network per line:
+                     ``<id> <onnx path> <batch size> <latency ms> <family> <platform id>``
+    onnx/<family>/<family>_<index>.onnx   the network without its weight values (shapes kept)
+
+``gt.txt`` is rewritten from the journal (atomically) after every network, so the reader sees
+the same table whether the build finished or was killed. NNLQP's released ``gt.txt`` has the
+same first six columns (plus a train/test column in some splits), so :func:`read_table` reads
+both; its ONNX paths are relative to the folder that holds its ``onnx`` tree.
+
+Building: variants are drawn per (seed, family, index) (:mod:`.families`), exported to ONNX in
+parallel worker processes, then timed one at a time with nothing else running (timing two
+networks at once on shared cores measures the contention). A second build with the same
+settings skips every network already in the journal.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from narnas.files import atomic_write_bytes, writable_folder
+
+from ..errors import PredictorError
+
+FORMAT = "narnas-latency/1"
+MANIFEST, PLATFORMS, JOURNAL, TABLE = "manifest.json", "platforms.json", "journal.jsonl", "gt.txt"
+#: Manifest fields that a resumed build must share: a latency measured otherwise is another dataset.
+FIXED_FIELDS = ("seed", "batch_size", "threads", "warmup", "repeats", "min_seconds", "opset")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    families: tuple[str, ...]
+    per_family: int
+    seed: int = 0
+    batch_size: int = 1
+    threads: int = 1
+    warmup: int = 10
+    repeats: int = 30
+    #: Keep timing past ``repeats`` until this much was timed (fast networks get more runs).
+    min_seconds: float = 1.0
+    opset: int = 17
+    export_workers: int = 0  # 0: one per core
+    chunk: int = 16
+
+    def __post_init__(self):
+        from .families import check_families
+        check_families(self.families)
+        for name in ("per_family", "batch_size", "threads", "repeats", "chunk"):
+            if getattr(self, name) < 1:
+                raise PredictorError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.warmup < 0 or self.min_seconds < 0 or self.export_workers < 0:
+            raise PredictorError("--warmup, --min-seconds and --export-workers cannot be negative")
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One row of a ``gt.txt`` table."""
+
+    id: str
+    onnx: str  # as written in the table (relative to the table's root)
+    batch_size: int
+    latency_ms: float
+    family: str
+    platform: int
+    stage: str | None = None  # NNLQP's train/test column, where a split file has one
+
+
+def network_id(family: str, index: int) -> str:
+    return f"{family}_{index:04d}"
+
+
+def onnx_relpath(family: str, index: int) -> str:
+    return f"onnx/{family}/{network_id(family, index)}.onnx"
+
+
+def read_journal(folder: Path) -> list[dict]:
+    """The journal's entries; a torn last line (a kill mid-write) is ignored."""
+    path = Path(folder) / JOURNAL
+    if not path.exists():
+        return []
+    entries = []
+    lines = path.read_text().splitlines()
+    for k, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if k == len(lines) - 1:
+                break
+            raise PredictorError(f"{path} line {k + 1} is not JSON: the journal is damaged") from None
+    return entries
+
+
+def write_table(folder: Path, entries) -> None:
+    """gt.txt from journal entries (NNLQP's columns), written atomically."""
+    lines = [f"{e['id']} {e['onnx']} {e['batch_size']} {e['latency_ms']:.6f} {e['family']} {e['platform']}"
+             for e in entries]
+    atomic_write_bytes(Path(folder) / TABLE, ("\n".join(lines) + ("\n" if lines else "")).encode())
+
+
+def read_table(path) -> list[Record]:
+    """Rows of a gt.txt (this package's or NNLQP's), or a PredictorError naming the bad line."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / TABLE
+    if not path.is_file():
+        raise PredictorError(f"latency table {path} does not exist (build one with python -m predictor.latency_data "
+                             "build --out DIR, or point --data at NNLQP's dataset folder or its gt.txt)")
+    records = []
+    for k, line in enumerate(path.read_text().splitlines(), 1):
+        items = line.split()
+        if not items:
+            continue
+        if len(items) < 6:
+            raise PredictorError(f"{path} line {k}: expected '<id> <onnx path> <batch size> <latency ms> <family> "
+                                 f"<platform id> [stage]', got {line.strip()[:80]!r}")
+        try:
+            records.append(Record(items[0], items[1], int(items[2]), float(items[3]), items[4], int(items[5]),
+                                  items[6] if len(items) > 6 else None))
+        except ValueError:
+            raise PredictorError(f"{path} line {k}: batch size, latency and platform must be numbers, "
+                                 f"got {' '.join(items[2:6])!r}") from None
+    if not records:
+        raise PredictorError(f"latency table {path} has no rows")
+    return records
+
+
+def strip_weights(model):
+    """A copy of an ONNX model whose initializers keep their shapes and types but no values:
+    what a layer graph needs, at a few kilobytes (NNLQP ships its graphs the same way)."""
+    import onnx
+    stripped = onnx.ModelProto.FromString(model.SerializeToString())
+    for t in stripped.graph.initializer:
+        for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
+                      "string_data"):
+            t.ClearField(field)
+    return stripped
+
+
+def _export_one(family: str, index: int, seed: int, batch_size: int, opset: int, pending: str) -> dict:
+    """Worker: draw a variant, export it with weights to ``pending``; returns its description."""
+    import torch
+    torch.set_num_threads(1)
+    from .families import draw
+    from .graph import module_to_onnx
+    start = time.perf_counter()
+    variant = draw(family, seed, index)
+    model = module_to_onnx(variant.module, (batch_size,) + tuple(variant.input_shape), opset=opset)
+    atomic_write_bytes(Path(pending), model.SerializeToString())
+    return {"family": family, "index": index, "spec": variant.spec,
+            "input_shape": [batch_size] + list(variant.input_shape),
+            "export_seconds": round(time.perf_counter() - start, 3), "pending": pending}
+
+
+class Builder:
+    """Builds (or resumes) a dataset folder."""
+
+    def __init__(self, out, config: BuildConfig, log=None):
+        self.out = writable_folder(out, "--out")
+        self.config = config
+        self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._check_manifest()
+
+    def _check_manifest(self):
+        from .timing import platform_info
+        path = self.out / MANIFEST
+        c = self.config
+        mine = {"format": FORMAT, **{k: getattr(c, k) for k in FIXED_FIELDS}}
+        if path.exists():
+            try:
+                theirs = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                raise PredictorError(f"{path} is not JSON: not a latency dataset folder") from None
+            if theirs.get("format") != FORMAT:
+                raise PredictorError(f"{self.out} holds {theirs.get('format')!r}, not a latency dataset ({FORMAT})")
+            changed = [f"{k} {theirs.get(k)!r} -> {mine[k]!r}" for k in FIXED_FIELDS if theirs.get(k) != mine[k]]
+            if changed:
+                raise PredictorError(f"{self.out} was measured with other settings ({'; '.join(changed)}): "
+                                     "build into a new --out, or rerun with the dataset's settings")
+        else:
+            atomic_write_bytes(path, json.dumps(mine, indent=2).encode())
+        platforms_path = self.out / PLATFORMS
+        platforms = json.loads(platforms_path.read_text()) if platforms_path.exists() else {}
+        here = platform_info(c.threads, c.batch_size)
+        for key, info in platforms.items():
+            if info == here:
+                self.platform = int(key)
+                break
+        else:  # another machine resuming the folder adds its own platform id
+            self.platform = len(platforms)
+            platforms[str(self.platform)] = here
+            atomic_write_bytes(platforms_path, json.dumps(platforms, indent=2).encode())
+
+    def todo(self, entries) -> list[tuple[str, int]]:
+        """Networks still to measure, families interleaved (a partial build covers all)."""
+        done = {(e["family"], e["index"]) for e in entries}
+        return [(family, i) for i in range(self.config.per_family) for family in self.config.families
+                if (family, i) not in done]
+
+    def run(self) -> dict:
+        entries = read_journal(self.out)
+        write_table(self.out, entries)
+        todo = self.todo(entries)
+        self.log(f"latency dataset {self.out}: {len(entries)} measured, {len(todo)} to go")
+        pending = self.out / ".pending"
+        pending.mkdir(exist_ok=True)
+        c = self.config
+        workers = c.export_workers or os.cpu_count() or 1
+        start = time.perf_counter()
+        measured = 0
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else None
+        try:
+            with open(self.out / JOURNAL, "a") as journal:
+                for at in range(0, len(todo), c.chunk):
+                    chunk = todo[at: at + c.chunk]
+                    jobs = [(f, i, c.seed, c.batch_size, c.opset, str(pending / f"{network_id(f, i)}.onnx"))
+                            for f, i in chunk]
+                    # Export in parallel, then time alone: the pool is idle while a network is timed.
+                    exported = list(pool.map(_export_one, *zip(*jobs))) if pool else [_export_one(*j) for j in jobs]
+                    for item in exported:
+                        entry = self._measure(item)
+                        journal.write(json.dumps(entry) + "\n")
+                        journal.flush()
+                        os.fsync(journal.fileno())
+                        entries.append(entry)
+                        write_table(self.out, entries)
+                        measured += 1
+                    self.log(f"  {len(entries)} measured ({measured} this run, "
+                             f"{time.perf_counter() - start:.0f} s)")
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        if not any(pending.iterdir()):
+            pending.rmdir()
+        return {"networks": len(entries), "measured_now": measured, "seconds": time.perf_counter() - start}
+
+    def _measure(self, item: dict) -> dict:
+        import onnx
+        from .graph import onnx_graph, static_features
+        from .timing import measure
+        c = self.config
+        pending = Path(item["pending"])
+        model = onnx.load(str(pending))
+        stats = measure(model, threads=c.threads, warmup=c.warmup, repeats=c.repeats, seed=c.seed,
+                        min_seconds=c.min_seconds)
+        graph = onnx_graph(model)
+        rel = onnx_relpath(item["family"], item["index"])
+        atomic_write_bytes(self.out / rel, strip_weights(model).SerializeToString())
+        pending.unlink(missing_ok=True)
+        return {"id": network_id(item["family"], item["index"]), "family": item["family"], "index": item["index"],
+                "onnx": rel, "batch_size": c.batch_size, "platform": self.platform,
+                "latency_ms": stats.median_ms, "stats": stats.to_dict(), "input_shape": item["input_shape"],
+                "num_nodes": graph.num_nodes, "static": static_features(graph), "spec": item["spec"],
+                "export_seconds": item["export_seconds"], "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def summary(folder) -> dict:
+    """Per-family counts and latency ranges of a dataset folder (or an NNLQP table)."""
+    import numpy as np
+    records = read_table(folder)
+    families: dict[str, list[float]] = {}
+    for r in records:
+        families.setdefault(r.family, []).append(r.latency_ms)
+    out = {"networks": len(records), "families": {}}
+    for name, lat in sorted(families.items()):
+        a = np.asarray(lat)
+        out["families"][name] = {"networks": len(a), "latency_ms_min": float(a.min()),
+                                 "latency_ms_median": float(np.median(a)), "latency_ms_max": float(a.max())}
+    platforms = Path(folder) / PLATFORMS if Path(folder).is_dir() else None
+    if platforms is not None and platforms.exists():
+        out["platforms"] = json.loads(platforms.read_text())
+    return out

@@ -1,0 +1,76 @@
+"""``python -m predictor.latency_data``: a latency dataset measured on this machine.
+
+  python -m predictor.latency_data build --out runs/latency/cpu --families all --per-family 200 \\
+      --batch-size 1 --threads 1
+  python -m predictor.latency_data info runs/latency/cpu          # or NNLQP's folder / gt.txt
+  python -m predictor.latency_data families
+
+``build`` draws ``--per-family`` variants of each family (randomised widths, depths, kernel
+sizes and resolutions, as NNLQP's unseen-structure set), exports each to ONNX (in parallel)
+and times it in onnxruntime (one at a time: warm-up runs, then the median of repeated runs).
+The same command resumes a killed build and measures only what is missing; a larger
+``--per-family`` extends a dataset. Time the build on an otherwise idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from narnas.cli import run_main
+
+
+def build_parser():
+    from predictor.latency.families import FAMILIES
+    p = argparse.ArgumentParser(prog="python -m predictor.latency_data", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="measure networks into a dataset folder (resumable)")
+    b.add_argument("--out", required=True, help="the dataset folder")
+    b.add_argument("--families", default="all", help=f"comma-separated, or all: {', '.join(FAMILIES)}")
+    b.add_argument("--per-family", type=int, default=200)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--batch-size", type=int, default=1)
+    b.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads while timing")
+    b.add_argument("--warmup", type=int, default=10)
+    b.add_argument("--repeats", type=int, default=30)
+    b.add_argument("--min-seconds", type=float, default=1.0,
+                   help="keep timing a network past --repeats until this many seconds were timed")
+    b.add_argument("--export-workers", type=int, default=0, help="processes exporting to ONNX (0: one per core)")
+    b.add_argument("--json", help="write the build's summary here")
+    i = sub.add_parser("info", help="networks per family and their latency ranges")
+    i.add_argument("folder", help="a dataset folder or a gt.txt (ours or NNLQP's)")
+    sub.add_parser("families", help="the network families a build can draw")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from predictor.latency import dataset
+    from predictor.latency.families import FAMILIES
+    if args.command == "families":
+        for name, fn in FAMILIES.items():
+            print(f"{name:14s} {(fn.__doc__ or '').strip().splitlines()[0] if fn.__doc__ else ''}".rstrip())
+        return 0
+    if args.command == "info":
+        print(json.dumps(dataset.summary(args.folder), indent=2))
+        return 0
+    families = tuple(FAMILIES) if args.families == "all" else tuple(f.strip() for f in args.families.split(",") if f.strip())
+    config = dataset.BuildConfig(families=families, per_family=args.per_family, seed=args.seed,
+                                 batch_size=args.batch_size, threads=args.threads, warmup=args.warmup,
+                                 repeats=args.repeats, min_seconds=args.min_seconds,
+                                 export_workers=args.export_workers)
+    result = dataset.Builder(args.out, config).run()
+    result.update(dataset.summary(args.out))
+    text = json.dumps(result, indent=2)
+    if args.json:
+        from pathlib import Path
+
+        from narnas.files import atomic_write_bytes
+        atomic_write_bytes(Path(args.json), text.encode())
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
