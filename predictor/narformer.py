@@ -101,9 +101,15 @@ class Refuse(nn.Module):
 
 
 class NARFormerNet(nn.Module):
-    def __init__(self, cfg: NARFormerConfig):
+    """``token_width`` defaults to the cell tokens' 6L. Whole networks (latency) pass their
+    480-wide layer tokens, ``num_static`` static features that join the fused token at the head
+    (the supplement, section 1), and ``squash=False`` for an unbounded output."""
+
+    def __init__(self, cfg: NARFormerConfig, token_width: int | None = None, num_static: int = 0,
+                 squash: bool = True):
         super().__init__()
-        token_width = 6 * cfg.num_freqs
+        token_width = token_width or 6 * cfg.num_freqs
+        self.squash = squash
         self.pool = cfg.pool
         self.embed = nn.Identity() if token_width == cfg.d_model else nn.Linear(token_width, cfg.d_model)
         self.depth_map = nn.Linear(token_width, cfg.d_model)
@@ -117,9 +123,11 @@ class NARFormerNet(nn.Module):
             for s in range(stages))
         self.refuse = nn.ModuleList(Refuse(cfg) for _ in range(max(0, stages - 1)))
         self.norm = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, 1)
+        self.static = (nn.Sequential(nn.Linear(num_static, cfg.d_model), nn.ReLU(), nn.Linear(cfg.d_model, cfg.d_model))
+                       if num_static else None)
+        self.head = nn.Linear(cfg.d_model * (2 if num_static else 1), 1)
 
-    def forward(self, tokens, mask, depth_code, neighbours=None):
+    def forward(self, tokens, mask, depth_code, neighbours=None, static=None):
         x = self.embed(tokens)
         depth = F.relu(self.depth_map(depth_code))[:, None]
         x = torch.cat([depth, x], dim=1)
@@ -135,7 +143,11 @@ class NARFormerNet(nn.Module):
             for refuse, stage in zip(self.refuse, self.stages[1:]):
                 q = stage(refuse(memory, q, mask))
             pooled = q[:, -1]
-        return torch.sigmoid(self.head(self.norm(pooled))).squeeze(-1)
+        fused = self.norm(pooled)
+        if self.static is not None:
+            fused = torch.cat([fused, self.static(static)], dim=-1)
+        out = self.head(fused).squeeze(-1)
+        return torch.sigmoid(out) if self.squash else out
 
 
 @register_predictor("narformer")

@@ -285,3 +285,50 @@ def summary(folder) -> dict:
     if platforms is not None and platforms.exists():
         out["platforms"] = json.loads(platforms.read_text())
     return out
+
+
+GRAPH_CACHE = "graphs.cache.pkl"
+
+
+def load_graphs(data, onnx_root=None, *, log=None):
+    """(records, compact layer graphs) of a dataset folder or a gt.txt (ours or NNLQP's).
+
+    ONNX paths are relative to ``onnx_root`` (default: the table's folder). Extracted graphs
+    are cached beside the table (``graphs.cache.pkl``, keyed by path, batch size, file size
+    and time), so a second run reads them in a second.
+    """
+    import pickle
+
+    from .encoding import compact
+    from .graph import onnx_graph
+    data = Path(data)
+    table = data / TABLE if data.is_dir() else data
+    records = read_table(table)
+    root = Path(onnx_root) if onnx_root else table.parent
+    cache_path = table.parent / GRAPH_CACHE
+    cache = {}
+    if cache_path.exists():
+        try:
+            cache = pickle.loads(cache_path.read_bytes())
+        except Exception:  # a cache from another version: rebuild it
+            cache = {}
+    graphs, fresh = [], 0
+    for r in records:
+        path = root / r.onnx
+        if not path.is_file():
+            raise PredictorError(f"{table}: network {r.id}'s ONNX file {path} does not exist "
+                                 "(--onnx-root points at the folder its paths are relative to)")
+        st = path.stat()
+        key = (r.onnx, r.batch_size, st.st_size, st.st_mtime_ns)
+        if key not in cache:
+            cache[key] = compact(onnx_graph(path, batch_size=r.batch_size))
+            fresh += 1
+            if log and fresh % 200 == 0:
+                log(f"  {fresh} graphs extracted")
+        graphs.append(cache[key])
+    if fresh:
+        try:
+            atomic_write_bytes(cache_path, pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            pass  # a read-only dataset (NNLQP's on a shared disk) is read again next time
+    return records, graphs

@@ -167,7 +167,6 @@ def _attr(node, name, default=None):
 
 class _LayerGraphBuilder:
     def __init__(self, model):
-        import onnx.numpy_helper  # noqa: F401 - used below through onnx
         g = model.graph
         self.graph = g
         self.weights = {t.name: tuple(int(d) for d in t.dims) for t in g.initializer}

@@ -1,0 +1,323 @@
+"""Latency predictors of whole networks: NAR-Former and the baselines it is compared with.
+
+* ``narformer``: NAR-Former's multi-stage fusion transformer on the 480-wide layer tokens,
+  with the static features (batch size, FLOPs, MACs, parameters, memory access) joining the
+  fused token at the head (its supplement, section 1).
+* ``gnn``: an NNLQP-style graph network: GraphSAGE layers (mean over neighbours, either
+  direction) on one-hot op types and log-scaled attributes and shapes, sum and mean readout,
+  the static features at the head.
+* ``flops``: latency as a linear function of FLOPs, fitted by least squares (the papers'
+  FLOPs baseline).
+* ``lut``: the sum of each layer's latency measured alone (see :mod:`.kernels`), scaled by a
+  least-squares fit (nn-Meter's kernel-level idea as a look-up table).
+
+Neural predictors regress log latency (standardised), so the squared error is a relative
+error, the quantity MAPE and Acc(10%) judge. Mini-batches group networks of similar size
+(a 40-layer VGG is not padded to an 800-layer EfficientNet), in a seeded order.
+"""
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from narnas import config as configs
+from narnas.errors import ConfigError
+
+from ..errors import PredictorError
+from .encoding import TOKEN_WIDTH, CompactGraph, gnn_features, narformer_tokens, static_matrix
+
+
+class LatencyPredictor(abc.ABC):
+    name: str
+    config_class: type
+
+    def __init__(self, config):
+        self.config = config
+
+    @abc.abstractmethod
+    def fit(self, graphs: list[CompactGraph], latency_ms, records=None) -> "LatencyPredictor":
+        ...
+
+    @abc.abstractmethod
+    def predict(self, graphs: list[CompactGraph], records=None) -> np.ndarray:
+        ...
+
+
+def _check(graphs, y):
+    y = np.asarray(y, dtype=np.float64)
+    if len(graphs) == 0 or len(graphs) != len(y):
+        raise PredictorError(f"need as many latencies as networks (got {len(graphs)} networks, {len(y)} latencies)")
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise PredictorError("latencies must be positive finite numbers")
+    return y
+
+
+# --- linear baselines ------------------------------------------------------------------------
+@dataclass
+class LinearConfig:
+    seed: int = 0  # accepted like every predictor's; the fit is deterministic
+
+
+class FlopsPredictor(LatencyPredictor):
+    """latency = a * FLOPs + b."""
+
+    name = "flops"
+    config_class = LinearConfig
+
+    def _x(self, graphs):
+        return np.array([g.static[1] for g in graphs], dtype=np.float64)  # STATIC_FEATURES[1] is flops
+
+    def fit(self, graphs, latency_ms, records=None):
+        y = _check(graphs, latency_ms)
+        x = self._x(graphs)
+        self.coef = np.polyfit(x, y, 1) if np.ptp(x) > 0 else np.array([0.0, y.mean()])
+        return self
+
+    def predict(self, graphs, records=None):
+        return np.polyval(self.coef, self._x(graphs))
+
+
+# --- neural predictors -------------------------------------------------------------------------
+@dataclass
+class NeuralConfig:
+    epochs: int = 60
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    dropout: float = 0.1
+    seed: int = 0
+    threads: int = 0  # torch threads (0: torch's default)
+    device: str = "cpu"
+    quiet: bool = True
+
+    def validate(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise PredictorError("epochs, batch_size and lr must be positive")
+
+
+@dataclass
+class NARFormerLatencyConfig(NeuralConfig):
+    """The supplement's NNLQP model uses the NB101 settings (d_model 192 on GPUs); these are
+    CPU-sized defaults. ``attention="graph"`` lets a layer attend to its graph neighbours
+    (and the global tokens) only in the first stage."""
+
+    num_freqs: int = 16  # unused by the layer tokens (fixed 32 per code); kept for NARFormerNet
+    d_model: int = 64
+    heads: int = 4
+    ffn: int = 256
+    depth: int = 2
+    fusion_stages: int = 3
+    fusion_depth: int = 1
+    drop_path: float = 0.0
+    pool: str = "fusion"
+    attention: str = "full"
+
+    def validate(self):
+        super().validate()
+        if self.pool not in ("fusion", "mean") or self.attention not in ("full", "graph"):
+            raise PredictorError("pool is fusion|mean and attention full|graph")
+        if self.d_model % self.heads:
+            raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
+
+
+@dataclass
+class GNNLatencyConfig(NeuralConfig):
+    hidden: int = 128
+    layers: int = 3
+
+
+class NeuralLatencyPredictor(LatencyPredictor):
+    """Shared training: AdamW, linear warm-up and decay, MSE on standardised log latency."""
+
+    def build_model(self, num_static: int):
+        raise NotImplementedError
+
+    def inputs(self, graphs: list[CompactGraph]) -> dict:
+        raise NotImplementedError
+
+    def _static(self, graphs):
+        return (static_matrix(graphs) - self.static_mean) / self.static_std
+
+    def _batches(self, sizes: np.ndarray, rng=None):
+        """Index lists of similar-sized networks; shuffled (within and across) when rng is given."""
+        if rng is None:
+            order = np.argsort(sizes, kind="stable")
+        else:  # sort by size with noise, so batches mix neighbours in size but differ per epoch
+            order = np.argsort(sizes * np.exp(rng.normal(0, 0.1, len(sizes))), kind="stable")
+        batches = [order[i:i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
+        if rng is not None:
+            rng.shuffle(batches)
+        return batches
+
+    def fit(self, graphs, latency_ms, records=None):
+        from ..base import param_groups, warmup_linear
+        cfg = self.config
+        y = np.log(_check(graphs, latency_ms))
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        s = static_matrix(graphs)
+        self.static_mean, self.static_std = s.mean(0), s.std(0) + 1e-6
+        self.y_mean, self.y_std = float(y.mean()), float(y.std() + 1e-6)
+        target = torch.tensor((y - self.y_mean) / self.y_std, dtype=torch.float32)
+        device = torch.device(cfg.device)
+        model = self.build_model(s.shape[1]).to(device)
+        opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        sizes = np.array([g.num_nodes for g in graphs])
+        steps = cfg.epochs * len(self._batches(sizes))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(steps, cfg.warmup))
+        self.history = []
+        start = time.perf_counter()
+        for epoch in range(cfg.epochs):
+            model.train()
+            total = 0.0
+            for index in self._batches(sizes, rng):
+                batch = self._to(self.inputs([graphs[i] for i in index]), device)
+                loss = torch.nn.functional.mse_loss(model(**batch), target[index].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(index)
+            self.history.append({"epoch": epoch + 1, "loss": total / len(graphs),
+                                 "seconds": round(time.perf_counter() - start, 1)})
+            if not cfg.quiet:
+                print(f"fit {self.name} epoch {epoch + 1}/{cfg.epochs} loss {total / len(graphs):.4f}", flush=True)
+        self.model = model.eval()
+        return self
+
+    @staticmethod
+    def _to(inputs, device):
+        return {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(device) for k, v in inputs.items()}
+
+    def predict(self, graphs, records=None):
+        if getattr(self, "model", None) is None:
+            raise PredictorError(f"latency predictor {self.name} is not fitted")
+        out = np.empty(len(graphs))
+        sizes = np.array([g.num_nodes for g in graphs])
+        with torch.inference_mode():
+            for index in self._batches(sizes):
+                batch = self._to(self.inputs([graphs[i] for i in index]), torch.device(self.config.device))
+                out[index] = self.model(**batch).double().cpu().numpy()
+        return np.exp(out * self.y_std + self.y_mean)
+
+    def state_dict(self) -> dict:
+        return {"predictor": self.name, "config": asdict(self.config),
+                "norms": {"static_mean": self.static_mean.tolist(), "static_std": self.static_std.tolist(),
+                          "y_mean": self.y_mean, "y_std": self.y_std},
+                "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        norms = state["norms"]
+        self.static_mean, self.static_std = np.array(norms["static_mean"]), np.array(norms["static_std"])
+        self.y_mean, self.y_std = norms["y_mean"], norms["y_std"]
+        self.model = self.build_model(len(self.static_mean))
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+
+
+class NARFormerLatencyPredictor(NeuralLatencyPredictor):
+    name = "narformer"
+    config_class = NARFormerLatencyConfig
+
+    def build_model(self, num_static):
+        from ..narformer import NARFormerNet
+        return NARFormerNet(self.config, token_width=TOKEN_WIDTH, num_static=num_static, squash=False)
+
+    def inputs(self, graphs):
+        from ..tokenizer import sincos_code
+        tokens, mask, sizes, adjacency = narformer_tokens(graphs)
+        out = {"tokens": tokens, "mask": mask, "static": self._static(graphs).astype(np.float32),
+               # the network's depth (layer count) where a cell's depth token is
+               "depth_code": sincos_code(sizes, TOKEN_WIDTH // 2).astype(np.float32)}
+        if self.config.attention == "graph":
+            out["neighbours"] = _graph_attention(adjacency, mask, sizes)
+        return out
+
+
+def _graph_attention(adjacency, token_mask, sizes):
+    """bool [B, N+2, N+2] over [depth token, layers, end token]: a layer reads itself, its
+    graph neighbours and the two global tokens, which read every real token."""
+    b, n, _ = adjacency.shape
+    size = n + 2
+    allowed = np.zeros((b, size, size), dtype=bool)
+    adj = adjacency > 0
+    allowed[:, 1:n + 1, 1:n + 1] = adj | adj.transpose(0, 2, 1)
+    allowed |= np.eye(size, dtype=bool)[None]
+    real = np.concatenate([np.ones((b, 1), dtype=bool), token_mask], axis=1)
+    is_global = np.zeros((b, size), dtype=bool)
+    is_global[:, 0] = True
+    is_global[np.arange(b), 1 + sizes] = True
+    allowed |= is_global[:, :, None] & real[:, None, :]
+    allowed |= real[:, :, None] & is_global[:, None, :]
+    return allowed
+
+
+class GNNLatencyPredictor(NeuralLatencyPredictor):
+    name = "gnn"
+    config_class = GNNLatencyConfig
+
+    def build_model(self, num_static):
+        from .encoding import GNN_COLUMNS
+        from .graph import OP_VOCAB
+        return _SageNet(len(OP_VOCAB) + len(GNN_COLUMNS), num_static, self.config.hidden, self.config.layers,
+                        self.config.dropout)
+
+    def inputs(self, graphs):
+        features, adjacency, mask = gnn_features(graphs)
+        return {"features": features, "adjacency": adjacency, "mask": mask,
+                "static": self._static(graphs).astype(np.float32)}
+
+
+class _SageNet(nn.Module):
+    def __init__(self, in_features, num_static, hidden, layers, dropout):
+        super().__init__()
+        self.inp = nn.Linear(in_features, hidden)
+        self.self_lin = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers))
+        self.nb_lin = nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
+        self.static = nn.Sequential(nn.Linear(num_static, hidden), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, features, adjacency, mask, static):
+        m = mask.float()[..., None]
+        both_ways = adjacency + adjacency.transpose(1, 2)
+        degree = both_ways.sum(-1, keepdim=True).clamp(min=1.0)
+        h = torch.relu(self.inp(features)) * m
+        for lin_self, lin_nb, norm in zip(self.self_lin, self.nb_lin, self.norms):
+            nb = torch.bmm(both_ways, h) / degree
+            h = h + self.drop(torch.relu(norm(lin_self(h) + lin_nb(nb)))) * m
+        total = h.sum(1)
+        mean = total / m.sum(1).clamp(min=1.0)
+        # the sum readout carries the network's size; a signed log keeps 800 layers in range
+        signed_log = torch.sign(total) * torch.log1p(total.abs())
+        return self.head(torch.cat([signed_log, mean, self.static(static)], dim=-1)).squeeze(-1)
+
+
+LATENCY_PREDICTORS = {"narformer": NARFormerLatencyPredictor, "gnn": GNNLatencyPredictor, "flops": FlopsPredictor}
+
+
+def register_latency_predictor(cls):
+    LATENCY_PREDICTORS[cls.name] = cls
+    return cls
+
+
+def get_latency_predictor(name: str, **config) -> LatencyPredictor:
+    if name not in LATENCY_PREDICTORS:
+        raise PredictorError(f"unknown latency predictor {name!r}; valid: {', '.join(sorted(LATENCY_PREDICTORS))}")
+    cls = LATENCY_PREDICTORS[name]
+    try:
+        cfg = configs.build(cls.config_class, config, path=f"latency predictor {name}")
+    except ConfigError as err:
+        raise PredictorError(str(err)) from None
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cls(cfg)

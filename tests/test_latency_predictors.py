@@ -1,0 +1,140 @@
+"""NAR-Former's whole-network encoding, the latency predictors and the latency bench."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.nn as nn
+
+from predictor.errors import PredictorError
+from predictor.latency.encoding import CODE, TOKEN_WIDTH, compact, narformer_tokens, static_matrix
+from predictor.latency.graph import OP_VOCAB, module_graph, op_names
+from predictor.latency.predictors import get_latency_predictor
+from predictor.tokenizer import sincos_code
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _small():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 10))
+
+
+def _slot(tokens, node, slot):
+    return tokens[0, node, slot * CODE:(slot + 1) * CODE]
+
+
+def test_layer_token_layout_for_a_known_conv():
+    g = module_graph(_small(), (1, 3, 32, 32))
+    assert op_names(g) == ["input", "Conv", "Relu", "Flatten", "Gemm", "output"]
+    tokens, mask, sizes, _ = narformer_tokens([compact(g)])
+    assert tokens.shape == (1, 7, TOKEN_WIDTH) and TOKEN_WIDTH == 480
+    assert mask[0].all() and sizes[0] == 6
+    code = lambda v: sincos_code(np.asarray(v, dtype=float), CODE // 2 // len(v)).reshape(-1)  # noqa: E731
+    conv = 1
+    np.testing.assert_allclose(_slot(tokens, conv, 0), code([OP_VOCAB.index("Conv")]), atol=1e-6)
+    np.testing.assert_allclose(_slot(tokens, conv, 1), code([1]), atol=1e-6)  # own position
+    np.testing.assert_allclose(_slot(tokens, conv, 2), code([0]), atol=1e-6)  # its source: the input
+    np.testing.assert_allclose(_slot(tokens, conv, 3), code([3, 3]), atol=1e-6)  # kernel h, w: 16 numbers each
+    np.testing.assert_allclose(_slot(tokens, conv, 4), code([2, 2]), atol=1e-6)  # stride
+    np.testing.assert_allclose(_slot(tokens, conv, 5), code([1, 1, 1, 1]), atol=1e-6)  # padding: 8 each
+    np.testing.assert_allclose(_slot(tokens, conv, 7), code([0]), atol=1e-6)  # groups 1 -> log2 = 0
+    np.testing.assert_allclose(_slot(tokens, conv, 8), code([1]), atol=1e-6)  # bias
+    assert not _slot(tokens, conv, 9).any() and not _slot(tokens, conv, 10).any()  # no perm, no output padding
+    np.testing.assert_allclose(_slot(tokens, conv, 12), code([3]), atol=1e-6)  # 8 channels, log2
+    np.testing.assert_allclose(_slot(tokens, conv, 13), code([4]), atol=1e-6)  # height 16, log2
+    relu, flatten = 2, 3
+    assert not tokens[0, relu, 3 * CODE:11 * CODE].any()  # an activation has no window attributes
+    assert _slot(tokens, flatten, 12).any() and not _slot(tokens, flatten, 13).any()  # [1, 2048]: no height
+    np.testing.assert_allclose(tokens[0, 6], np.tile(sincos_code(np.array(1e5), CODE // 2), 15), atol=1e-6)
+
+
+def test_padding_and_the_source_sum_in_a_batch():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return x + self.conv(x)
+
+    big, small = compact(module_graph(_small(), (1, 3, 32, 32))), compact(module_graph(Residual(), (1, 4, 8, 8)))
+    tokens, mask, sizes, _ = narformer_tokens([big, small])
+    assert list(sizes) == [6, 4] and mask[1].sum() == 5 and not tokens[1, 5:].any()
+    add = 2  # input, Conv, Add, output: the Add reads the input (0) and the conv (1)
+    expected = sincos_code(np.array(0.0), 16) + sincos_code(np.array(1.0), 16)
+    np.testing.assert_allclose(tokens[1, add, 2 * CODE:3 * CODE], expected, atol=1e-5)
+
+
+def test_static_features_are_log_scaled():
+    g = compact(module_graph(_small(), (2, 3, 32, 32)))
+    s = static_matrix([g])[0]
+    assert s[0] == 2 and s[1] == pytest.approx(np.log10(1 + g.static[1]))
+
+
+def _toy_dataset(n=48, seed=0):
+    """Networks whose latency is (by construction) a known function of their size."""
+    rng = np.random.default_rng(seed)
+    graphs, y = [], []
+    for _ in range(n):
+        width, depth = int(rng.integers(4, 32)), int(rng.integers(1, 4))
+        layers = [nn.Conv2d(3, width, 3, padding=1), nn.ReLU()]
+        for _ in range(depth):
+            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
+        g = compact(module_graph(nn.Sequential(*layers), (1, 3, 16, 16)))
+        graphs.append(g)
+        y.append(0.05 + g.static[2] / 2e6)  # latency proportional to MACs plus overhead
+    return graphs, np.array(y)
+
+
+@pytest.mark.parametrize("name,config", [("flops", {}), ("gnn", {"epochs": 60}),
+                                         ("narformer", {"epochs": 40, "d_model": 32, "ffn": 64, "heads": 2})])
+def test_predictors_learn_latency_that_follows_size(name, config):
+    graphs, y = _toy_dataset()
+    p = get_latency_predictor(name, **config).fit(graphs[:36], y[:36])
+    pred = p.predict(graphs[36:])
+    assert pred.shape == (12,) and np.all(pred > 0)
+    rel = np.abs(pred - y[36:]) / y[36:]
+    assert np.median(rel) < 0.25, (name, rel)
+    if name != "flops":  # a fitted neural predictor saves and loads to the same predictions
+        q = get_latency_predictor(name, **config)
+        q.load_state_dict(p.state_dict())
+        np.testing.assert_allclose(q.predict(graphs[36:]), pred, rtol=1e-5)
+
+
+def test_unknown_predictor_and_bad_latencies():
+    with pytest.raises(PredictorError, match="valid: flops, gnn, narformer"):
+        get_latency_predictor("xgboost")
+    graphs, y = _toy_dataset(4)
+    with pytest.raises(PredictorError, match="positive"):
+        get_latency_predictor("flops").fit(graphs, -y)
+    with pytest.raises(PredictorError, match="unknown"):
+        get_latency_predictor("gnn", hiden=3)
+
+
+def test_bench_cli_on_a_small_built_dataset(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = tmp_path / "lat"
+    build = subprocess.run([sys.executable, "-m", "predictor.latency_data", "build", "--out", str(out),
+                            "--families", "nb201,squeezenet", "--per-family", "6", "--warmup", "1", "--repeats", "3",
+                            "--min-seconds", "0", "--export-workers", "1"], cwd=ROOT, env=env, capture_output=True,
+                           text=True)
+    assert build.returncode == 0, build.stderr
+    run = lambda *a: subprocess.run([sys.executable, "-m", "predictor.latency_bench", "--data", str(out), "--quiet",  # noqa: E731
+                                     *a], cwd=ROOT, env=env, capture_output=True, text=True)
+    res = run("--split", "family", "--test-family", "all", "--predictor", "gnn", "--set", "epochs=3",
+              "--json", str(tmp_path / "r.json"))
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert set(saved["families"]) == {"nb201", "squeezenet"}
+    for fam in saved["families"].values():
+        assert fam["train_size"] == 6 and fam["test_size"] == 6
+        assert {"mape", "rmse", "acc5", "acc10", "kendall_tau", "fit_seconds", "predictions_per_second"} <= set(fam)
+        assert fam["mape"] >= 0 and 0 <= fam["acc10"] <= 100
+    assert (out / "graphs.cache.pkl").exists()
+    res = run("--split", "random", "--predictor", "flops")
+    assert res.returncode == 0 and json.loads(res.stdout)["test_size"] == 2  # 80% of 12 rounds to 10
+    bad = run("--split", "family", "--test-family", "vgg", "--predictor", "flops")
+    assert bad.returncode == 2 and "families: nb201, squeezenet" in bad.stderr
