@@ -39,6 +39,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", help="write the result here")
+    p.add_argument("--save", help="after the benchmark, fit on every network (of --platform) and save the "
+                                  "predictor here (for search.run --latency predictor:FILE)")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -69,8 +71,9 @@ def main(argv=None) -> int:
     if args.predictor not in LATENCY_PREDICTORS:
         raise PredictorError(f"unknown latency predictor {args.predictor!r}; valid: {', '.join(sorted(LATENCY_PREDICTORS))}")
     overrides = parse_overrides(args.set)
-    if args.json:
-        writable_file(args.json, "--json")
+    for flag, path in (("--json", args.json), ("--save", args.save)):
+        if path:
+            writable_file(path, flag)
     log = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     records, graphs = load_graphs(args.data, args.onnx_root, log=log)
     if args.platform is not None:
@@ -108,6 +111,11 @@ def main(argv=None) -> int:
             result["families"][family] = evaluate(args.predictor, overrides, graphs, y, train, test, args.seed)
         if len(held) == 1:
             result.update(result["families"][held[0]])
+    if args.save:
+        from predictor.latency.predictors import get_latency_predictor, save_latency_predictor
+        final = get_latency_predictor(args.predictor, **{"seed": args.seed, **overrides}).fit(graphs, y)
+        save_latency_predictor(final, args.save, data=str(args.data), platform=args.platform, networks=len(y))
+        result["saved"] = args.save
     import torch
     result["versions"] = {"python": sys.version.split()[0], "numpy": np.__version__, "torch": torch.__version__,
                           "threads": torch.get_num_threads()}

@@ -8,6 +8,7 @@
     evaluator.name, .config   a registered evaluator (None: the space's default) and its config
     executor.*                ExecutorConfig (name None: the evaluator's default)
     run.*                     output settings (quiet, plots)
+    latency.*                 LatencySection: where the latency measure comes from
 
 ``resolve`` fills in the defaults that depend on other parts (the space's evaluator, the
 evaluator's executor, each named part's full config) and constructs every part once, so
@@ -22,6 +23,7 @@ from narnas import config as configs
 
 from .errors import SearchError
 from .executors import ExecutorConfig
+from .latency import LatencySection
 from .strategies import PredictorSection, StrategyConfig
 
 
@@ -52,6 +54,7 @@ class SearchConfig:
     evaluator: EvaluatorSection = field(default_factory=EvaluatorSection)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     run: RunSection = field(default_factory=RunSection)
+    latency: LatencySection = field(default_factory=LatencySection)
 
 
 #: parts that may change on resume without changing the search
@@ -83,6 +86,9 @@ FLAGS = {
     "preset": ("evaluator.config.preset", str, "training budget of cifar10-train: final, search (default) or smoke"),
     "data_dir": ("evaluator.config.data_dir", str, "CIFAR-10 python batches folder (default $NARNAS_CIFAR10_DIR, "
                                                    "then the data folder)"),
+    "latency": ("latency.source", str, "where the latency measure (--constraint latency<=MS) comes from: "
+                                       "measured (default: onnxruntime here), predictor:FILE, or a benchmark "
+                                       "column / space measure such as lat_pixel2 or latency_note10"),
     "executor": ("executor.name", str, "inline or ray (default: inline for look-ups, ray for training)"),
     "ray_address": ("executor.ray_address", str, "join a Ray cluster: auto or HOST:PORT "
                                                  "(default: start an embedded local Ray)"),
@@ -92,7 +98,7 @@ FLAGS = {
 }
 #: flags of repeatable KEY=VALUE items -> the section they fill
 ITEM_FLAGS = {"predictor_set": "predictor.config", "train_set": "evaluator.config.train",
-              "constraint": "strategy.constraints", "space_set": "space.options"}
+              "constraint": "strategy.constraints", "space_set": "space.options", "latency_set": "latency"}
 #: switches -> (path, the value they set)
 SWITCHES = {"warm_start": ("strategy.warm_start", True), "quiet": ("run.quiet", True), "plots": ("run.plots", False)}
 
@@ -159,6 +165,9 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
     space = make_space(config.space)
     STRATEGIES.get(config.strategy.name)
     check_limits(config.strategy.constraints)
+    if "latency" in config.strategy.constraints:
+        from .latency import check as check_latency
+        check_latency(config.latency)
 
     cls = evaluator_class(space, config.evaluator.name)
     config.evaluator.name = cls.name

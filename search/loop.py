@@ -70,7 +70,8 @@ class Search:
         self.space = parts.space
         context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(config.executor.cpus_per_trial)))
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
-        self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator)
+        self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator,
+                                          config.latency, self.run_dir.path)
         self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures)
         # The constraint wrapper measures each arch once (cached by key); pareto.json reads it there.
         self.constrained = find_middleware(self.strategy, Constrained)
@@ -194,8 +195,11 @@ class Search:
                 keys = [self.strategy.key(a) for a in batch]
                 bar = Progress(len(batch), interactive(cfg.run.quiet), f"round {self.strategy.round} evaluations")
 
-                def on_result(index, result, keys=keys, jsons=jsons, bar=bar):
+                def on_result(index, result, keys=keys, jsons=jsons, bar=bar, batch=batch):
                     record = {"key": keys[index], "arch": jsons[index], "round": self.strategy.round, **result}
+                    if self.constrained is not None:  # the measures the constraints already took (cached)
+                        measured = self.constrained.measure(keys[index], batch[index])
+                        record.update({k: v for k, v in measured.items() if k not in record})
                     self.run_dir.append_journal(record)
                     self.journal_lines += 1
                     self._tell(record)

@@ -151,13 +151,20 @@ def check_limits(limits: dict) -> None:
             raise SearchError(f"constraint {name} needs a number (its largest allowed value), got {limit!r}")
 
 
-def measure_functions(space, names, evaluator=None) -> dict:
+def measure_functions(space, names, evaluator=None, latency=None, cache_dir=None) -> dict:
     """name -> ``arch -> float`` for each constrained metric, looked up in this order: the
     space's own measures (``space.measures``, e.g. ofa_mbv3's macs and latency_note10), the
     evaluator's (a benchmark's columns), the registered ones (``register_measure``). An
-    unknown name lists every measure this run offers."""
+    unknown name lists every measure this run offers. ``latency`` is the one that
+    ``latency`` (a :class:`search.latency.LatencySection`) names: measured here, predicted,
+    or another measure's (``cache_dir`` keeps measured ones across a resume)."""
     out = {}
     for name in names:
+        if name == "latency" and name not in getattr(space, "measures", ()):
+            from .latency import LatencySection, latency_measure
+            out[name] = latency_measure(space, latency or LatencySection(),
+                                        lambda other: measure_functions(space, [other], evaluator)[other], cache_dir)
+            continue
         if name in getattr(space, "measures", ()):
             check = getattr(space, "check_measure", None)
             if check is not None:
@@ -170,7 +177,7 @@ def measure_functions(space, names, evaluator=None) -> dict:
         elif name in MEASURES.names():
             out[name] = MEASURES.get(name)(space)
         else:
-            offered = set(getattr(space, "measures", ())) | set(MEASURES.names())
+            offered = set(getattr(space, "measures", ())) | set(MEASURES.names()) | {"latency"}
             if evaluator is not None:
                 offered |= set(evaluator.measure_names())
             raise SearchError(f"unknown constraint measure {name!r}; this run offers: {', '.join(sorted(offered))}")

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training config value of cifar10-train, repeatable (e.g. epochs=5) [evaluator.config.train]")
     p.add_argument("--constraint", action="append", metavar="NAME<=VALUE",
                    help="propose only archs within a limit, repeatable; k/M/G suffixes (e.g. params<=1.5M, "
-                        "macs<=400M, latency_note10<=25) [strategy.constraints]")
+                        "macs<=400M, latency<=5 in ms, see --latency) [strategy.constraints]")
+    p.add_argument("--latency-set", dest="latency_set", action="append", metavar="KEY=VALUE",
+                   help="how latency is measured: threads, batch_size, warmup, repeats [latency]")
     p.add_argument("--set", dest="sets", action="append", metavar="PATH=VALUE",
                    help="any config key by its path, repeatable (e.g. strategy.candidates=1000)")
     p.add_argument("--warm-start", dest="warm_start", action="store_true",

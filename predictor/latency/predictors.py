@@ -81,6 +81,12 @@ class FlopsPredictor(LatencyPredictor):
     def predict(self, graphs, records=None):
         return np.polyval(self.coef, self._x(graphs))
 
+    def state_dict(self) -> dict:
+        return {"predictor": self.name, "config": asdict(self.config), "coef": list(map(float, self.coef))}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.coef = np.array(state["coef"])
+
 
 # --- neural predictors -------------------------------------------------------------------------
 @dataclass
@@ -321,3 +327,27 @@ def get_latency_predictor(name: str, **config) -> LatencyPredictor:
     if hasattr(cfg, "validate"):
         cfg.validate()
     return cls(cfg)
+
+
+FILE_FORMAT = "narnas-latency-predictor/1"
+
+
+def save_latency_predictor(predictor: LatencyPredictor, path, **info) -> None:
+    """A fitted predictor as one file (atomic), with ``info`` (its data, platform) beside it."""
+    from narnas.files import atomic_torch_save
+    atomic_torch_save(path, {"format": FILE_FORMAT, **predictor.state_dict(), "info": info})
+
+
+def load_latency_predictor(path) -> LatencyPredictor:
+    """A predictor saved by :func:`save_latency_predictor`, or a PredictorError naming the file."""
+    from pathlib import Path
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise PredictorError(f"{path} is not a latency predictor file ({type(err).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
+        raise PredictorError(f"{path} is not a latency predictor file (python -m predictor.latency_bench --save)")
+    predictor = get_latency_predictor(state["predictor"], **state["config"])
+    predictor.load_state_dict(state)
+    return predictor
