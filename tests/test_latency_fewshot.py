@@ -1,0 +1,42 @@
+"""HELP's few-shot latency setting on a device table."""
+import numpy as np
+import pytest
+
+from predictor.errors import PredictorError
+from predictor.latency.fewshot import FewShotConfig, few_shot, hardware
+
+
+def _devices(n=600, seed=0):
+    """Archs of 12 binary features; each device weighs them by its own (correlated) costs."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 2, size=(n, 12)).astype(np.float32)
+    base = rng.uniform(0.5, 2.0, 12)
+    lat = {}
+    for name in ("lat_a_1", "lat_a_32", "lat_b", "lat_c", "lat_d", "lat_e_1", "lat_f"):
+        w = base * rng.uniform(0.7, 1.3, 12)
+        lat[name] = np.exp(0.2 * (x @ w)) * rng.uniform(1, 10)
+    return x, lat
+
+
+def test_hardware_names_group_batch_sizes():
+    assert hardware("lat_1080ti_32") == hardware("lat_1080ti_1") == "1080ti"
+    assert hardware("lat_gold_6226") == "gold_6226" and hardware("lat_pixel2") == "pixel2"
+
+
+def test_few_shot_beats_learning_from_the_shots_alone():
+    x, lat = _devices()
+    cfg = FewShotConfig(shots=20, reference=10, source_archs=400, steps=800, hidden=64)
+    r = few_shot(x, lat, "lat_a_32", cfg)
+    assert "lat_a_1" not in r["sources"] and "lat_b" in r["sources"]  # the same hardware is left out
+    assert r["test_archs"] == 580
+    assert r["few_shot"]["kendall_tau"] > 0.8
+    assert r["few_shot"]["kendall_tau"] > r["scratch"]["kendall_tau"]
+    assert r["few_shot"]["mape"] < 15
+
+
+def test_bad_settings():
+    x, lat = _devices(100)
+    with pytest.raises(PredictorError, match="no latency column"):
+        few_shot(x, lat, "lat_zz", FewShotConfig(source_archs=50))
+    with pytest.raises(PredictorError, match="reference"):
+        few_shot(x, lat, "lat_b", FewShotConfig(shots=5, reference=10))
