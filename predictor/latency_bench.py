@@ -45,21 +45,44 @@ def build_parser():
     return p
 
 
-def evaluate(predictor_name, overrides, graphs, y, train, test, seed) -> dict:
+def evaluate(predictor_name, overrides, graphs, y, train, test, seed, kernel_ms=None) -> dict:
     from predictor.latency.predictors import get_latency_predictor
     from predictor.metrics import accuracy_within, kendall_tau, mape, rmse
     predictor = get_latency_predictor(predictor_name, **{"seed": seed, **overrides})
+    part = lambda rows: None if kernel_ms is None else kernel_ms[rows]  # noqa: E731
     start = time.perf_counter()
-    predictor.fit([graphs[i] for i in train], y[train])
+    predictor.fit([graphs[i] for i in train], y[train], kernel_ms=part(train))
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    pred = predictor.predict([graphs[i] for i in test])
+    pred = predictor.predict([graphs[i] for i in test], kernel_ms=part(test))
     per_second = len(test) / max(time.perf_counter() - start, 1e-9)
     truth = y[test]
     return {"mape": mape(pred, truth), "rmse": rmse(pred, truth), "acc5": accuracy_within(pred, truth, 0.05),
             "acc10": accuracy_within(pred, truth, 0.10), "kendall_tau": kendall_tau(pred, truth),
             "train_size": int(len(train)), "test_size": int(len(test)), "fit_seconds": round(fit_seconds, 2),
             "predictions_per_second": round(per_second, 1)}
+
+
+def layer_sums(data, onnx_root, records, log) -> np.ndarray:
+    """Each network's layers timed alone and summed (the lut baseline), with the table's
+    platform threads; distinct layers are timed once and kept in the dataset folder."""
+    import onnx
+
+    from predictor.latency.kernels import KernelTable
+    data = Path(data)
+    folder = data if data.is_dir() else data.parent
+    root = Path(onnx_root) if onnx_root else folder
+    platforms = folder / "platforms.json"
+    threads = 1
+    if platforms.exists():
+        threads = int(next(iter(json.loads(platforms.read_text()).values())).get("threads", 1))
+    table = KernelTable(folder, threads=threads)
+    sums = np.empty(len(records))
+    for i, r in enumerate(records):
+        sums[i] = table.network_ms(onnx.load(str(root / r.onnx)))
+        if (i + 1) % 100 == 0:
+            log(f"  layers timed alone: {i + 1} networks, {table.timed} new layers")
+    return sums
 
 
 def main(argv=None) -> int:
@@ -83,6 +106,9 @@ def main(argv=None) -> int:
                                  f"{sorted({r.platform for r in records})}")
         records, graphs = [records[i] for i in keep], [graphs[i] for i in keep]
     y = np.array([r.latency_ms for r in records])
+    kernel_ms = None
+    if LATENCY_PREDICTORS[args.predictor].needs_kernels:
+        kernel_ms = layer_sums(args.data, args.onnx_root, records, log)
     families = np.array([r.family for r in records])
     rng = np.random.default_rng(args.seed)
     result = {"data": str(args.data), "predictor": args.predictor, "split": args.split, "seed": args.seed,
@@ -92,7 +118,8 @@ def main(argv=None) -> int:
         n_train = args.train_size or int(round(0.8 * len(records)))
         if not 1 <= n_train < len(records):
             raise PredictorError(f"--train-size must be in 1..{len(records) - 1}, got {n_train}")
-        result.update(evaluate(args.predictor, overrides, graphs, y, order[:n_train], order[n_train:], args.seed))
+        result.update(evaluate(args.predictor, overrides, graphs, y, order[:n_train], order[n_train:], args.seed,
+                               kernel_ms))
     else:
         known = sorted(set(families))
         if not args.test_family:
@@ -108,12 +135,14 @@ def main(argv=None) -> int:
             if args.train_size:
                 train = train[:args.train_size]
             log(f"held out {family}: train {len(train)}, test {len(test)}")
-            result["families"][family] = evaluate(args.predictor, overrides, graphs, y, train, test, args.seed)
+            result["families"][family] = evaluate(args.predictor, overrides, graphs, y, train, test, args.seed,
+                                                  kernel_ms)
         if len(held) == 1:
             result.update(result["families"][held[0]])
     if args.save:
         from predictor.latency.predictors import get_latency_predictor, save_latency_predictor
-        final = get_latency_predictor(args.predictor, **{"seed": args.seed, **overrides}).fit(graphs, y)
+        final = get_latency_predictor(args.predictor, **{"seed": args.seed, **overrides}).fit(graphs, y,
+                                                                                                kernel_ms=kernel_ms)
         save_latency_predictor(final, args.save, data=str(args.data), platform=args.platform, networks=len(y))
         result["saved"] = args.save
     import torch

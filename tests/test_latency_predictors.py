@@ -105,7 +105,7 @@ def test_predictors_learn_latency_that_follows_size(name, config):
 
 
 def test_unknown_predictor_and_bad_latencies():
-    with pytest.raises(PredictorError, match="valid: flops, gnn, narformer"):
+    with pytest.raises(PredictorError, match="valid: flops, gnn, lut, narformer"):
         get_latency_predictor("xgboost")
     graphs, y = _toy_dataset(4)
     with pytest.raises(PredictorError, match="positive"):
@@ -138,3 +138,41 @@ def test_bench_cli_on_a_small_built_dataset(tmp_path):
     assert res.returncode == 0 and json.loads(res.stdout)["test_size"] == 2  # 80% of 12 rounds to 10
     bad = run("--split", "family", "--test-family", "vgg", "--predictor", "flops")
     assert bad.returncode == 2 and "families: nb201, squeezenet" in bad.stderr
+
+
+def test_layers_timed_alone_from_a_weightless_file(tmp_path):
+    import torch
+
+    from predictor.latency.dataset import strip_weights
+    from predictor.latency.graph import module_to_onnx
+    from predictor.latency.kernels import KERNELS, KernelTable, layer_models
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x):
+            x = torch.relu(self.a(x))
+            x = torch.relu(self.b(x)) + x
+            return x.reshape(x.shape[0], -1)  # a Reshape whose shape is an integer initializer
+
+    model = strip_weights(module_to_onnx(Net(), (1, 3, 16, 16)))
+    layers = list(layer_models(model))
+    assert [one.graph.node[0].op_type for _, one in layers] == ["Conv", "Relu", "Conv", "Relu", "Add", "Reshape"]
+    assert len({key for key, _ in layers}) == 5  # the two Relus on 8x16x16 are one layer signature
+    table = KernelTable(tmp_path, repeats=3, min_seconds=0)
+    total = table.network_ms(model)
+    assert total > 0 and table.timed == 5 and 0 not in table.table.values()
+    again = KernelTable(tmp_path, repeats=3, min_seconds=0)
+    assert again.network_ms(model) == pytest.approx(total) and again.timed == 0
+    assert len((tmp_path / KERNELS).read_text().splitlines()) == 5
+
+
+def test_lut_predictor_scales_the_layer_sums():
+    graphs, _ = _toy_dataset(6)
+    sums = np.array([1.0, 2.0, 4.0, 8.0, 3.0, 5.0])
+    p = get_latency_predictor("lut").fit(graphs[:4], 1.5 * sums[:4], kernel_ms=sums[:4])
+    np.testing.assert_allclose(p.predict(graphs[4:], kernel_ms=sums[4:]), [4.5, 7.5])
+    with pytest.raises(PredictorError, match="timed alone"):
+        p.predict(graphs[4:])

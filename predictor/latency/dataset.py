@@ -140,12 +140,20 @@ def read_table(path) -> list[Record]:
     return records
 
 
+#: ONNX element types of weights (float, float16, double, bfloat16): the values stripped.
+WEIGHT_TYPES = frozenset({1, 10, 11, 16})
+
+
 def strip_weights(model):
-    """A copy of an ONNX model whose initializers keep their shapes and types but no values:
-    what a layer graph needs, at a few kilobytes (NNLQP ships its graphs the same way)."""
+    """A copy of an ONNX model whose float initializers (the weights) keep their shapes and types
+    but no values: what a layer graph needs, at a few kilobytes (NNLQP ships its graphs the
+    same way). Integer initializers (shapes, axes of Reshape and Slice) keep their values, so a
+    layer can still be rebuilt and timed alone (:mod:`.kernels`)."""
     import onnx
     stripped = onnx.ModelProto.FromString(model.SerializeToString())
     for t in stripped.graph.initializer:
+        if t.data_type not in WEIGHT_TYPES:
+            continue
         for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
                       "string_data"):
             t.ClearField(field)

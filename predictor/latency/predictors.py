@@ -39,12 +39,15 @@ class LatencyPredictor(abc.ABC):
     def __init__(self, config):
         self.config = config
 
+    #: True when fit / predict need ``kernel_ms``: each network's layers timed alone (``lut``).
+    needs_kernels = False
+
     @abc.abstractmethod
-    def fit(self, graphs: list[CompactGraph], latency_ms, records=None) -> "LatencyPredictor":
+    def fit(self, graphs: list[CompactGraph], latency_ms, kernel_ms=None) -> "LatencyPredictor":
         ...
 
     @abc.abstractmethod
-    def predict(self, graphs: list[CompactGraph], records=None) -> np.ndarray:
+    def predict(self, graphs: list[CompactGraph], kernel_ms=None) -> np.ndarray:
         ...
 
 
@@ -72,13 +75,13 @@ class FlopsPredictor(LatencyPredictor):
     def _x(self, graphs):
         return np.array([g.static[1] for g in graphs], dtype=np.float64)  # STATIC_FEATURES[1] is flops
 
-    def fit(self, graphs, latency_ms, records=None):
+    def fit(self, graphs, latency_ms, kernel_ms=None):
         y = _check(graphs, latency_ms)
         x = self._x(graphs)
         self.coef = np.polyfit(x, y, 1) if np.ptp(x) > 0 else np.array([0.0, y.mean()])
         return self
 
-    def predict(self, graphs, records=None):
+    def predict(self, graphs, kernel_ms=None):
         return np.polyval(self.coef, self._x(graphs))
 
     def state_dict(self) -> dict:
@@ -86,6 +89,29 @@ class FlopsPredictor(LatencyPredictor):
 
     def load_state_dict(self, state: dict) -> None:
         self.coef = np.array(state["coef"])
+
+
+class LUTPredictor(FlopsPredictor):
+    """latency = c * (sum of the layers' latencies measured alone); c is the geometric mean of
+    latency / sum over the training networks (one scale for the runtime's fusions and the
+    measurement's per-layer overhead, fitted on relative error: a line in milliseconds
+    would be fitted to the largest networks only)."""
+
+    name = "lut"
+    needs_kernels = True
+
+    def _x(self, graphs, kernel_ms=None):
+        if kernel_ms is None or len(kernel_ms) != len(graphs):
+            raise PredictorError("the lut predictor needs each network's layers timed alone (kernel_ms)")
+        return np.maximum(np.asarray(kernel_ms, dtype=np.float64), 1e-6)
+
+    def fit(self, graphs, latency_ms, kernel_ms=None):
+        y = _check(graphs, latency_ms)
+        self.coef = np.array([float(np.exp(np.mean(np.log(y / self._x(graphs, kernel_ms))))), 0.0])
+        return self
+
+    def predict(self, graphs, kernel_ms=None):
+        return np.polyval(self.coef, self._x(graphs, kernel_ms))
 
 
 # --- neural predictors -------------------------------------------------------------------------
@@ -161,7 +187,7 @@ class NeuralLatencyPredictor(LatencyPredictor):
             rng.shuffle(batches)
         return batches
 
-    def fit(self, graphs, latency_ms, records=None):
+    def fit(self, graphs, latency_ms, kernel_ms=None):
         from ..base import param_groups, warmup_linear
         cfg = self.config
         y = np.log(_check(graphs, latency_ms))
@@ -203,7 +229,7 @@ class NeuralLatencyPredictor(LatencyPredictor):
     def _to(inputs, device):
         return {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(device) for k, v in inputs.items()}
 
-    def predict(self, graphs, records=None):
+    def predict(self, graphs, kernel_ms=None):
         if getattr(self, "model", None) is None:
             raise PredictorError(f"latency predictor {self.name} is not fitted")
         out = np.empty(len(graphs))
@@ -308,7 +334,8 @@ class _SageNet(nn.Module):
         return self.head(torch.cat([signed_log, mean, self.static(static)], dim=-1)).squeeze(-1)
 
 
-LATENCY_PREDICTORS = {"narformer": NARFormerLatencyPredictor, "gnn": GNNLatencyPredictor, "flops": FlopsPredictor}
+LATENCY_PREDICTORS = {"narformer": NARFormerLatencyPredictor, "gnn": GNNLatencyPredictor, "flops": FlopsPredictor,
+                      "lut": LUTPredictor}
 
 
 def register_latency_predictor(cls):

@@ -1,0 +1,128 @@
+"""The look-up-table baseline: every layer of a network timed alone, summed.
+
+nn-Meter predicts a network's latency from its kernels; the simplest form of that idea is a
+table: each distinct layer (op type, attributes, input and weight shapes) is rebuilt as a
+one-node ONNX model with random weights and timed in onnxruntime once, and a network's
+prediction is the sum over its layers, scaled by a line fitted on the training networks
+(isolated layers miss the runtime's fusions and cache effects, which the line absorbs
+on average, not per network: that is the baseline's known weakness).
+
+The table is kept in the dataset folder (``kernels.jsonl``, append-only, one line per
+layer signature and timing setting), so a second bench reads instead of timing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .graph import NO_OPS
+
+KERNELS = "kernels.jsonl"
+
+
+def _value_infos(model):
+    g = model.graph
+    out = {}
+    for v in list(g.input) + list(g.value_info) + list(g.output):
+        t = v.type.tensor_type
+        if t.HasField("shape"):
+            out[v.name] = (t.elem_type, tuple(int(d.dim_value) if d.HasField("dim_value") else 0 for d in t.shape.dim))
+    return out
+
+
+def layer_models(model):
+    """(signature, one-node ModelProto) for every computing layer of ``model`` (shapes inferred
+    first); a layer whose input shapes are unknown is left out."""
+    import onnx
+    from onnx import helper, numpy_helper
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    infos = _value_infos(model)
+    weights = {t.name: t for t in model.graph.initializer}
+    constants = {}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    tensor = onnx.TensorProto()
+                    tensor.CopyFrom(a.t)
+                    tensor.name = node.output[0]
+                    constants[node.output[0]] = tensor
+    opsets = list(model.opset_import)
+    rng = np.random.default_rng(0)
+    for node in model.graph.node:
+        if node.op_type in NO_OPS or node.op_type == "Constant":
+            continue
+        inputs, inits, parts = [], [], [node.op_type]
+        ok = True
+        for name in node.input:
+            if not name:
+                continue
+            if name in weights or name in constants:
+                t = weights.get(name) or constants[name]
+                tensor = onnx.TensorProto()
+                tensor.CopyFrom(t)
+                if not (t.raw_data or t.float_data or t.int64_data or t.int32_data or t.double_data):
+                    # a stripped weight: random values of its shape and type
+                    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+                    tensor = numpy_helper.from_array((rng.standard_normal(tuple(t.dims)) * 0.05).astype(dtype), name)
+                    parts.append(f"w{t.data_type}{tuple(t.dims)}")
+                else:
+                    parts.append(f"c{hashlib.sha1(tensor.SerializeToString()).hexdigest()[:12]}")
+                inits.append(tensor)
+            elif name in infos and all(infos[name][1]) and infos[name][1]:
+                elem, shape = infos[name]
+                inputs.append(helper.make_tensor_value_info(name, elem, shape))
+                parts.append(f"x{elem}{shape}")
+            else:
+                ok = False
+                break
+        if not ok or not inputs:
+            continue
+        parts += sorted(str(helper.printable_attribute(a)) for a in node.attribute)
+        outputs = [helper.make_tensor_value_info(o, infos.get(o, (1, ()))[0], None) for o in node.output if o]
+        graph = helper.make_graph([node], "layer", inputs, outputs, initializer=inits)
+        one = helper.make_model(graph, opset_imports=opsets)
+        one.ir_version = model.ir_version
+        yield hashlib.sha1("|".join(parts).encode()).hexdigest(), one
+
+
+class KernelTable:
+    """signature -> latency (ms) of the layer alone, for one timing setting, kept on disk."""
+
+    def __init__(self, folder, threads: int = 1, warmup: int = 2, repeats: int = 10, min_seconds: float = 0.02):
+        self.path = Path(folder) / KERNELS
+        self.setting = {"threads": threads, "warmup": warmup, "repeats": repeats, "min_seconds": min_seconds}
+        self.table: dict[str, float] = {}
+        self.timed = 0
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line
+                if entry.get("setting") == self.setting:
+                    self.table[entry["key"]] = float(entry["ms"])
+
+    def network_ms(self, model) -> float:
+        """The sum of the network's layers timed alone (each distinct layer timed once)."""
+        from .timing import measure
+        total = 0.0
+        for key, one in layer_models(model):
+            if key not in self.table:
+                try:
+                    ms = measure(one, threads=self.setting["threads"], warmup=self.setting["warmup"],
+                                 repeats=self.setting["repeats"], min_seconds=self.setting["min_seconds"]).median_ms
+                except Exception:  # a layer onnxruntime cannot run alone counts as free
+                    ms = 0.0
+                self.table[key] = ms
+                self.timed += 1
+                with open(self.path, "a") as f:
+                    f.write(json.dumps({"key": key, "ms": ms, "setting": self.setting}) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            total += self.table[key]
+        return total
