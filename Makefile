@@ -199,3 +199,30 @@ bench-io-small: $(STAMP)
 	$(PY) -m predictor.io_data info runs/io/nb101_small > $(RA)/io_nb101_small_info.json
 	$(PY) -m predictor.embed io-train --data runs/io/nb101_small --epochs 4 --archs 100000 --set eval_pairs=5000 \
 	  --out $(A2V)/nb101_small_io.pt --json $(RA)/io_train_nb101_small.json --quiet
+
+# Latency of whole networks (issue 15). Build the dataset on an otherwise idle machine: its
+# figures are timings (about 1.5-2 h for 13 families x 200 networks on this 2-core CPU).
+LAT := runs/latency/cpu
+RL := results/latency
+LATBENCH := $(PY) -m predictor.latency_bench --data $(LAT) --quiet
+.PHONY: bench-latency-data bench-latency bench-latency-fewshot
+bench-latency-data: $(STAMP)
+	$(PY) -m predictor.latency_data build --out $(LAT) --families all --per-family 200 --batch-size 1 --threads 1 \
+	  --json $(RL)/dataset_build.json
+	cp $(LAT)/gt.txt $(LAT)/manifest.json $(LAT)/platforms.json $(RL)/
+
+bench-latency: $(STAMP)
+	mkdir -p $(RL)
+	for s in 0 1 2; do \
+	  for p in narformer gnn flops lut; do \
+	    $(LATBENCH) --split random --predictor $$p --seed $$s --json $(RL)/$${p}_random_s$$s.json; \
+	    $(LATBENCH) --split family --test-family all --predictor $$p --seed $$s --json $(RL)/$${p}_family_s$$s.json; \
+	  done; \
+	done
+
+bench-latency-fewshot: $(STAMP)
+	mkdir -p $(RL)
+	for s in 0 1 2; do \
+	  $(PY) -m predictor.latency_fewshot --data ../shared/data/nb201/nb201_latency_help.csv.gz --device all \
+	    --seed $$s --json $(RL)/fewshot_nb201_help_s$$s.json > /dev/null; \
+	done

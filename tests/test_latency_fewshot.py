@@ -40,3 +40,20 @@ def test_bad_settings():
         few_shot(x, lat, "lat_zz", FewShotConfig(source_archs=50))
     with pytest.raises(PredictorError, match="reference"):
         few_shot(x, lat, "lat_b", FewShotConfig(shots=5, reference=10))
+
+
+def test_latency_table_reads_both_kinds_of_result(tmp_path, capsys):
+    import json
+
+    from bench.latency_table import main
+    few = {"devices": {"lat_pixel2": {"few_shot": {"kendall_tau": 0.75, "mape": 13.0, "acc10": 50.0},
+                                      "no_adaptation": {"kendall_tau": 0.76}, "scratch": {"kendall_tau": 0.3}}}}
+    fam = {"split": "family", "predictor": "gnn", "families": {"vgg": {"mape": 8.0, "acc10": 70.0, "kendall_tau": 0.9}}}
+    (tmp_path / "a.json").write_text(json.dumps(few))
+    (tmp_path / "b.json").write_text(json.dumps(fam))
+    (tmp_path / "c.json").write_text(json.dumps(dict(fam, families={"vgg": {"mape": 10.0, "acc10": 60.0,
+                                                                            "kendall_tau": 0.8}})))
+    assert main([str(tmp_path / n) for n in ("a.json", "b.json", "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| pixel2 | 1 | 0.750 | 13.0 | 50.0 | 0.760 | 0.300 |" in out
+    assert "| family | vgg | gnn | 2 | 9.00 | 65.0 | 0.850 |" in out
