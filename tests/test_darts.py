@@ -134,3 +134,24 @@ def test_export_matches_pytorch_in_onnxruntime(space, tmp_path):
     rebuilt.load_state_dict(saved["state_dict"])
     rebuilt.eval()
     np.testing.assert_allclose(rebuilt(x).detach().numpy(), want, atol=1e-5)
+
+
+def test_darts_v2_imagenet_network_is_the_mobile_setting(space):
+    """The DARTS paper's ImageNet network: 14 cells, 48 channels, 4.7 M parameters, < 600 M MACs."""
+    from torch.utils.flop_counter import FlopCounterMode
+    arch = space.from_json(DARTS_V2)
+    model = space.build_model(arch, dataset="imagenet").eval()
+    assert len(model.cells) == 14 and model.classifier.out_features == 1000
+    assert 4.65e6 < count_parameters(model) < 4.75e6  # the paper: 4.7 M
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        logits = model(torch.zeros(1, 3, 224, 224))
+    assert logits.shape == (1, 1000)
+    assert counter.get_total_flops() / 2 < 600e6  # the mobile setting (the paper: 574 M by its count)
+    trained = space.build_model(arch, {"dataset": "imagenet", "auxiliary": True, "layers": 5, "channels": 8}).train()
+    out, aux = trained(torch.randn(2, 3, 224, 224))
+    assert out.shape == aux.shape == (2, 1000)
+    cifar = space.build_model(arch)  # the default is unchanged
+    assert count_parameters(cifar) == 3_349_342
+    from narnas.errors import ConfigError
+    with pytest.raises(ConfigError, match="dataset must be one of cifar10, imagenet"):
+        space.build_model(arch, {"dataset": "mnist"})

@@ -1,6 +1,9 @@
-"""The DARTS CIFAR network: a 3x3 stem of 3C channels, ``layers`` cells with reduction
+"""The DARTS networks. CIFAR: a 3x3 stem of 3C channels, ``layers`` cells with reduction
 cells (stride 2, channels doubled) at 1/3 and 2/3 of the depth, an optional auxiliary
 head after the second reduction, global average pooling and a linear classifier.
+ImageNet (``stem="imagenet"``, the paper's mobile setting): two stems - 3x3 stride-2
+convolutions to C/2 and C channels, then a third to C channels - so the first cell reads
+56 and 28 px maps from a 224 px image, and an auxiliary head for 14 px maps.
 Operations and their hyper-parameters are the DARTS paper's.
 """
 from __future__ import annotations
@@ -105,20 +108,49 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
+class AuxiliaryHeadImageNet(nn.Module):
+    """On the 14x14 maps after the second reduction of the ImageNet network."""
+
+    def __init__(self, c, num_classes):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True), nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),
+            nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
 class DartsNetwork(nn.Module):
     """``forward`` returns the logits, or (logits, auxiliary logits) in training with the
     auxiliary head. ``drop_path_prob`` is set by the trainer (DARTS ramps it up linearly)."""
 
-    def __init__(self, arch, num_classes=10, channels=36, layers=20, auxiliary=False, drop_path=0.0):
+    def __init__(self, arch, num_classes=10, channels=36, layers=20, auxiliary=False, drop_path=0.0,
+                 stem: str = "cifar"):
         super().__init__()
         if layers < 3:
             raise ValueError(f"a DARTS network needs at least 3 layers (two of them reductions), got {layers}")
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem must be cifar or imagenet, got {stem!r}")
         self.drop_path_prob = drop_path
-        stem = 3 * channels
-        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem))
-        c_pp, c_p, c = stem, stem, channels
+        self.imagenet = stem == "imagenet"
+        if self.imagenet:
+            half = channels // 2
+            self.stem0 = nn.Sequential(
+                nn.Conv2d(3, half, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
+                nn.Conv2d(half, channels, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(channels))
+            self.stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, stride=2, padding=1,
+                                                                        bias=False), nn.BatchNorm2d(channels))
+            c_pp, c_p, c = channels, channels, channels
+            reduction_prev = True  # the first cell's s0 (stem0) has twice the resolution of its s1
+        else:
+            width = 3 * channels
+            self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+            c_pp, c_p, c = width, width, channels
+            reduction_prev = False
         self.cells = nn.ModuleList()
-        reduction_prev = False
         self.aux_after = 2 * layers // 3
         aux_channels = None
         for i in range(layers):
@@ -131,12 +163,17 @@ class DartsNetwork(nn.Module):
             c_pp, c_p = c_p, 4 * c
             if i == self.aux_after:
                 aux_channels = c_p
-        self.auxiliary = AuxiliaryHead(aux_channels, num_classes) if auxiliary else None
+        head = AuxiliaryHeadImageNet if self.imagenet else AuxiliaryHead
+        self.auxiliary = head(aux_channels, num_classes) if auxiliary else None
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
 
     def forward(self, x):
-        s0 = s1 = self.stem(x)
+        if self.imagenet:
+            s0 = self.stem0(x)
+            s1 = self.stem1(s0)
+        else:
+            s0 = s1 = self.stem(x)
         aux = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)

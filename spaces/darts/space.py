@@ -106,10 +106,18 @@ DARTS_V2 = {"normal": [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3"
                        ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)]}
 
 
+DATASETS = ("cifar10", "imagenet")
+#: The DARTS paper's ImageNet network (mobile setting): 14 cells of 48 initial channels.
+IMAGENET_SIZES = {"num_classes": 1000, "channels": 48, "layers": 14}
+
+
 @dataclass(frozen=True)
 class DartsBuildConfig:
     """The DARTS evaluation network; the defaults are the paper's CIFAR-10 one (36 channels,
-    20 cells, reduction cells at 1/3 and 2/3 of the depth)."""
+    20 cells, reduction cells at 1/3 and 2/3 of the depth). ``dataset="imagenet"`` is the
+    paper's ImageNet (mobile setting) network: a stem of two stride-2 3x3 convolutions then a
+    third (224 -> 28 px before the first cell); ``build_model(arch, dataset="imagenet")`` also
+    sets its sizes (1,000 classes, 48 channels, 14 cells) unless given."""
     num_classes: int = 10
     channels: int = 36
     layers: int = 20
@@ -117,9 +125,12 @@ class DartsBuildConfig:
     auxiliary: bool = False
     #: Probability of dropping a whole edge operation (scheduled by the training recipe).
     drop_path: float = 0.0
+    dataset: str = "cifar10"
 
     def validate(self):
         at_least(self, 1, "num_classes", "channels", where="darts.build")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"darts.build.dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.layers < 3:
             raise ConfigError(f"darts.build.layers must be at least 3 (two reduction cells), "
                                    f"got {self.layers}")
@@ -231,10 +242,21 @@ class DartsSpace(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
     def inference_config(self, config):
         return dataclasses.replace(self.build_config(config), auxiliary=False, drop_path=0.0)
 
-    def build_model(self, arch, config=None):
+    def build_config(self, values=None):
+        values = dict(values.__dict__ if dataclasses.is_dataclass(values) else values or {})
+        if values.get("dataset") == "imagenet":  # the ImageNet network's own sizes, unless given
+            values = {**IMAGENET_SIZES, **values}
+        return super().build_config(values)
+
+    def build_model(self, arch, config=None, dataset: str | None = None):
+        """The network of ``arch``; ``dataset="imagenet"`` gives the DARTS ImageNet network."""
         from .model import DartsNetwork
+        if dataset is not None:
+            config = {**(dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config or {}),
+                      "dataset": dataset}
         c = self.build_config(config)
-        return DartsNetwork(arch, c.num_classes, c.channels, c.layers, c.auxiliary, c.drop_path)
+        return DartsNetwork(arch, c.num_classes, c.channels, c.layers, c.auxiliary, c.drop_path,
+                           stem="imagenet" if c.dataset == "imagenet" else "cifar")
 
 
 def _json(text: str):
