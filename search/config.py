@@ -84,8 +84,10 @@ FLAGS = {
     "metric": ("evaluator.config.metric", str, "search metric (default: the benchmark's validation accuracy)"),
     "test_metric": ("evaluator.config.test_metric", str, "reported metric (default: the benchmark's test accuracy)"),
     "preset": ("evaluator.config.preset", str, "training budget of cifar10-train: final, search (default) or smoke"),
-    "data_dir": ("evaluator.config.data_dir", str, "CIFAR-10 python batches folder (default $NARNAS_CIFAR10_DIR, "
-                                                   "then the data folder)"),
+    "data_dir": ("evaluator.config.data_dir", str, "cifar10-train: CIFAR-10 python batches folder (default "
+                                                   "$NARNAS_CIFAR10_DIR, then the data folder); ofa-supernet: the "
+                                                   "ImageNet root (default $NARNAS_IMAGENET_DIR)"),
+    "supernet": ("space.options.supernet", str, "ofa_mbv3: OFA's trained supernet weights (ofa_mbv3_d234_e346_k357_w1.0)"),
     "latency": ("latency.source", str, "where the latency measure (--constraint latency<=MS) comes from: "
                                        "measured (default: onnxruntime here), predictor:FILE, or a benchmark "
                                        "column / space measure such as lat_pixel2 or latency_note10"),
