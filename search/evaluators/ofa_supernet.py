@@ -51,7 +51,7 @@ class OFASupernetEvaluator(Evaluator):
             raise SearchError("ofa-supernet needs the trained supernet's weights: --supernet FILE (or --space-set "
                               "supernet=FILE, $NARNAS_OFA_SUPERNET), OFA's ofa_mbv3_d234_e346_k357_w1.0 / _w1.2")
         files = imagenet.list_files(self.config.data_dir, allow_val_only=True)  # a missing root fails here
-        self.data_dir = str(files.root)
+        self.data_dir = str(files.root.resolve())  # absolute: Ray workers run elsewhere
 
     @property
     def metric(self) -> str:

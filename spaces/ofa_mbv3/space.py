@@ -18,6 +18,8 @@ building the network.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -236,7 +238,9 @@ class OFAMobileNetV3Space(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
         self.input_shape = (3, self.resolutions[-1], self.resolutions[-1])
         if self.options.supernet:  # a named weights file must exist before any work, not at the first build
             from .model import supernet_file
-            supernet_file(self.options.supernet, self.width_mult)
+            # absolute, so Ray workers (another working directory) find the same file
+            self.options = dataclasses.replace(
+                self.options, supernet=str(supernet_file(self.options.supernet, self.width_mult).resolve()))
 
     def __reduce__(self):  # pickled by its options (Ray ships spaces to workers)
         return (_rebuild, (self.options,))
