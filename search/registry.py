@@ -14,7 +14,8 @@ def _unknown(kind, name, valid):
 
 STRATEGIES = Registry("strategy", ("search.strategies", "search.latent"), error=_unknown)
 EVALUATORS = Registry("evaluator", ("search.evaluators.benchmark", "search.evaluators.cifar10_training",
-                                    "search.evaluators.ofa_surrogate", "search.evaluators.ofa_supernet"),
+                                    "search.evaluators.ofa_surrogate", "search.evaluators.ofa_supernet",
+                                    "search.evaluators.imagenet_training"),
                       error=_unknown)
 EXECUTORS = Registry("executor", ("search.executors",), error=_unknown)
 #: name -> ``(space) -> (arch -> float)``: a number measured on an arch without evaluating it

@@ -1,0 +1,68 @@
+"""The imagenet training evaluator: presets, class subsets, checkpoints, a smoke search."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.imagenet_train import ImageNetTrainingConfig, fit, splits
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared" / "data" / "imagenet_sample"
+
+
+def test_class_subset_and_splits_of_the_sample():
+    cfg = ImageNetTrainingConfig(classes=20, holdout_images=5, val_images=12, allow_val_only=True)
+    data = splits(SAMPLE, cfg)
+    classes = {label for _, label in data.train}
+    assert len(classes) == 20 and data.num_classes == 1000
+    assert {label for _, label in data.val} <= classes and len(data.val) == 12 and len(data.holdout) == 5
+    assert splits(SAMPLE, cfg).train == data.train  # fixed by the seed
+    with pytest.raises(Exception, match="no train/"):
+        splits(SAMPLE, ImageNetTrainingConfig())
+
+
+def test_training_checkpoints_every_epoch_and_resumes(tmp_path):
+    import spaces
+    space = spaces.get_space("darts")
+    arch = space.sample(__import__("numpy").random.default_rng(0))
+    build = {"dataset": "imagenet", "channels": 8, "layers": 5, "num_classes": 1000}
+    cfg = ImageNetTrainingConfig(epochs=2, batch_size=8, lr=0.05, schedule="cosine", classes=10, holdout_images=4,
+                                 val_images=10, eval_batch_size=10, workers=0, allow_val_only=True)
+    data = splits(SAMPLE, cfg)
+    ckpt = tmp_path / "imagenet.pt"
+    logs = []
+    first = fit(lambda: space.build_model(arch, build), data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "a"},
+                log=logs.append)
+    assert ckpt.exists() and len(first["history"]) == 2 and 0 <= first["val"] <= 100
+    again = fit(lambda: space.build_model(arch, build), data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "a"},
+                log=logs.append)
+    assert any("resuming ImageNet training from epoch 2" in line for line in logs)
+    assert again["history"] == first["history"] and again["val"] == first["val"]
+    with pytest.raises(Exception, match="another arch"):
+        fit(lambda: space.build_model(arch, build), data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "b"})
+
+
+@pytest.mark.parametrize("space", ["darts", "ofa_mbv3"])
+def test_smoke_search_trains_on_the_shared_images(tmp_path, space):
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "search.run", "--space", space, "--evaluator", "imagenet", "--preset",
+                           "smoke", "--data-dir", str(SAMPLE), "--budget", "2", "--batch", "2", "--init", "2",
+                           "--strategy", "random", "--executor", "inline", "--quiet", "--no-plots", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    entries = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
+    assert len(entries) == 2 and all(e["status"] == "ok" for e in entries)
+    assert all(e["train_images"] == 20 and e["epochs"] == 1 and e["params"] > 1e5 for e in entries)
+    assert len(list((out / "checkpoints").glob("*/imagenet.pt"))) == 2
+
+
+def test_unknown_preset_and_space():
+    import spaces
+    from search.errors import SearchError
+    from search.evaluators.imagenet_training import ImageNetTrainingEvaluator, ImageNetTrainingEvaluatorConfig
+    with pytest.raises(SearchError, match="valid: final, search, smoke"):
+        ImageNetTrainingEvaluator(spaces.get_space("darts"), ImageNetTrainingEvaluatorConfig(preset="fast"))
+    with pytest.raises(SearchError, match="not nb201"):
+        ImageNetTrainingEvaluator(spaces.get_space("nb201"), ImageNetTrainingEvaluatorConfig())

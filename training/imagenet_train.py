@@ -1,0 +1,211 @@
+"""Training an ImageNet network from its image folders (streamed, not held in memory).
+
+SGD with momentum, label smoothing, a cosine or per-epoch exponential learning rate after a
+linear warm-up, the DARTS auxiliary loss when the network returns one, gradient clipping,
+mixed precision and channels-last on CUDA. A checkpoint is written atomically after every
+epoch and a restarted training continues after the last one (refusing another config's or
+another network's checkpoint). The result: top-1 on the held-out subset of train (``val``,
+the search signal) and on the official validation images (``test``, reported).
+
+Class subsets keep the original class indices (the network keeps its 1,000 outputs), so a
+supernet's classifier and a from-scratch network are treated alike.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from narnas.config import at_least
+
+from .errors import TrainingError
+from .trainer import resolve_device, save_checkpoint
+
+
+@dataclass
+class ImageNetTrainingConfig:
+    epochs: int = 250
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 3e-5
+    label_smoothing: float = 0.1
+    schedule: str = "exponential"  # exponential (gamma per epoch) or cosine
+    gamma: float = 0.97
+    warmup_epochs: int = 0
+    grad_clip: float = 5.0
+    auxiliary_weight: float = 0.4  # networks that return (logits, auxiliary logits)
+    resolution: int = 0  # 0: the arch's own (ofa_mbv3's r), else 224
+    classes: int = 0  # 0: every class; N: a fixed random N-class subset (the search proxy)
+    images_per_class: int = 0  # 0: all
+    holdout_images: int = 10_000
+    val_images: int = 0  # official val images reported; 0: all
+    eval_batch_size: int = 200
+    workers: int = 4
+    allow_val_only: bool = False  # a val-only folder (the shared sample) for smoke runs
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    threads: int = 0
+
+    def validate(self):
+        at_least(self, 1, "epochs", "batch_size", "eval_batch_size", "holdout_images", where="training")
+        if self.schedule not in ("exponential", "cosine"):
+            raise TrainingError(f"training.schedule must be exponential or cosine, got {self.schedule!r}")
+        if self.classes < 0 or self.images_per_class < 0 or self.val_images < 0 or self.resolution < 0:
+            raise TrainingError("training.classes, images_per_class, val_images and resolution cannot be negative")
+        return self
+
+
+@dataclass
+class ImageNetSplits:
+    train: list
+    holdout: list
+    val: list
+    num_classes: int
+    root: str
+
+
+def splits(data_dir, cfg: ImageNetTrainingConfig) -> ImageNetSplits:
+    """The training files, the held-out subset and the reported val files for ``cfg``."""
+    from .datasets import imagenet
+    files = imagenet.list_files(data_dir, allow_val_only=cfg.allow_val_only)
+    rng = np.random.default_rng(cfg.seed)
+    keep = None
+    if cfg.classes and cfg.classes < files.num_classes:
+        keep = set(rng.choice(files.num_classes, cfg.classes, replace=False).tolist())
+    train = [f for f in files.train if keep is None or f[1] in keep]
+    val = [f for f in files.val if keep is None or f[1] in keep]
+    if cfg.images_per_class:
+        counts: dict[int, int] = {}
+        capped = []
+        for f in train:
+            if counts.get(f[1], 0) < cfg.images_per_class:
+                capped.append(f)
+                counts[f[1]] = counts.get(f[1], 0) + 1
+        train = capped
+    rest, held = imagenet.holdout_split(train, min(cfg.holdout_images, max(1, len(train) // 2)), cfg.seed)
+    if files.val_only:
+        rest = train  # smoke: the sample stands in for the training images too
+    if cfg.val_images:
+        val = val[:cfg.val_images]
+    return ImageNetSplits(rest, held, val, files.num_classes, str(files.root.resolve()))
+
+
+def _loss(cfg):
+    def loss(output, y):
+        logits, aux = output if isinstance(output, tuple) else (output, None)
+        value = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if aux is not None:
+            value = value + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
+        return value, logits
+    return loss
+
+
+def _lr_factor(cfg, epoch: int) -> float:
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / cfg.warmup_epochs
+    e = epoch - cfg.warmup_epochs
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * e / max(1, cfg.epochs - cfg.warmup_epochs)))
+    return cfg.gamma ** e
+
+
+def fit(build: Callable[[], nn.Module], data: ImageNetSplits, cfg: ImageNetTrainingConfig, resolution: int, *,
+        checkpoint: Path | None = None, extra_state: dict | None = None, log=None,
+        on_epoch: Callable[[nn.Module, int], None] | None = None) -> dict:
+    """Train ``build()`` on ``data``; returns val / test top-1, history, epochs and seconds."""
+    from .datasets import imagenet
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
+    torch.manual_seed(cfg.seed)
+    model = build().to(device)
+    if cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=cfg.nesterov)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: _lr_factor(cfg, epoch))
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
+    start_epoch, history, spent = 0, [], 0.0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["config"] != dataclasses.asdict(cfg):
+            raise TrainingError(f"checkpoint {checkpoint} was written with another training config")
+        for name, value in (extra_state or {}).items():
+            if state.get(name) != value:
+                raise TrainingError(f"checkpoint {checkpoint} belongs to another {name}; use another output folder")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, history, spent = state["epoch"], state["history"], state["seconds"]
+        log(f"resuming ImageNet training from epoch {start_epoch} of {cfg.epochs} ({checkpoint})")
+    loss_fn = _loss(cfg)
+    for epoch in range(start_epoch, cfg.epochs):
+        began = time.time()
+        model.train()
+        if on_epoch is not None:
+            on_epoch(model, epoch)
+        # the epoch's order is a function of (seed, epoch): a resumed run sees the same batches
+        batches = imagenet.loader(data.train, imagenet.train_transform(resolution), cfg.batch_size,
+                                  workers=cfg.workers, shuffle=True, seed=cfg.seed * 100_003 + epoch,
+                                  device=str(device), drop_last=len(data.train) > cfg.batch_size)
+        total, correct, seen = 0.0, 0, 0
+        for x, y in batches:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if cuda and cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, enabled=cuda and cfg.amp):
+                value, logits = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(value).backward()
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            total += float(value.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        sched.step()
+        spent += time.time() - began
+        history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "train_acc": 100.0 * correct / max(seen, 1)})
+        log(f"epoch {epoch + 1}/{cfg.epochs} loss {total / max(seen, 1):.4f} ({time.time() - began:.0f} s)")
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {**(extra_state or {}), "config": dataclasses.asdict(cfg),
+                                         "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                         "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": history,
+                                         "seconds": spent})
+    evaluate = lambda files: top1(model, imagenet.loader(files, imagenet.eval_transform(resolution),  # noqa: E731
+                                                         cfg.eval_batch_size, workers=cfg.workers,
+                                                         device=str(device)), device)
+    return {"val": evaluate(data.holdout), "test": evaluate(data.val), "history": history, "epochs": cfg.epochs,
+            "train_loss": history[-1]["train_loss"] if history else None, "seconds": round(spent, 2),
+            "train_images": len(data.train), "holdout_images": len(data.holdout), "val_images": len(data.val)}
+
+
+@torch.inference_mode()
+def top1(model, batches, device) -> float:
+    """Top-1 accuracy (%) over ``batches`` of (images, labels)."""
+    model.eval()
+    correct = total = 0
+    for x, y in batches:
+        out = model(x.to(device))
+        logits = out[0] if isinstance(out, tuple) else out
+        correct += int((logits.argmax(1).cpu() == y).sum())
+        total += len(y)
+    if total == 0:
+        raise TrainingError("no images to evaluate on")
+    return 100.0 * correct / total
