@@ -96,6 +96,9 @@ FLAGS = {
                                                  "(default: start an embedded local Ray)"),
     "cpus_per_trial": ("executor.cpus_per_trial", float, "CPUs per evaluation (default 1)"),
     "gpus_per_trial": ("executor.gpus_per_trial", float, "GPUs per evaluation (default 0)"),
+    "workers_per_trial": ("executor.workers_per_trial", int, "ray, training evaluators: train each arch as N "
+                                                             "Ray Train data-parallel workers (DDP), each with "
+                                                             "--cpus-per-trial / --gpus-per-trial (default 1)"),
     "max_failures": ("executor.max_failures", int, "retries of a failing evaluation (default 2)"),
 }
 #: flags of repeatable KEY=VALUE items -> the section they fill
@@ -189,6 +192,9 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
 
     if config.executor.name is None:
         config.executor.name = cls.default_executor
+    if config.executor.workers_per_trial > 1 and not cls.data_parallel:
+        raise SearchError(f"--workers-per-trial needs an evaluator that trains data-parallel (imagenet); "
+                          f"{cls.name} does not")
     EXECUTORS.get(config.executor.name)
     return config, Parts(space, cls, evaluator_config)
 

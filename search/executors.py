@@ -136,12 +136,17 @@ class ExecutorConfig:
     ray_address: str | None = None  # None: embedded local Ray; "auto" or HOST:PORT: join a cluster
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    #: >1: one arch's training runs as this many Ray Train data-parallel workers (each with
+    #: cpus_per_trial / gpus_per_trial), archs one after the other (ray executor, training evaluators)
+    workers_per_trial: int = 1
 
     def validate(self):
         if self.max_failures < 0:
             raise SearchError(f"max_failures must be >= 0, got {self.max_failures}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise SearchError("cpus-per-trial must be > 0 and gpus-per-trial >= 0")
+        if self.workers_per_trial < 1:
+            raise SearchError(f"workers-per-trial must be at least 1, got {self.workers_per_trial}")
         return self
 
 
@@ -156,6 +161,8 @@ class InlineExecutor:
 
     def __init__(self, config: ExecutorConfig, storage: str | None = None, quiet: bool = False):
         self.config = config.validate()
+        if self.config.workers_per_trial > 1:
+            raise SearchError("--workers-per-trial runs Ray Train workers: use --executor ray")
 
     def __enter__(self):
         return self
@@ -241,11 +248,14 @@ class RayExecutor:
         return self
 
     def _check_resources(self, available: dict):
+        workers = self.config.workers_per_trial
         for name, need in (("CPU", self.config.cpus_per_trial), ("GPU", self.config.gpus_per_trial)):
-            if need > available.get(name, 0):
+            if need * workers > available.get(name, 0):
                 self.__exit__(None, None, None)
-                raise SearchError(f"a trial needs {need:g} {name}(s) but the Ray cluster has "
-                                  f"{available.get(name, 0):g}: lower --{name.lower()}s-per-trial")
+                what = f"{workers} workers x {need:g}" if workers > 1 else f"{need:g}"
+                raise SearchError(f"a trial needs {what} {name}(s) but the Ray cluster has "
+                                  f"{available.get(name, 0):g}: lower --{name.lower()}s-per-trial"
+                                  + (" or --workers-per-trial" if workers > 1 else ""))
 
     def __exit__(self, *exc):
         if self._started:
@@ -263,6 +273,18 @@ class RayExecutor:
         return self._temp_dir
 
     def run(self, batch, evaluator, on_result, round_: int = 0):
+        if self.config.workers_per_trial > 1:
+            # Each arch's evaluation launches its own Ray Train workers from the driver (a
+            # trainer inside a Tune trial would hold a CPU its workers wait for): archs in turn.
+            for index, arch_json in enumerate(batch):
+                for attempt in range(1, self.config.max_failures + 2):
+                    try:
+                        result = dict(evaluator.evaluate(arch_json), status="ok", attempts=attempt)
+                        break
+                    except Exception as err:
+                        result = {"status": "failed", "error": _error_line(err), "attempts": attempt}
+                on_result(index, result)
+            return
         # The old console output obeys verbose=0; the new one prints a table per Tuner.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         from ray import tune

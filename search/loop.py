@@ -68,7 +68,10 @@ class Search:
                                   "--force accepts the change")
         self.config = config
         self.space = parts.space
-        context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(config.executor.cpus_per_trial)))
+        ex = config.executor
+        context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(ex.cpus_per_trial)),
+                                    workers_per_trial=ex.workers_per_trial, cpus_per_worker=ex.cpus_per_trial,
+                                    gpus_per_worker=ex.gpus_per_trial)
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
         self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator,
                                           config.latency, self.run_dir.path)

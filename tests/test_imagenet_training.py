@@ -66,3 +66,27 @@ def test_unknown_preset_and_space():
         ImageNetTrainingEvaluator(spaces.get_space("darts"), ImageNetTrainingEvaluatorConfig(preset="fast"))
     with pytest.raises(SearchError, match="not nb201"):
         ImageNetTrainingEvaluator(spaces.get_space("nb201"), ImageNetTrainingEvaluatorConfig())
+
+
+def test_an_arch_trains_as_two_data_parallel_workers(tmp_path):
+    """--workers-per-trial 2: Ray Train DDP workers (gloo on the CPU), the same per-epoch checkpoint."""
+    import torch
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "search.run", "--space", "darts", "--evaluator", "imagenet",
+                           "--preset", "smoke", "--data-dir", str(SAMPLE), "--budget", "2", "--batch", "2", "--init",
+                           "2", "--strategy", "random", "--executor", "ray", "--workers-per-trial", "2", "--train-set",
+                           "epochs=2", "--quiet", "--no-plots", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    entries = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
+    assert [e["status"] for e in entries] == ["ok", "ok"] and all(e["workers"] == 2 for e in entries)
+    for path in (out / "checkpoints").glob("*/imagenet.pt"):
+        state = torch.load(path, weights_only=False)
+        assert state["epoch"] == 2 and state["workers"] == 2 and len(state["history"]) == 2
+    inline = subprocess.run([sys.executable, "-m", "search.run", "--space", "darts", "--evaluator", "imagenet",
+                             "--data-dir", str(SAMPLE), "--preset", "smoke", "--executor", "inline",
+                             "--workers-per-trial", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert inline.returncode == 2 and "use --executor ray" in inline.stderr
+    cifar = subprocess.run([sys.executable, "-m", "search.run", "--space", "nb201", "--workers-per-trial", "2"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert cifar.returncode == 2 and "needs an evaluator that trains data-parallel" in cifar.stderr

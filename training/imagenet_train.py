@@ -13,6 +13,7 @@ supernet's classifier and a from-scratch network are treated alike.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -209,3 +210,130 @@ def top1(model, batches, device) -> float:
     if total == 0:
         raise TrainingError("no images to evaluate on")
     return 100.0 * correct / total
+
+
+def fit_data_parallel(build: Callable[[], nn.Module], data: ImageNetSplits, cfg: ImageNetTrainingConfig,
+                      resolution: int, *, workers: int, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
+                      checkpoint: Path | None = None, extra_state: dict | None = None, storage: str | None = None,
+                      name: str = "imagenet") -> dict:
+    """``fit`` as ``workers`` Ray Train data-parallel workers (DDP: NCCL on GPUs, gloo on CPUs):
+    each worker reads its share of every epoch's shuffled images, ``batch_size`` is the global
+    batch, gradients are averaged. Rank 0 writes the same per-epoch checkpoint as ``fit`` (a
+    path every worker can read: one machine, or a shared file system on a cluster) and measures
+    top-1 at the end. Needs a running Ray (the search's executor starts it)."""
+    import tempfile
+
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    if workers < 2:
+        raise TrainingError("fit_data_parallel needs at least 2 workers (use fit for one)")
+    loop_config = {"build": build, "data": data, "cfg": cfg, "resolution": resolution,
+                   "checkpoint": None if checkpoint is None else str(checkpoint), "extra_state": extra_state or {}}
+    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
+    trainer = TorchTrainer(_data_parallel_worker, train_loop_config=loop_config,
+                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
+                                                        resources_per_worker=resources),
+                           run_config=RunConfig(name=f"{name}_{int(time.time() * 1000)}",
+                                                storage_path=str(Path(storage or tempfile.mkdtemp(
+                                                    prefix="narnas-train-")).resolve())))
+    result = trainer.fit()
+    if result.error is not None:
+        raise TrainingError(f"data-parallel training failed: {result.error}")
+    if result.checkpoint is None:
+        raise TrainingError("data-parallel training ended without its result (no final checkpoint)")
+    # Train V2 keeps metrics only beside checkpoints: rank 0's last report carries them as a file
+    with result.checkpoint.as_directory() as folder:
+        metrics = json.loads((Path(folder) / "result.json").read_text())
+    metrics["history"] = json.loads(metrics.pop("history_json", "[]"))
+    return metrics
+
+
+def _data_parallel_worker(config: dict) -> None:
+    """One Ray Train worker of ``fit_data_parallel``."""
+    import ray.train
+    import ray.train.torch
+    import torch.distributed as dist
+
+    from .datasets import imagenet
+    build, data, cfg, resolution = config["build"], config["data"], config["cfg"], config["resolution"]
+    checkpoint = Path(config["checkpoint"]) if config["checkpoint"] else None
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = ray.train.torch.get_device()
+    cuda = device.type == "cuda"
+    torch.manual_seed(cfg.seed)
+    model = build()
+    per_worker = max(1, cfg.batch_size // world)
+    start_epoch, history, spent, state = 0, [], 0.0, None
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state["config"] != dataclasses.asdict(cfg):
+            raise TrainingError(f"checkpoint {checkpoint} was written with another training config")
+        for key, value in config["extra_state"].items():
+            if state.get(key) != value:
+                raise TrainingError(f"checkpoint {checkpoint} belongs to another {key}; use another output folder")
+        model.load_state_dict(state["model"])
+        start_epoch, history, spent = state["epoch"], state["history"], state["seconds"]
+    model = ray.train.torch.prepare_model(model)  # to the device, wrapped in DDP
+    if cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=cfg.nesterov)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: _lr_factor(cfg, epoch))
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
+    loss_fn = _loss(cfg)
+    usable = (len(data.train) // world) * world  # equal shares: every worker takes the same steps
+    for epoch in range(start_epoch, cfg.epochs):
+        began = time.time()
+        model.train()
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(data.train))[:usable]
+        mine = [data.train[i] for i in order[rank::world]]
+        batches = imagenet.loader(mine, imagenet.train_transform(resolution), per_worker, workers=cfg.workers,
+                                  device=str(device), drop_last=len(mine) > per_worker)
+        total = torch.zeros(2, device=device)
+        for x, y in batches:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=cuda and cfg.amp):
+                value, _ = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(value).backward()
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            total += torch.tensor([float(value.detach()) * len(y), len(y)], device=device)
+        sched.step()
+        dist.all_reduce(total)
+        spent += time.time() - began
+        history.append({"epoch": epoch + 1, "train_loss": float(total[0] / total[1].clamp(min=1))})
+        if rank == 0 and checkpoint is not None:
+            inner = model.module if hasattr(model, "module") else model
+            save_checkpoint(checkpoint, {**config["extra_state"], "config": dataclasses.asdict(cfg),
+                                         "model": inner.state_dict(), "optimizer": opt.state_dict(),
+                                         "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": history,
+                                         "seconds": spent, "workers": world})
+        dist.barrier()
+        ray.train.report({"epoch": epoch + 1, "train_loss": history[-1]["train_loss"]})
+    metrics = {"epochs": cfg.epochs, "seconds": round(spent, 2), "workers": world,
+               "train_loss": history[-1]["train_loss"] if history else None, "history_json": json.dumps(history),
+               "train_images": len(data.train), "holdout_images": len(data.holdout), "val_images": len(data.val)}
+    dist.barrier()
+    if rank == 0:
+        import tempfile
+
+        from ray.train import Checkpoint
+        inner = model.module if hasattr(model, "module") else model
+        evaluate = lambda files: top1(inner, imagenet.loader(files, imagenet.eval_transform(resolution),  # noqa: E731
+                                                             cfg.eval_batch_size, workers=cfg.workers,
+                                                             device=str(device)), device)
+        metrics.update(val=evaluate(data.holdout), test=evaluate(data.val))
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "result.json").write_text(json.dumps(metrics))
+            ray.train.report({"epoch": cfg.epochs}, checkpoint=Checkpoint.from_directory(folder))
+    else:
+        ray.train.report({"epoch": cfg.epochs})

@@ -25,6 +25,11 @@ class EvaluationContext:
 
     run_dir: str | None = None
     threads: int = 0
+    #: >1: train each arch as this many Ray Train data-parallel workers (evaluators with
+    #: ``data_parallel``), each with these resources
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
 
 
 class Evaluator:
@@ -37,6 +42,8 @@ class Evaluator:
     default_executor = "inline"
     #: spaces this evaluator serves besides those that list it
     spaces: tuple[str, ...] = ()
+    #: whether one evaluation can run as several data-parallel workers (--workers-per-trial)
+    data_parallel = False
 
     def __init__(self, space, config, context: EvaluationContext | None = None):
         self.space, self.space_name, self.config = space, space.name, config

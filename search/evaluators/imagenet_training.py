@@ -68,6 +68,7 @@ class ImageNetTrainingEvaluator(Evaluator):
     config_class = ImageNetTrainingEvaluatorConfig
     default_executor = "ray"
     spaces = ("darts", "ofa_mbv3")
+    data_parallel = True
 
     def __init__(self, space, config=None, context=None):
         from narnas import config as configs
@@ -102,7 +103,7 @@ class ImageNetTrainingEvaluator(Evaluator):
         return "imagenet_val_top1"
 
     def metrics(self):
-        return ["seconds", "params", "epochs", "train_loss", "train_images", "holdout_images", "val_images"]
+        return ["seconds", "params", "epochs", "train_loss", "train_images", "holdout_images", "val_images", "workers"]
 
     def checkpoint_path(self, key: str):
         if self.context.run_dir is None:
@@ -120,13 +121,23 @@ class ImageNetTrainingEvaluator(Evaluator):
             if hasattr(model, "drop_path_prob"):
                 model.drop_path_prob = float(build.get("drop_path", 0.0)) * epoch / self.training.epochs
 
-        result = fit(lambda: space.build_model(arch, build), self.data, self.training, resolution,
-                     checkpoint=self.checkpoint_path(str(space.key(arch))), on_epoch=ramp_drop_path,
-                     extra_state={"space": space.name, "arch": str(space.key(arch)), "build": build})
+        extra = {"space": space.name, "arch": str(space.key(arch)), "build": build}
+        checkpoint = self.checkpoint_path(str(space.key(arch)))
+        ctx = self.context
+        if ctx.workers_per_trial > 1:
+            from training.imagenet_train import fit_data_parallel
+            storage = None if ctx.run_dir is None else str(Path(ctx.run_dir) / "ray_train")
+            result = fit_data_parallel(lambda: space.build_model(arch, build), self.data, self.training, resolution,
+                                       workers=ctx.workers_per_trial, cpus_per_worker=ctx.cpus_per_worker,
+                                       gpus_per_worker=ctx.gpus_per_worker, checkpoint=checkpoint,
+                                       extra_state=extra, storage=storage)
+        else:
+            result = fit(lambda: space.build_model(arch, build), self.data, self.training, resolution,
+                         checkpoint=checkpoint, on_epoch=ramp_drop_path, extra_state=extra)
         model = space.build_model(arch, build)
         params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("auxiliary."))
         keep = ("val", "test", "seconds", "epochs", "train_loss", "train_images", "holdout_images", "val_images")
-        return {**{k: result[k] for k in keep}, "params": params}
+        return {**{k: result[k] for k in keep}, "params": params, "workers": max(1, ctx.workers_per_trial)}
 
     def describe(self) -> dict:
         return dict(super().describe(), data_dir=self.data.root, preset=self.config.preset,

@@ -90,7 +90,7 @@ def _unpack_archives(root: Path) -> None:
 
 
 def list_files(data_dir=None, allow_val_only: bool = False) -> ImageNetFiles:
-    root = resolve_root(data_dir)
+    root = resolve_root(data_dir).resolve()  # absolute paths: workers run in other folders
     if not (root / "val").is_dir() and all((root / a).exists() for a in ARCHIVES):
         _unpack_archives(root)
     if not (root / "val").is_dir():
