@@ -73,13 +73,13 @@ def test_an_arch_trains_as_two_data_parallel_workers(tmp_path):
     import torch
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "search.run", "--space", "darts", "--evaluator", "imagenet",
-                           "--preset", "smoke", "--data-dir", str(SAMPLE), "--budget", "2", "--batch", "2", "--init",
-                           "2", "--strategy", "random", "--executor", "ray", "--workers-per-trial", "2", "--train-set",
+                           "--preset", "smoke", "--data-dir", str(SAMPLE), "--budget", "1", "--batch", "1", "--init",
+                           "1", "--strategy", "random", "--executor", "ray", "--workers-per-trial", "2", "--train-set",
                            "epochs=2", "--quiet", "--no-plots", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     entries = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
-    assert [e["status"] for e in entries] == ["ok", "ok"] and all(e["workers"] == 2 for e in entries)
+    assert [e["status"] for e in entries] == ["ok"] and entries[0]["workers"] == 2
     for path in (out / "checkpoints").glob("*/imagenet.pt"):
         state = torch.load(path, weights_only=False)
         assert state["epoch"] == 2 and state["workers"] == 2 and len(state["history"]) == 2

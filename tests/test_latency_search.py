@@ -49,12 +49,12 @@ def _journal(run):
 
 def test_search_under_a_measured_latency_limit(tmp_path):
     out = tmp_path / "run"
-    done = _run("--space", "nb201", "--strategy", "random", "--budget", "20", "--batch", "10", "--constraint",
+    done = _run("--space", "nb201", "--strategy", "random", "--budget", "10", "--batch", "5", "--init", "5", "--constraint",
                 "latency<=2.0", "--latency-set", "repeats=5", "--latency-set", "warmup=1", "--quiet", "--no-plots",
                 "--out", str(out))
     assert done.returncode == 0, done.stderr
     entries = _journal(out)
-    assert len(entries) == 20 and all(0 < e["latency"] <= 2.0 for e in entries)
+    assert len(entries) == 10 and all(0 < e["latency"] <= 2.0 for e in entries)
     cached = [json.loads(x) for x in (out / CACHE).read_text().splitlines()]
     assert {e["key"] for e in entries} <= {c["key"] for c in cached}
     pareto = json.loads((out / "pareto.json").read_text())
@@ -75,11 +75,11 @@ def test_search_with_a_saved_latency_predictor(tmp_path):
     np.testing.assert_allclose(load_latency_predictor(path).predict(graphs), fitted.predict(graphs))
     limit = float(np.median(y))
     out = tmp_path / "run"
-    done = _run("--space", "nb201", "--strategy", "rea", "--budget", "20", "--batch", "10", "--constraint",
+    done = _run("--space", "nb201", "--strategy", "random", "--budget", "8", "--batch", "4", "--init", "4", "--constraint",
                 f"latency<={limit}", "--latency", f"predictor:{path}", "--quiet", "--no-plots", "--out", str(out))
     assert done.returncode == 0, done.stderr
     entries = _journal(out)
-    assert len(entries) == 20 and max(e["latency"] for e in entries) <= limit
+    assert len(entries) == 8 and max(e["latency"] for e in entries) <= limit
     arch = space.from_json(entries[0]["arch"])
     g = compact(module_graph(deployed_model(space, arch), input_shape(space, arch, 1)))
     assert entries[0]["latency"] == pytest.approx(float(fitted.predict([g])[0]))

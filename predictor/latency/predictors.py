@@ -135,8 +135,7 @@ class NeuralConfig:
 
 @dataclass
 class NARFormerLatencyConfig(NeuralConfig):
-    """The supplement's NNLQP model uses the NB101 settings (d_model 192 on GPUs); these are
-    CPU-sized defaults. ``attention="graph"`` lets a layer attend to its graph neighbours
+    """CPU-sized defaults (the paper's GPU models are wider: d_model 192 on its cells). ``attention="graph"`` lets a layer attend to its graph neighbours
     (and the global tokens) only in the first stage."""
 
     num_freqs: int = 16  # unused by the layer tokens (fixed 32 per code); kept for NARFormerNet
