@@ -110,6 +110,9 @@ class PredictedLatency:
 def latency_measure(space, section: LatencySection, others, cache_dir=None):
     """``arch -> ms`` for ``section.source``; ``others(name)`` looks up a measure the run offers."""
     check(section)
+    if section.source == "measured" or section.source.startswith("predictor:"):
+        from spaces import ModelBuilding, require
+        require(space, ModelBuilding, f"for --latency {section.source.split(':')[0]} (it builds each arch's network)")
     if section.source == "measured":
         return MeasuredLatency(space, section, cache_dir)
     if section.source.startswith("predictor:"):

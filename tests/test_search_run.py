@@ -416,7 +416,7 @@ def test_a_table_without_the_default_metric_needs_one_named(tmp_path):
      "evaluator 'ofa-acc-predictor' does not serve space 'nb201'; its evaluators: benchmark, cifar10-train"),
     (["--evaluator", "nope"], "unknown evaluator 'nope'; valid: benchmark, cifar10-train"),
     (["--preset", "smoke"], "unknown config key(s) preset in evaluator benchmark"),
-    (["--constraint", "latency<=3"], "unknown constraint measure 'latency'; this run offers: "),
+    (["--constraint", "energy<=3"], "unknown constraint measure 'energy'; this run offers: "),
     (["--constraint", "params=3"], "--constraint takes NAME<=VALUE"),
     (["--data", "/nonexistent/nb201.csv"], "NAS-Bench-201 file not found (looked for /nonexistent/nb201.csv)"),
     (["--set", "strategy"], "--set takes KEY=VALUE, got 'strategy'"),
