@@ -90,7 +90,7 @@ UNWRITABLE = "/proc/narnas-cannot-write"  # /proc takes no new folders, even for
     (["bench.search", "--space", "nb201", "--strategies", "random", "--seeds", "1", "--json", f"{UNWRITABLE}/b.json"],
      f"cannot write --json folder {UNWRITABLE}"),
     (["bench.predictors", "--space", "nb201", "--predictor", "mlp", "--train-size", "50", "--score-evaluator", "nope"],
-     "unknown evaluator 'nope'; valid: benchmark, cifar10-train, ofa-acc-predictor"),
+     "unknown evaluator 'nope'; valid: benchmark, cifar10-train, imagenet, ofa-acc-predictor, ofa-supernet"),
     (["bench.predictors", "--space", "nb201", "--predictor", "mlp", "--train-size", "50", "--json", f"{UNWRITABLE}/p.json"],
      f"cannot write --json folder {UNWRITABLE}"),
     (["search.export", "--space", "darts", "--arch", "darts_v2", "--out", UNWRITABLE], f"cannot write --out {UNWRITABLE}"),
