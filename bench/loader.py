@@ -29,8 +29,10 @@ def main(argv=None) -> int:
     p.add_argument("--passes", type=int, default=1)
     p.add_argument("--json")
     args = p.parse_args(argv)
-    from narnas.files import atomic_write_bytes
+    from narnas.files import atomic_write_bytes, writable_file
     from training.datasets import imagenet
+    if args.json:
+        writable_file(args.json, "--json")
     files = imagenet.list_files(args.data_dir, allow_val_only=True)
     chosen = files.val if args.split == "val" else files.train
     result = {"root": str(files.root), "split": args.split, "images": len(chosen), "resolution": args.resolution,

@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     if args.command == "info":
         print(json.dumps(dataset.summary(args.folder), indent=2))
         return 0
+    if args.json:  # an unwritable output costs one line before the build, not after it
+        from narnas.files import writable_file
+        writable_file(args.json, "--json")
     families = tuple(FAMILIES) if args.families == "all" else tuple(f.strip() for f in args.families.split(",") if f.strip())
     config = dataset.BuildConfig(families=families, per_family=args.per_family, seed=args.seed,
                                  batch_size=args.batch_size, threads=args.threads, warmup=args.warmup,

@@ -99,3 +99,17 @@ def test_cli_rejects_unknown_family_in_one_line(tmp_path):
     r = _cli("build", "--out", str(tmp_path / "x"), "--families", "resnet,lenet", "--per-family", "1")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"error: unknown network family lenet; known: {', '.join(FAMILIES)}"]
+
+
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = _cli("build", "--out", str(tmp_path / "d"), "--families", "nb201", "--per-family", "1",
+             "--json", str(blocker / "out.json"))
+    assert r.returncode == 2 and "cannot write --json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "d" / "journal.jsonl").exists()  # nothing was measured
+    r = _cli("build", "--out", str(blocker / "d"), "--families", "nb201", "--per-family", "1")
+    assert r.returncode == 2 and "cannot write --out" in r.stderr
+    loader = subprocess.run([sys.executable, "-m", "bench.loader", "--data-dir", str(tmp_path / "none"), "--json",
+                             str(tmp_path / "l.json")], cwd=ROOT, capture_output=True, text=True)
+    assert loader.returncode == 2 and "does not exist" in loader.stderr
