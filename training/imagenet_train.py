@@ -114,6 +114,19 @@ def _loss(cfg):
     return loss
 
 
+def _step(model, x, y, loss_fn, opt, scaler, cfg, device):
+    """One optimisation step (autocast, scaled backward, clipping); returns (loss, logits)."""
+    with torch.autocast(device.type, enabled=device.type == "cuda" and cfg.amp):
+        value, logits = loss_fn(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(value).backward()
+    scaler.unscale_(opt)
+    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    return value, logits
+
+
 def _lr_factor(cfg, epoch: int) -> float:
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / cfg.warmup_epochs
@@ -169,14 +182,7 @@ def fit(build: Callable[[], nn.Module], data: ImageNetSplits, cfg: ImageNetTrain
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if cuda and cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=cuda and cfg.amp):
-                value, logits = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(value).backward()
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
+            value, logits = _step(model, x, y, loss_fn, opt, scaler, cfg, device)
             total += float(value.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -298,14 +304,7 @@ def _data_parallel_worker(config: dict) -> None:
         total = torch.zeros(2, device=device)
         for x, y in batches:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=cuda and cfg.amp):
-                value, _ = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(value).backward()
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
+            value, _ = _step(model, x, y, loss_fn, opt, scaler, cfg, device)
             total += torch.tensor([float(value.detach()) * len(y), len(y)], device=device)
         sched.step()
         dist.all_reduce(total)
