@@ -94,27 +94,13 @@ class Cell(nn.Module):
 
 
 class AuxiliaryHead(nn.Module):
-    """On the 8x8 maps after the second reduction."""
+    """After the second reduction: on the CIFAR network's 8x8 maps (pooling stride 3) or the
+    ImageNet network's 14x14 maps at 224 px (stride 2)."""
 
-    def __init__(self, c, num_classes):
+    def __init__(self, c, num_classes, pool_stride: int = 3):
         super().__init__()
         self.features = nn.Sequential(
-            nn.ReLU(inplace=True), nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
-            nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True))
-        self.classifier = nn.Linear(768, num_classes)
-
-    def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
-
-
-class AuxiliaryHeadImageNet(nn.Module):
-    """On the 14x14 maps after the second reduction of the ImageNet network."""
-
-    def __init__(self, c, num_classes):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.ReLU(inplace=True), nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),
+            nn.ReLU(inplace=True), nn.AvgPool2d(5, stride=pool_stride, padding=0, count_include_pad=False),
             nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
             nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True))
         self.classifier = nn.Linear(768, num_classes)
@@ -163,8 +149,8 @@ class DartsNetwork(nn.Module):
             c_pp, c_p = c_p, 4 * c
             if i == self.aux_after:
                 aux_channels = c_p
-        head = AuxiliaryHeadImageNet if self.imagenet else AuxiliaryHead
-        self.auxiliary = head(aux_channels, num_classes) if auxiliary else None
+        self.auxiliary = (AuxiliaryHead(aux_channels, num_classes, pool_stride=2 if self.imagenet else 3)
+                          if auxiliary else None)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
 
