@@ -97,6 +97,22 @@ bench-papers: $(STAMP)
 	  done; \
 	done
 
+# NAR-Former's Table 5 rows on other predictors (NP's GCN, TNASP's transformer with the tokenizer,
+# Self_ID added, graph-isomorphism twins): NB101-4,236, 3 seeds; about 25-35 min per fit on 2 cores.
+T5_VARIANTS := "gcn:" "tnasp:encoder=tokenizer self_id=add" "tnasp:encoder=tokenizer" "gcn:encoder=tokenizer" \
+  "gcn:encoder=tokenizer augment=2" "gcn:encoder=tokenizer augment=2 lambda_ac=0.5" \
+  "narformer:augment=2 augment_kind=isomorphism lambda_ac=0" "narformer:augment=2 augment_kind=isomorphism"
+.PHONY: bench-table5
+bench-table5: $(STAMP)
+	mkdir -p $(R)
+	for s in 0 1 2; do \
+	  for pv in $(T5_VARIANTS); do \
+	    p=$${pv%%:*}; v=$${pv#*:}; \
+	    $(BENCH) $(NB101) --predictor $$p --train-size 4236 --seed $$s $$(for kv in $$v; do echo --set $$kv; done) \
+	      --json $(R)/$${p}_t5_$$(echo "$$v" | tr ' =' '__')_nb101_4236_s$$s.json; \
+	  done; \
+	done
+
 # Ablations: NAR-Former's parts on NB201-781, the NB101 recipe's steps, TNASP's attention and signs.
 .PHONY: bench-ablations
 bench-ablations: $(STAMP)
@@ -208,6 +224,7 @@ LATBENCH := $(PY) -m predictor.latency_bench --data $(LAT) --quiet
 .PHONY: bench-latency-data bench-latency bench-latency-fewshot
 bench-latency-data: $(STAMP)
 	$(PY) -m predictor.latency_data build --out $(LAT) --families all --per-family 200 --batch-size 1 --threads 1 \
+	  --warmup 5 --repeats 15 --min-seconds 0.3 \
 	  --json $(RL)/dataset_build.json
 	cp $(LAT)/gt.txt $(LAT)/manifest.json $(LAT)/platforms.json $(RL)/
 
@@ -226,3 +243,13 @@ bench-latency-fewshot: $(STAMP)
 	  $(PY) -m predictor.latency_fewshot --data ../shared/data/nb201/nb201_latency_help.csv.gz --device all \
 	    --seed $$s --json $(RL)/fewshot_nb201_help_s$$s.json > /dev/null; \
 	done
+
+# ImageNet evaluators on this CPU (README "ImageNet evaluation"): loader throughput at 224 px and
+# smoke searches end to end (ofa-supernet, imagenet smoke for darts and ofa_mbv3, 2-worker DDP).
+IMAGENET_SAMPLE ?= ../shared/data/imagenet_sample
+.PHONY: bench-imagenet
+bench-imagenet: $(STAMP)
+	mkdir -p results/imagenet
+	$(PY) -m bench.loader --data-dir $(IMAGENET_SAMPLE) --resolution 224 --workers 2 --passes 2 \
+	  --json results/imagenet/loader_224.json
+	$(PY) -m bench.imagenet --data-dir $(IMAGENET_SAMPLE) --json results/imagenet/smoke.json

@@ -1,7 +1,11 @@
-"""Information-flow-consistency augmentation (NAR-Former).
+"""Renumbered twins of a cell: the same network as another node sequence.
 
-Renumbering the inner nodes of a cell in another topological order gives the same
-network with a different token sequence; its adjacency stays upper-triangular.
+* ``"flow"``: NAR-Former's information-flow-consistency augmentation. The inner nodes are
+  renumbered in another topological order, so every node still comes after its sources and
+  the adjacency stays upper-triangular.
+* ``"isomorphism"``: the graph-isomorphism augmentation NAR-Former compares it with (its
+  Table 5, "GI Aug"): any renumbering of the inner nodes (the input stays first, the output
+  last), so a node may come before its sources.
 """
 from __future__ import annotations
 
@@ -24,20 +28,32 @@ def random_topological_order(adjacency: np.ndarray, rng: np.random.Generator) ->
     return np.array(order)
 
 
+def random_inner_permutation(num_nodes: int, rng: np.random.Generator) -> np.ndarray:
+    """Input first, output last, the nodes between in a uniformly random order."""
+    return np.concatenate([[0], 1 + rng.permutation(max(num_nodes - 2, 0)), [num_nodes - 1]])[:num_nodes]
+
+
+#: Augmentation kind -> how it draws a node order for a graph's adjacency.
+ORDERS = {"flow": random_topological_order,
+          "isomorphism": lambda adjacency, rng: random_inner_permutation(len(adjacency), rng)}
+
+
 def permute_graph(ops: np.ndarray, adjacency: np.ndarray, order: np.ndarray):
     """The graph with node order[k] renamed k."""
     return ops[order], adjacency[np.ix_(order, order)]
 
 
 def twins(ops: np.ndarray, adjacency: np.ndarray, rng: np.random.Generator, count: int = 2,
-          attempts: int = 20) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Up to ``count`` distinct renumberings that differ from the original token sequence."""
+          attempts: int = 20, kind: str = "flow") -> list[tuple[np.ndarray, np.ndarray]]:
+    """Up to ``count`` distinct renumberings (of ``kind``, see the module docstring) that
+    differ from the original token sequence."""
+    order_of = ORDERS[kind]
     seen = {(ops.tobytes(), adjacency.tobytes())}
     found = []
     for _ in range(attempts):
         if len(found) == count:
             break
-        new_ops, new_adj = permute_graph(ops, adjacency, random_topological_order(adjacency, rng))
+        new_ops, new_adj = permute_graph(ops, adjacency, order_of(adjacency, rng))
         sig = (new_ops.tobytes(), new_adj.tobytes())
         if sig not in seen:
             seen.add(sig)

@@ -68,7 +68,7 @@ def layer_sums(data, onnx_root, records, log) -> np.ndarray:
     platform threads; distinct layers are timed once and kept in the dataset folder."""
     import onnx
 
-    from predictor.latency.kernels import KernelTable
+    from predictor.latency.kernels import SUMS, KernelTable
     data = Path(data)
     folder = data if data.is_dir() else data.parent
     root = Path(onnx_root) if onnx_root else folder
@@ -77,12 +77,30 @@ def layer_sums(data, onnx_root, records, log) -> np.ndarray:
     if platforms.exists():
         threads = int(next(iter(json.loads(platforms.read_text()).values())).get("threads", 1))
     table = KernelTable(folder, threads=threads)
+    known = _read_sums(folder / SUMS, table.setting)
     sums = np.empty(len(records))
     for i, r in enumerate(records):
-        sums[i] = table.network_ms(onnx.load(str(root / r.onnx)))
+        if r.onnx not in known:
+            known[r.onnx] = table.network_ms(onnx.load(str(root / r.onnx)))
+            with open(folder / SUMS, "a") as f:
+                f.write(json.dumps({"onnx": r.onnx, "ms": known[r.onnx], "setting": table.setting}) + "\n")
+        sums[i] = known[r.onnx]
         if (i + 1) % 100 == 0:
             log(f"  layers timed alone: {i + 1} networks, {table.timed} new layers")
     return sums
+
+
+def _read_sums(path: Path, setting: dict) -> dict[str, float]:
+    known = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line
+            if entry.get("setting") == setting:
+                known[entry["onnx"]] = float(entry["ms"])
+    return known
 
 
 def main(argv=None) -> int:

@@ -22,17 +22,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .augment import twins
-from .base import TorchPredictor, TrainConfig, check_choice, take
+from .aids import AidsConfig, TwinTraining
+from .base import TorchPredictor, TrainConfig, check_choice
 from .errors import PredictorError
-from .graphs import GraphBatch, batch_graphs, neighbour_mask
+from .graphs import GraphBatch, neighbour_mask
 from .registry import register_predictor
-from .tokenizer import code_table, has_layer_attributes, sincos_code, tokenize, tokenize_layers
-from .transformer import Attention, DropPath, FeedForward, SelfAttentionBlock
+from .tokenizer import SELF_ID, code_table, has_layer_attributes, sincos_code, tokenize, tokenize_layers, with_self_id
+from .transformer import Attention, DropPath, FeedForward, SelfAttentionBlock, attention_dropout
 
 
 @dataclass
-class NARFormerConfig(TrainConfig):
+class NARFormerConfig(TrainConfig, AidsConfig):
     """Defaults are the CPU recipe measured in the README (about 5 min for 781 NB201 archs on
     2 cores). The paper's GPU recipe: d_model=192, heads=6, ffn=768, depth=6, lr=1e-4,
     epochs=4000, augment=2."""
@@ -54,6 +54,8 @@ class NARFormerConfig(TrainConfig):
     lambda_ac: float = 0.5  # architecture-consistency loss weight (needs augment > 0)
     sr_loss: str = "l1"  # or "l2"
     augment: int = 0  # twins per training arch (the paper: 2); see the README for the trade-off
+    augment_kind: str = "flow"  # "flow" (the paper's) or "isomorphism" (GI Aug, its Table 5 rows 10-11)
+    self_id: str = "concat"  # own-position code beside the op code, or "add"ed to it (Table 5 row 3)
     epochs: int = 300
     lr: float = 3e-3
 
@@ -61,7 +63,8 @@ class NARFormerConfig(TrainConfig):
         super().validate()
         check_choice("pool", self.pool, ("fusion", "mean"))
         check_choice("attention", self.attention, ("full", "graph"))
-        check_choice("sr_loss", self.sr_loss, ("l1", "l2"))
+        check_choice("self_id", self.self_id, SELF_ID)
+        self.validate_aids()
         if self.d_model % self.heads:
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
 
@@ -74,7 +77,7 @@ class FusionStage(nn.Module):
         super().__init__()
         self.queries = nn.Parameter(torch.randn(1, num_queries, cfg.d_model) * 0.02)
         self.norm = nn.LayerNorm(cfg.d_model)
-        self.cross = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.cross = Attention(cfg.d_model, cfg.heads, attention_dropout(cfg))
         self.drop_path = DropPath(drop_paths[0])
         self.ff = FeedForward(cfg, drop_paths[0])
         self.blocks = nn.ModuleList(SelfAttentionBlock(cfg, p) for p in drop_paths[1:])
@@ -93,7 +96,7 @@ class Refuse(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.norm_q, self.norm_kv = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
-        self.attn = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.attn = Attention(cfg.d_model, cfg.heads, attention_dropout(cfg))
         self.ff = FeedForward(cfg, 0.0)
 
     def forward(self, memory, q, mask=None):
@@ -103,16 +106,17 @@ class Refuse(nn.Module):
 class NARFormerNet(nn.Module):
     """``token_width`` defaults to the cell tokens' 6L. Whole networks (latency) pass their
     480-wide layer tokens, ``num_static`` static features that join the fused token at the head
-    (the supplement, section 1), and ``squash=False`` for an unbounded output."""
+    (the supplement, section 1), and ``squash=False`` for an unbounded output. ``depth_width``:
+    the depth code's width where it differs from the tokens' (Self_ID added: tokens of 4L)."""
 
     def __init__(self, cfg: NARFormerConfig, token_width: int | None = None, num_static: int = 0,
-                 squash: bool = True):
+                 squash: bool = True, depth_width: int | None = None):
         super().__init__()
         token_width = token_width or 6 * cfg.num_freqs
         self.squash = squash
         self.pool = cfg.pool
         self.embed = nn.Identity() if token_width == cfg.d_model else nn.Linear(token_width, cfg.d_model)
-        self.depth_map = nn.Linear(token_width, cfg.d_model)
+        self.depth_map = nn.Linear(depth_width or token_width, cfg.d_model)
         stages = cfg.fusion_stages if cfg.pool == "fusion" else 0
         total = cfg.depth + stages * cfg.fusion_depth
         rates = torch.linspace(0, cfg.drop_path, max(total, 1)).tolist()
@@ -151,14 +155,17 @@ class NARFormerNet(nn.Module):
 
 
 @register_predictor("narformer")
-class NARFormerPredictor(TorchPredictor):
+class NARFormerPredictor(TwinTraining, TorchPredictor):
     config_class = NARFormerConfig
 
     def build_model(self):
-        return NARFormerNet(self.config)
+        width = (6 if self.config.self_id == "concat" else 4) * self.config.num_freqs
+        return NARFormerNet(self.config, token_width=width, depth_width=6 * self.config.num_freqs)
 
     def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         if has_layer_attributes(batch):
+            if self.config.self_id != "concat":
+                raise PredictorError("self_id='add' is for cell tokens; a network's layer tokens have no op code")
             # Whole networks (ofa_mbv3): layer tokens, and the input resolution coded where a
             # cell's depth is (NAR-Former's supplement, sec. 2.4).
             tokens, mask = tokenize_layers(batch, self.config.num_freqs)
@@ -166,56 +173,13 @@ class NARFormerPredictor(TorchPredictor):
             depth = sincos_code(batch.num_nodes if size is None else size, 3 * self.config.num_freqs)
         else:
             tokens, mask = tokenize(batch, self.config.num_freqs)
+            tokens = with_self_id(tokens, self.config.num_freqs, self.config.self_id, batch.num_nodes)
             depth = code_table(0, batch.max_nodes + 1, 3 * self.config.num_freqs)[batch.num_nodes]
         inputs = {"tokens": torch.from_numpy(tokens), "mask": torch.from_numpy(mask),
                   "depth_code": torch.from_numpy(depth.astype(np.float32))}
         if self.config.attention == "graph":
             inputs["neighbours"] = torch.from_numpy(graph_attention_mask(batch, mask))
         return inputs
-
-    def training_inputs(self, graphs, rng):
-        cfg = self.config
-        width = self.meta["max_nodes"]  # twins have the same sizes as their originals
-        main = self.encode(batch_graphs(graphs, width))
-        if cfg.augment <= 0:
-            return {"main": main}
-        if getattr(graphs[0], "node_features", None) is not None:
-            raise PredictorError("augment (renumbered twins) is for cell graphs; a network's layer graph "
-                                 "has one order: use augment=0")
-        # Twin slot k of arch i is its k-th renumbering, or the original when it has fewer.
-        slots = [[(g.ops, g.adjacency)] * cfg.augment for g in graphs]
-        counts = np.zeros(len(graphs), dtype=np.int64)
-        for i, g in enumerate(graphs):
-            found = twins(np.asarray(g.ops), np.asarray(g.adjacency), rng, cfg.augment)
-            counts[i] = len(found)
-            slots[i][:len(found)] = found
-        flat = [_Graph(ops, adj, graphs[0].vocab) for per_arch in slots for ops, adj in per_arch]
-        twin = self.encode(batch_graphs(flat, width))
-        twin = {k: v.view(len(graphs), cfg.augment, *v.shape[1:]) for k, v in twin.items()}
-        return {"main": main, "twins": twin, "twin_counts": torch.from_numpy(counts)}
-
-    def loss(self, model, inputs, index, y, gen):
-        cfg = self.config
-        n = len(index)
-        if "twins" in inputs:
-            counts = inputs["twin_counts"][index]
-            slot = (torch.rand(n, generator=gen).to(counts.device) * counts.clamp(min=1)).long()
-            twin = {k: v[index, slot] for k, v in inputs["twins"].items()}
-            both = {k: torch.cat([inputs["main"][k][index], twin[k]]) for k in twin}
-            pred_all = model(**both)
-            pred, pred_twin = pred_all[:n], pred_all[n:]
-            loss = 0.5 * (F.mse_loss(pred, y) + F.mse_loss(pred_twin, y))
-            if cfg.lambda_ac:
-                has_twin = counts > 0
-                if has_twin.any():
-                    loss = loss + cfg.lambda_ac * consistency_loss(pred[has_twin], pred_twin[has_twin])
-        else:
-            pred = model(**take(inputs["main"], index))
-            loss = F.mse_loss(pred, y)
-        if cfg.lambda_sr and n > 1:
-            loss = loss + cfg.lambda_sr * sequence_ranking_loss(pred, y, torch.randperm(n, generator=gen).to(y.device),
-                                                                cfg.sr_loss)
-        return loss
 
 
 def graph_attention_mask(batch: GraphBatch, token_mask: np.ndarray) -> np.ndarray:
@@ -234,24 +198,3 @@ def graph_attention_mask(batch: GraphBatch, token_mask: np.ndarray) -> np.ndarra
     allowed |= is_global[:, :, None] & real[:, None, :]
     allowed |= real[:, :, None] & is_global[:, None, :]
     return allowed
-
-
-class _Graph:
-    """A bare graph (ops, adjacency, vocab) for the twins."""
-
-    __slots__ = ("ops", "adjacency", "vocab")
-
-    def __init__(self, ops, adjacency, vocab):
-        self.ops, self.adjacency, self.vocab = ops, adjacency, vocab
-
-
-def sequence_ranking_loss(pred, target, perm, kind: str = "l1"):
-    """Compare the differences of predictions and of targets between each sample and its
-    partner ``perm[i]`` in the batch."""
-    diff_pred, diff_true = pred - pred[perm], target - target[perm]
-    return F.l1_loss(diff_pred, diff_true) if kind == "l1" else F.mse_loss(diff_pred, diff_true)
-
-
-def consistency_loss(pred, pred_twin):
-    """L1 distance between the predictions for an arch and for its augmented twin."""
-    return F.l1_loss(pred, pred_twin)

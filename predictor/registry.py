@@ -7,7 +7,7 @@ from narnas.registry import Registry
 
 from .errors import PredictorError
 
-PREDICTORS = Registry("predictor", ("predictor.narformer", "predictor.baselines", "predictor.tnasp",
+PREDICTORS = Registry("predictor", ("predictor.narformer", "predictor.baselines", "predictor.gcn", "predictor.tnasp",
                                     "predictor.arch2vec.predictor"),
                       error=lambda kind, name, valid: PredictorError(
                           f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}"))

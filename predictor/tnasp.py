@@ -35,6 +35,11 @@ augmented Lagrangian: plain descent-ascent oscillated without converging in our 
 ``evolution_tol`` (relative) or ``evolution_epochs`` epochs; the network's last weights are
 kept (the validation archs are training signal now).
 
+Encoder. ``encoder="laplacian"`` (the default) is TNASP's: an op embedding plus the linearly
+mapped Laplacian position encoding. ``encoder="tokenizer"`` feeds NAR-Former's node tokens
+(op, own position and source codes; ``self_id`` "concat" or "add") through a linear map
+instead: NAR-Former's Table 5 rows 3-4, the tokenizer on TNASP's transformer.
+
 ``evolution_method="reconstruction"`` is the reading we built before the paper was at
 hand: each round keeps training with every validation arch's previous error as a
 constraint |f(v_i) - y_i| <= e_i, through Lagrange multipliers on the squared distance to a
@@ -54,6 +59,7 @@ from .base import TorchPredictor, TrainConfig, check_choice, param_groups, take
 from .errors import PredictorError
 from .graphs import GraphBatch, neighbour_mask
 from .registry import register_predictor
+from .tokenizer import SELF_ID, node_tokens
 from .transformer import SelfAttentionBlock
 
 
@@ -68,6 +74,9 @@ class TNASPConfig(TrainConfig):
     pe_dim: int = 0  # eigenvector columns; 0 = the largest training graph's node count
     pe_sign: str = "canonical"  # "canonical", "eigh" or "flip" (see the module docstring)
     attention: str = "graph"  # "graph": self and neighbours only; "full": every node
+    encoder: str = "laplacian"  # or "tokenizer": NAR-Former's node tokens (see the module docstring)
+    self_id: str = "concat"  # encoder="tokenizer": own position beside ("concat") or added to the op code
+    num_freqs: int = 32  # encoder="tokenizer": L, each code 2L wide
     epochs: int = 300
     lr: float = 3e-3
     self_evolution: bool = False
@@ -92,6 +101,10 @@ class TNASPConfig(TrainConfig):
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
         check_choice("attention", self.attention, ("graph", "full"))
         check_choice("pe_sign", self.pe_sign, ("canonical", "eigh", "flip"))
+        check_choice("encoder", self.encoder, ("laplacian", "tokenizer"))
+        check_choice("self_id", self.self_id, SELF_ID)
+        if self.num_freqs < 1:
+            raise PredictorError(f"num_freqs must be >= 1, got {self.num_freqs}")
         check_choice("evolution_method", self.evolution_method, ("paper", "reconstruction"))
         for name in ("evolution_alpha", "evolution_target_lr", "evolution_multiplier_lr", "evolution_tol"):
             if not getattr(self, name) > 0:
@@ -131,17 +144,23 @@ def laplacian_eigenvectors(batch: GraphBatch, width: int, canonical_sign: bool =
 
 
 class TNASPNet(nn.Module):
-    def __init__(self, num_ops: int, pe_dim: int, cfg: TNASPConfig):
+    """``token_width``: node tokens (encoder="tokenizer") of that width replace the op embedding
+    and the position encoding."""
+
+    def __init__(self, num_ops: int, pe_dim: int, cfg: TNASPConfig, token_width: int = 0):
         super().__init__()
-        self.op_embed = nn.Embedding(num_ops, cfg.d_model)
-        self.pe_embed = nn.Linear(pe_dim, cfg.d_model)
+        if token_width:
+            self.token_embed = nn.Linear(token_width, cfg.d_model)
+        else:
+            self.op_embed = nn.Embedding(num_ops, cfg.d_model)
+            self.pe_embed = nn.Linear(pe_dim, cfg.d_model)
         self.blocks = nn.ModuleList(SelfAttentionBlock(cfg, 0.0) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Sequential(nn.Linear(cfg.d_model, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                                   nn.Linear(cfg.hidden, 1))
 
-    def forward(self, ops, pe, mask, neighbours=None):
-        x = self.op_embed(ops.clamp(min=0)) + self.pe_embed(pe)
+    def forward(self, mask, ops=None, pe=None, tokens=None, neighbours=None):
+        x = self.token_embed(tokens) if tokens is not None else self.op_embed(ops.clamp(min=0)) + self.pe_embed(pe)
         if neighbours is not None:
             attn_mask = neighbours
         else:
@@ -163,21 +182,27 @@ class TNASPPredictor(TorchPredictor):
         self.meta["pe_dim"] = self.config.pe_dim or self.meta["max_nodes"]
 
     def build_model(self):
-        return TNASPNet(self.meta["num_ops"], self.meta["pe_dim"], self.config)
+        cfg = self.config
+        width = (6 if cfg.self_id == "concat" else 4) * cfg.num_freqs if cfg.encoder == "tokenizer" else 0
+        return TNASPNet(self.meta["num_ops"], self.meta["pe_dim"], cfg, token_width=width)
 
     def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         if batch.ops.max() >= self.meta["num_ops"]:
             raise PredictorError(f"operation index {batch.ops.max()} is outside the fitted vocabulary "
                                  f"of {self.meta['num_ops']}")
-        pe = laplacian_eigenvectors(batch, self.meta["pe_dim"], self.config.pe_sign == "canonical")
-        inputs = {"ops": torch.from_numpy(batch.ops), "pe": torch.from_numpy(pe), "mask": torch.from_numpy(batch.mask)}
+        inputs = {"mask": torch.from_numpy(batch.mask)}
+        if self.config.encoder == "tokenizer":
+            inputs["tokens"] = torch.from_numpy(node_tokens(batch, self.config.num_freqs, self.config.self_id))
+        else:
+            pe = laplacian_eigenvectors(batch, self.meta["pe_dim"], self.config.pe_sign == "canonical")
+            inputs.update(ops=torch.from_numpy(batch.ops), pe=torch.from_numpy(pe))
         if self.config.attention == "graph":
             inputs["neighbours"] = torch.from_numpy(neighbour_mask(batch))
         return inputs
 
     def loss(self, model, inputs, index, y, gen):
         batch = take(inputs["main"], index)
-        if self.config.pe_sign != "flip":
+        if self.config.pe_sign != "flip" or "pe" not in batch:
             return nn.functional.mse_loss(model(**batch), y)
         signs = torch.randint(0, 2, (len(index), 1, batch["pe"].shape[-1]), generator=gen).to(y.device) * 2 - 1
         batch["pe"] = batch["pe"] * signs

@@ -62,6 +62,33 @@ def tokenize(batch: GraphBatch, num_freqs: int = 32) -> tuple[np.ndarray, np.nda
     return _with_end_token(tokens, batch, num_freqs)
 
 
+#: How a node's own position joins its op code (NAR-Former's Table 5 "Self_ID").
+SELF_ID = ("concat", "add")
+
+
+def with_self_id(tokens: np.ndarray, num_freqs: int, self_id: str = "concat",
+                 num_nodes: np.ndarray | None = None) -> np.ndarray:
+    """``tokenize``'s tokens as they are ("concat": [op, own position, sources], 6L), or with the
+    own-position code added to the op code ("add": [op + own position, sources], 4L). With
+    ``num_nodes`` (the end token's index per graph) the end token keeps code(1e5) per part."""
+    if self_id == "concat":
+        return tokens
+    width = 2 * num_freqs
+    out = np.concatenate([tokens[..., :width] + tokens[..., width:2 * width], tokens[..., 2 * width:]], axis=-1)
+    if num_nodes is not None:
+        rows = np.arange(len(tokens))
+        out[rows, num_nodes, :width] = tokens[rows, num_nodes, :width]
+    return out
+
+
+def node_tokens(batch: GraphBatch, num_freqs: int = 32, self_id: str = "concat") -> np.ndarray:
+    """float32 [B, N, 6L or 4L]: the node tokens alone (no end token; padding zero), for
+    predictors that read nodes, not a sequence (TNASP's transformer, NP's GCN)."""
+    tokens, _ = tokenize(batch, num_freqs)
+    n = batch.ops.shape[1]
+    return with_self_id(tokens, num_freqs, self_id)[:, :n] * batch.mask[..., None]  # end tokens zeroed too
+
+
 #: Node attributes of layer graphs (whole networks such as ofa_mbv3) that the layer tokens code.
 LAYER_PARTS = ("kernel", "expand_ratio")
 

@@ -1,6 +1,7 @@
 """Pre-norm transformer blocks shared by the attention predictors (NAR-Former, TNASP).
 
-``cfg`` is any predictor config with ``d_model``, ``heads``, ``ffn`` and ``dropout``.
+``cfg`` is any predictor config with ``d_model``, ``heads``, ``ffn`` and ``dropout``; a config
+with ``attention_dropout`` sets the attention weights' dropout apart (else ``dropout``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ class DropPath(nn.Module):
             return x
         keep = torch.rand(x.shape[0], *([1] * (x.ndim - 1)), device=x.device) >= self.p
         return x * keep / (1 - self.p)
+
+
+def attention_dropout(cfg) -> float:
+    """Dropout on the attention weights. On long sequences (whole networks, hundreds of layers)
+    it is most of a training step's cost on a CPU: an N x N random mask per head, and the
+    fused attention kernels do not take it."""
+    return getattr(cfg, "attention_dropout", cfg.dropout)
 
 
 class Attention(nn.Module):
@@ -67,7 +75,7 @@ class SelfAttentionBlock(nn.Module):
     def __init__(self, cfg, drop_path):
         super().__init__()
         self.norm = nn.LayerNorm(cfg.d_model)
-        self.attn = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.attn = Attention(cfg.d_model, cfg.heads, attention_dropout(cfg))
         self.drop_path = DropPath(drop_path)
         self.ff = FeedForward(cfg, drop_path)
 

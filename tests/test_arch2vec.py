@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -87,6 +88,49 @@ def test_decoded_arrays_become_graphs_and_the_space_judges_them():
         assert nb201.from_graph(nb201.to_graph(arch)) == arch
     with pytest.raises(spaces.InvalidArchError, match="vocabulary"):
         nb201.from_graph(graphs[0])
+
+
+def test_darts_and_ofa_graphs_turn_back_into_their_archs():
+    from spaces.base import ArchGraph
+    rng = np.random.default_rng(0)
+    darts = spaces.get_space("darts")
+    for _ in range(30):
+        arch = darts.sample(rng)
+        graph = darts.to_graph(arch)
+        assert darts.key(darts.from_graph(graph)) == darts.key(arch)
+    # a node's two edges listed in the other order are the same arch
+    graph = darts.to_graph(arch)
+    ops = graph.ops.copy()
+    ops[[2, 3]] = ops[[3, 2]]
+    adjacency = graph.adjacency.copy()
+    adjacency[:, [2, 3]] = adjacency[:, [3, 2]]
+    swapped = darts.from_graph(ArchGraph(ops, adjacency, graph.vocab))
+    assert darts.key(swapped) == darts.key(arch)
+    broken = graph.adjacency.copy()
+    broken[0, 2] = broken[1, 2] = 1  # edge op 0 reads both inputs
+    with pytest.raises(spaces.InvalidArchError, match="normal edge 0 reads graph nodes"):
+        darts.from_graph(ArchGraph(graph.ops, broken, graph.vocab))
+    extra = graph.adjacency.copy()
+    extra[2, 12] = 1  # a normal-cell op feeding the reduction cell's input
+    with pytest.raises(spaces.InvalidArchError, match="reduce edge 1 reads|edges a DARTS cell pair does not"):
+        darts.from_graph(ArchGraph(graph.ops, extra, graph.vocab))
+
+    ofa = spaces.get_space("ofa_mbv3")
+    for _ in range(30):
+        arch = ofa.sample(rng)
+        graph = ofa.to_graph(arch)
+        assert ofa.from_graph(graph) == arch
+        bare = ArchGraph(graph.ops, graph.adjacency, graph.vocab)  # ops and edges only, as arch2vec decodes
+        assert ofa.from_graph(bare) == dataclasses.replace(arch, r=max(ofa.resolutions))
+    no_skip = graph.adjacency.copy()
+    residual = [(i, j) for i, j in zip(*np.nonzero(np.triu(no_skip, 2))) if i >= 3]
+    no_skip[residual[0]] = 0  # a stage's second block loses its residual edge: one stage too many
+    with pytest.raises(spaces.InvalidArchError, match="stages"):
+        ofa.from_graph(ArchGraph(graph.ops, no_skip, graph.vocab))
+    skipped = graph.adjacency.copy()
+    skipped[0, -1] = 1
+    with pytest.raises(spaces.InvalidArchError, match="edges an ofa_mbv3 subnet does not"):
+        ofa.from_graph(ArchGraph(graph.ops, skipped, graph.vocab))
 
 
 def test_prior_validity_counts_valid_and_distinct_decodings():

@@ -10,7 +10,8 @@ import pytest
 import torch.nn as nn
 
 from predictor.errors import PredictorError
-from predictor.latency.encoding import CODE, TOKEN_WIDTH, compact, narformer_tokens, static_matrix
+from predictor.latency.encoding import (CODE, TOKEN_WIDTH, compact, gnn_batch, narformer_tokens, stack_tokens,
+                                       static_matrix)
 from predictor.latency.graph import OP_VOCAB, module_graph, op_names
 from predictor.latency.predictors import get_latency_predictor
 from predictor.tokenizer import sincos_code
@@ -66,6 +67,35 @@ def test_padding_and_the_source_sum_in_a_batch():
     add = 2  # input, Conv, Add, output: the Add reads the input (0) and the conv (1)
     expected = sincos_code(np.array(0.0), 16) + sincos_code(np.array(1.0), 16)
     np.testing.assert_allclose(tokens[1, add, 2 * CODE:3 * CODE], expected, atol=1e-5)
+
+
+def test_per_graph_tokens_stack_to_the_batched_layout():
+    graphs, _ = _toy_dataset(5)
+    tokens, mask, sizes, _ = narformer_tokens(graphs)
+    stacked, stacked_mask, stacked_sizes = stack_tokens([narformer_tokens([g])[0][0] for g in graphs])
+    np.testing.assert_array_equal(stacked_sizes, sizes)
+    np.testing.assert_array_equal(stacked_mask, mask)
+    np.testing.assert_allclose(stacked, tokens, atol=1e-6)
+
+
+def test_gnn_batch_is_one_disjoint_graph():
+    graphs, _ = _toy_dataset(3)
+    features, edges, graph = gnn_batch(graphs)
+    sizes = [g.num_nodes for g in graphs]
+    assert len(features) == sum(sizes) and list(np.bincount(graph)) == sizes
+    assert edges.shape[1] == sum(len(g.sources[0]) for g in graphs)
+    # the second network's edges are its own, shifted by the first's node count
+    second = edges[:, len(graphs[0].sources[0]):len(graphs[0].sources[0]) + len(graphs[1].sources[0])]
+    np.testing.assert_array_equal(second, np.stack(graphs[1].sources) + sizes[0])
+
+
+@pytest.mark.parametrize("name", ["gnn", "narformer"])
+def test_a_prediction_does_not_depend_on_its_batch(name):
+    graphs, y = _toy_dataset(12)
+    p = get_latency_predictor(name, epochs=2, batch_size=4).fit(graphs, y)
+    together = p.predict(graphs)
+    alone = np.array([p.predict([g])[0] for g in graphs])
+    np.testing.assert_allclose(alone, together, rtol=1e-4)
 
 
 def test_static_features_are_log_scaled():
@@ -159,7 +189,7 @@ def test_layers_timed_alone_from_a_weightless_file(tmp_path):
 
     model = strip_weights(module_to_onnx(Net(), (1, 3, 16, 16)))
     layers = list(layer_models(model))
-    assert [one.graph.node[0].op_type for _, one in layers] == ["Conv", "Relu", "Conv", "Relu", "Add", "Reshape"]
+    assert [build().graph.node[0].op_type for _, build in layers] == ["Conv", "Relu", "Conv", "Relu", "Add", "Reshape"]
     assert len({key for key, _ in layers}) == 5  # the two Relus on 8x16x16 are one layer signature
     table = KernelTable(tmp_path, repeats=3, min_seconds=0)
     total = table.network_ms(model)

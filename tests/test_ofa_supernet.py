@@ -81,3 +81,13 @@ def test_missing_supernet_or_images_are_one_line_errors(tmp_path, supernet_file,
     no_images = _search("--data-dir", str(tmp_path / "nowhere"), "--supernet", str(supernet_file))
     assert no_images.returncode == 2 and "does not exist" in no_images.stderr
     assert len(no_images.stderr.strip().splitlines()) == 1
+
+
+def test_imagenet_bench_reports_a_failed_search_in_one_line(tmp_path):
+    out = tmp_path / "smoke.json"
+    done = subprocess.run([sys.executable, "-m", "bench.imagenet", "--data-dir", str(tmp_path / "nowhere"),
+                           "--only", "darts_imagenet", "--json", str(out), "--quiet"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and not out.exists()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "failed" in lines[0] and "nowhere" in lines[0], done.stderr

@@ -8,15 +8,17 @@ import torch
 
 import predictor
 import spaces
-from predictor.augment import random_topological_order, twins
+from predictor.augment import random_inner_permutation, random_topological_order, twins
 from predictor.graphs import batch_graphs, flat_encoding, neighbour_mask
 from predictor.metrics import accuracy_within, kendall_tau, mape, pearson, precision_at_top, rmse, spearman
-from predictor.narformer import consistency_loss, graph_attention_mask, sequence_ranking_loss
+from predictor.aids import consistency_loss, sequence_ranking_loss
+from predictor.narformer import graph_attention_mask
 from predictor.tnasp import laplacian_eigenvectors
-from predictor.tokenizer import sincos_code, tokenize
+from predictor.tokenizer import node_tokens, sincos_code, tokenize, with_self_id
 
 SMALL = {"narformer": dict(d_model=32, heads=2, ffn=64, depth=1, num_freqs=8, epochs=3, augment=2),
          "mlp": dict(hidden=(32,), epochs=3), "ridge": {}, "gin": dict(hidden=16, layers=2, epochs=3),
+         "gcn": dict(hidden=16, fc=16, epochs=3),
          "tnasp": dict(d_model=32, heads=2, ffn=64, depth=1, epochs=3, self_evolution=True, evolution_epochs=2),
          "arch2vec": dict(pretrain_epochs=2, trees=20)}
 
@@ -66,6 +68,71 @@ def test_augmentation_keeps_the_arch_and_upper_triangularity(nb201):
     assert len(found) == 2  # the 8-node NB201 graph has several topological orders
     order = random_topological_order(graphs[0].adjacency, rng)
     assert order[0] == 0 and order[-1] == 7 and sorted(order) == list(range(8))
+
+
+def test_isomorphism_twins_are_the_same_cell_in_any_inner_order():
+    space = spaces.get_space("nb101")
+    rng = np.random.default_rng(3)
+    lower = 0
+    for _ in range(100):
+        arch = space.sample(rng)
+        g = space.to_graph(arch)
+        for ops, adj in twins(g.ops, g.adjacency, rng, 2, kind="isomorphism"):
+            assert ops[0] == g.ops[0] and ops[-1] == g.ops[-1]  # input first, output last
+            assert sorted(ops) == sorted(g.ops) and adj.sum() == g.adjacency.sum()
+            lower += bool(np.tril(adj).any())
+            # some renaming of the inner nodes maps the twin back onto the cell
+            assert any(np.array_equal(adj[np.ix_(perm, perm)], g.adjacency) and np.array_equal(ops[perm], g.ops)
+                       for perm in _inverse_candidates(ops, adj, g.ops, g.adjacency))
+    assert lower > 50  # most isomorphism twins break the information flow order; flow twins never do
+    order = random_inner_permutation(7, rng)
+    assert order[0] == 0 and order[-1] == 6 and sorted(order) == list(range(7))
+
+
+def _inverse_candidates(ops, adj, ops0, adj0):
+    """Node orders of (ops, adj) that could equal (ops0, adj0): brute force over the inner nodes."""
+    import itertools
+    n = len(ops)
+    for inner in itertools.permutations(range(1, n - 1)):
+        yield np.array((0, *inner, n - 1))
+
+
+def test_self_id_added_to_the_op_code():
+    space = spaces.get_space("nb101")
+    graph = space.to_graph(space.sample(np.random.default_rng(0)))
+    batch = batch_graphs([graph], max_nodes=7)
+    L = 4
+    tokens, _ = tokenize(batch, L)
+    added = with_self_id(tokens, L, "add", batch.num_nodes)
+    w = 2 * L
+    assert added.shape == (1, 8, 4 * L)
+    n = graph.num_nodes
+    np.testing.assert_allclose(added[0, :n, :w], tokens[0, :n, :w] + tokens[0, :n, w:2 * w])
+    np.testing.assert_allclose(added[0, :n, w:], tokens[0, :n, 2 * w:])
+    np.testing.assert_allclose(added[0, n], np.tile(_code(1e5, L), 2), atol=1e-5)  # the end token: one code per part
+    assert with_self_id(tokens, L, "concat") is tokens
+    nodes = node_tokens(batch, L, "add")
+    assert nodes.shape == (1, 7, 4 * L) and np.array_equal(nodes[0, :n], added[0, :n]) and not nodes[0, n:].any()
+
+
+#: NAR-Former's Table 5 parts on other predictors (and on itself): each fits, predicts and round-trips.
+TABLE5_VARIANTS = [("tnasp", dict(encoder="tokenizer", self_evolution=False)),
+                   ("tnasp", dict(encoder="tokenizer", self_id="add", self_evolution=False)),
+                   ("gcn", dict(encoder="tokenizer")), ("gcn", dict(encoder="tokenizer", augment=2, lambda_ac=0.5)),
+                   ("narformer", dict(self_id="add")), ("narformer", dict(augment_kind="isomorphism"))]
+
+
+@pytest.mark.parametrize("name, extra", TABLE5_VARIANTS)
+def test_table5_variants_fit_and_round_trip(name, extra, nb201):
+    _, bench, graphs = nb201
+    y = bench.column("c10valid_val_200_mean")
+    p = predictor.get_predictor(name, **{**SMALL[name], **extra})
+    p.fit(graphs[:64], y[:64])
+    before = p.predict(graphs[100:150])
+    assert np.isfinite(before).all() and np.std(before) > 0
+    q = predictor.get_predictor(name)
+    q.load_state_dict(p.state_dict())
+    np.testing.assert_array_equal(q.predict(graphs[100:150]), before)
 
 
 def test_losses_on_small_tensors():
@@ -134,6 +201,7 @@ def test_fit_predict_state_dict_round_trip(name, nb201):
 
 SHORT_FIT = {"narformer": dict(d_model=64, heads=4, ffn=128, depth=2, num_freqs=16, epochs=40, val_every=40, lr=2e-3),
              "tnasp": dict(epochs=40, val_every=40), "gin": dict(epochs=60, val_every=60),
+             "gcn": dict(epochs=150, val_every=150),
              "mlp": dict(epochs=60, val_every=60)}
 
 
@@ -190,7 +258,7 @@ def test_nb101_graphs_of_different_sizes(shared_data):
 
 def test_bad_input_is_reported(nb201):
     _, bench, graphs = nb201
-    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: arch2vec, gin, mlp, narformer, ridge, tnasp"):
+    with pytest.raises(predictor.PredictorError, match="unknown predictor 'nope'; valid: arch2vec, gcn, gin, mlp, narformer, ridge, tnasp"):
         predictor.get_predictor("nope")
     with pytest.raises(predictor.PredictorError, match="unknown config key.*d_modle"):
         predictor.get_predictor("narformer", d_modle=3)

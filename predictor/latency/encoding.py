@@ -143,19 +143,41 @@ def narformer_tokens(graphs: list[CompactGraph]):
     return tokens, full_mask, sizes, adjacency
 
 
+def stack_tokens(per_graph: list[np.ndarray]):
+    """Per-graph tokens ([n_i + 1, 480] each, as ``narformer_tokens([g])[0][0]``) -> the
+    batched (tokens, mask, sizes) of :func:`narformer_tokens`: zero padding after each end token."""
+    sizes = np.array([len(t) - 1 for t in per_graph])
+    tokens = np.zeros((len(per_graph), int(sizes.max()) + 1, TOKEN_WIDTH), dtype=np.float32)
+    mask = np.zeros(tokens.shape[:2], dtype=bool)
+    for i, t in enumerate(per_graph):
+        tokens[i, :len(t)] = t
+        mask[i, :len(t)] = True
+    return tokens, mask, sizes
+
+
 #: The GNN's node features: one-hot op, then these columns on a log2(1 + x) scale.
 GNN_COLUMNS = tuple(name for name in NODE_FEATURES if name not in ("perm_0", "perm_1", "perm_2", "perm_3"))
+_GNN_INDEX = [_COL[c] for c in GNN_COLUMNS]
 
 
-def gnn_features(graphs: list[CompactGraph]):
-    """(features float32 [B, N, |vocab| + columns], adjacency [B, N, N], mask [B, N])."""
-    ops, values, adjacency, _ = pad_batch(graphs)
-    mask = ops >= 0
-    onehot = np.zeros((*ops.shape, len(OP_VOCAB)), dtype=np.float32)
-    b, i = np.nonzero(mask)
-    onehot[b, i, ops[b, i]] = 1.0
-    cols = np.log2(1.0 + np.maximum(values[:, :, [_COL[c] for c in GNN_COLUMNS]], 0.0))
-    return np.concatenate([onehot, cols.astype(np.float32)], axis=-1), adjacency, mask
+def gnn_node_features(graph: CompactGraph) -> np.ndarray:
+    """float32 [n, |vocab| + columns] for one graph."""
+    onehot = np.zeros((graph.num_nodes, len(OP_VOCAB)), dtype=np.float32)
+    onehot[np.arange(graph.num_nodes), graph.ops] = 1.0
+    cols = np.log2(1.0 + np.maximum(graph.values[:, _GNN_INDEX], 0.0))
+    return np.concatenate([onehot, cols.astype(np.float32)], axis=-1)
+
+
+def gnn_batch(graphs: list[CompactGraph], features: list[np.ndarray] | None = None):
+    """A batch as one disjoint graph (no padding, so a 40-layer and an 800-layer network cost
+    what they are): (features [total, F], edges int64 [2, E] in the batch's node numbering,
+    graph int64 [total]: which network each node belongs to)."""
+    features = features if features is not None else [gnn_node_features(g) for g in graphs]
+    sizes = np.array([g.num_nodes for g in graphs])
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    edges = np.concatenate([np.stack(g.sources) + off for g, off in zip(graphs, offsets)], axis=1)
+    graph = np.repeat(np.arange(len(graphs)), sizes)
+    return np.concatenate(features).astype(np.float32), edges.astype(np.int64), graph
 
 
 def static_matrix(graphs: list[CompactGraph]) -> np.ndarray:

@@ -8,10 +8,13 @@ prediction is the sum over its layers, scaled by a line fitted on the training n
 on average, not per network: that is the baseline's known weakness).
 
 The table is kept in the dataset folder (``kernels.jsonl``, append-only, one line per
-layer signature and timing setting), so a second bench reads instead of timing.
+layer signature and timing setting), so a second bench reads instead of timing; each
+network's sum is kept beside it (``kernel_sums.jsonl``), so a second bench does not even
+re-read the networks.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,6 +25,7 @@ import numpy as np
 from .graph import NO_OPS
 
 KERNELS = "kernels.jsonl"
+SUMS = "kernel_sums.jsonl"
 
 
 def _value_infos(model):
@@ -35,10 +39,11 @@ def _value_infos(model):
 
 
 def layer_models(model):
-    """(signature, one-node ModelProto) for every computing layer of ``model`` (shapes inferred
-    first); a layer whose input shapes are unknown is left out."""
+    """(signature, build) for every computing layer of ``model`` (shapes inferred first), where
+    ``build()`` makes the layer's one-node ModelProto (random weights where the file has none:
+    made only for layers not in the table yet); a layer whose input shapes are unknown is left out."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
     model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     infos = _value_infos(model)
     weights = {t.name: t for t in model.graph.initializer}
@@ -51,28 +56,21 @@ def layer_models(model):
                     tensor.CopyFrom(a.t)
                     tensor.name = node.output[0]
                     constants[node.output[0]] = tensor
-    opsets = list(model.opset_import)
-    rng = np.random.default_rng(0)
     for node in model.graph.node:
         if node.op_type in NO_OPS or node.op_type == "Constant":
             continue
-        inputs, inits, parts = [], [], [node.op_type]
+        inputs, tensors, parts = [], [], [node.op_type]
         ok = True
         for name in node.input:
             if not name:
                 continue
             if name in weights or name in constants:
                 t = weights.get(name) or constants[name]
-                tensor = onnx.TensorProto()
-                tensor.CopyFrom(t)
                 if not (t.raw_data or t.float_data or t.int64_data or t.int32_data or t.double_data):
-                    # a stripped weight: random values of its shape and type
-                    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
-                    tensor = numpy_helper.from_array((rng.standard_normal(tuple(t.dims)) * 0.05).astype(dtype), name)
-                    parts.append(f"w{t.data_type}{tuple(t.dims)}")
+                    parts.append(f"w{t.data_type}{tuple(t.dims)}")  # a stripped weight: only its shape counts
                 else:
-                    parts.append(f"c{hashlib.sha1(tensor.SerializeToString()).hexdigest()[:12]}")
-                inits.append(tensor)
+                    parts.append(f"c{hashlib.sha1(t.SerializeToString()).hexdigest()[:12]}")
+                tensors.append(t)
             elif name in infos and all(infos[name][1]) and infos[name][1]:
                 elem, shape = infos[name]
                 inputs.append(helper.make_tensor_value_info(name, elem, shape))
@@ -84,16 +82,34 @@ def layer_models(model):
             continue
         parts += sorted(str(helper.printable_attribute(a)) for a in node.attribute)
         outputs = [helper.make_tensor_value_info(o, infos.get(o, (1, ()))[0], None) for o in node.output if o]
-        graph = helper.make_graph([node], "layer", inputs, outputs, initializer=inits)
-        one = helper.make_model(graph, opset_imports=opsets)
-        one.ir_version = model.ir_version
-        yield hashlib.sha1("|".join(parts).encode()).hexdigest(), one
+        key = hashlib.sha1("|".join(parts).encode()).hexdigest()
+        yield key, functools.partial(_one_node_model, node, inputs, outputs, tensors, model.opset_import,
+                                     model.ir_version, key)
+
+
+def _one_node_model(node, inputs, outputs, tensors, opsets, ir_version, key):
+    import onnx
+    from onnx import helper, numpy_helper
+    rng = np.random.default_rng(int(key[:8], 16))  # the same random weights for the same layer
+    inits = []
+    for t in tensors:
+        if t.raw_data or t.float_data or t.int64_data or t.int32_data or t.double_data:
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(t)
+        else:
+            dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
+            tensor = numpy_helper.from_array((rng.standard_normal(tuple(t.dims)) * 0.05).astype(dtype), t.name)
+        inits.append(tensor)
+    graph = helper.make_graph([node], "layer", inputs, outputs, initializer=inits)
+    one = helper.make_model(graph, opset_imports=list(opsets))
+    one.ir_version = ir_version
+    return one
 
 
 class KernelTable:
     """signature -> latency (ms) of the layer alone, for one timing setting, kept on disk."""
 
-    def __init__(self, folder, threads: int = 1, warmup: int = 2, repeats: int = 10, min_seconds: float = 0.02):
+    def __init__(self, folder, threads: int = 1, warmup: int = 2, repeats: int = 5, min_seconds: float = 0.01):
         self.path = Path(folder) / KERNELS
         self.setting = {"threads": threads, "warmup": warmup, "repeats": repeats, "min_seconds": min_seconds}
         self.table: dict[str, float] = {}
@@ -111,10 +127,10 @@ class KernelTable:
         """The sum of the network's layers timed alone (each distinct layer timed once)."""
         from .timing import measure
         total = 0.0
-        for key, one in layer_models(model):
+        for key, build in layer_models(model):
             if key not in self.table:
                 try:
-                    ms = measure(one, threads=self.setting["threads"], warmup=self.setting["warmup"],
+                    ms = measure(build(), threads=self.setting["threads"], warmup=self.setting["warmup"],
                                  repeats=self.setting["repeats"], min_seconds=self.setting["min_seconds"]).median_ms
                 except Exception:  # a layer onnxruntime cannot run alone counts as free
                     ms = 0.0

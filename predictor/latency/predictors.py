@@ -29,7 +29,8 @@ from narnas import config as configs
 from narnas.errors import ConfigError
 
 from ..errors import PredictorError
-from .encoding import TOKEN_WIDTH, CompactGraph, gnn_features, narformer_tokens, static_matrix
+from .encoding import (TOKEN_WIDTH, CompactGraph, gnn_batch, gnn_node_features, narformer_tokens, stack_tokens,
+                       static_matrix)
 
 
 class LatencyPredictor(abc.ABC):
@@ -148,9 +149,14 @@ class NARFormerLatencyConfig(NeuralConfig):
     drop_path: float = 0.0
     pool: str = "fusion"
     attention: str = "full"
+    # none on the attention weights: with hundreds of layers per network the N x N dropout masks
+    # were a third of a training step on the CPU (the other dropouts stay)
+    attention_dropout: float = 0.0
 
     def validate(self):
         super().validate()
+        if not 0 <= self.attention_dropout < 1:
+            raise PredictorError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.pool not in ("fusion", "mean") or self.attention not in ("full", "graph"):
             raise PredictorError("pool is fusion|mean and attention full|graph")
         if self.d_model % self.heads:
@@ -174,6 +180,17 @@ class NeuralLatencyPredictor(LatencyPredictor):
 
     def _static(self, graphs):
         return (static_matrix(graphs) - self.static_mean) / self.static_std
+
+    def _per_graph(self, graph, encode):
+        """``encode(graph)``, kept for the length of a fit (every epoch re-batches the same
+        networks; their encodings do not change)."""
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            return encode(graph)
+        key = id(graph)
+        if key not in cache:
+            cache[key] = encode(graph)
+        return cache[key]
 
     def _batches(self, sizes: np.ndarray, rng=None):
         """Index lists of similar-sized networks; shuffled (within and across) when rng is given."""
@@ -205,6 +222,16 @@ class NeuralLatencyPredictor(LatencyPredictor):
         steps = cfg.epochs * len(self._batches(sizes))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(steps, cfg.warmup))
         self.history = []
+        self._cache = {}
+        try:
+            self._train(model, opt, sched, graphs, sizes, target, rng, device)
+        finally:
+            self._cache = None
+        self.model = model.eval()
+        return self
+
+    def _train(self, model, opt, sched, graphs, sizes, target, rng, device):
+        cfg = self.config
         start = time.perf_counter()
         for epoch in range(cfg.epochs):
             model.train()
@@ -221,8 +248,6 @@ class NeuralLatencyPredictor(LatencyPredictor):
                                  "seconds": round(time.perf_counter() - start, 1)})
             if not cfg.quiet:
                 print(f"fit {self.name} epoch {epoch + 1}/{cfg.epochs} loss {total / len(graphs):.4f}", flush=True)
-        self.model = model.eval()
-        return self
 
     @staticmethod
     def _to(inputs, device):
@@ -264,13 +289,24 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
 
     def inputs(self, graphs):
         from ..tokenizer import sincos_code
-        tokens, mask, sizes, adjacency = narformer_tokens(graphs)
+        tokens, mask, sizes = stack_tokens([self._per_graph(g, _layer_tokens) for g in graphs])
         out = {"tokens": tokens, "mask": mask, "static": self._static(graphs).astype(np.float32),
                # the network's depth (layer count) where a cell's depth token is
                "depth_code": sincos_code(sizes, TOKEN_WIDTH // 2).astype(np.float32)}
         if self.config.attention == "graph":
-            out["neighbours"] = _graph_attention(adjacency, mask, sizes)
+            out["neighbours"] = _graph_attention(_adjacency(graphs, int(sizes.max())), mask, sizes)
         return out
+
+
+def _layer_tokens(graph):
+    return narformer_tokens([graph])[0][0]
+
+
+def _adjacency(graphs, n):
+    adjacency = np.zeros((len(graphs), n, n), dtype=bool)
+    for i, g in enumerate(graphs):
+        adjacency[i, g.sources[0], g.sources[1]] = True
+    return adjacency
 
 
 def _graph_attention(adjacency, token_mask, sizes):
@@ -302,9 +338,8 @@ class GNNLatencyPredictor(NeuralLatencyPredictor):
                         self.config.dropout)
 
     def inputs(self, graphs):
-        features, adjacency, mask = gnn_features(graphs)
-        return {"features": features, "adjacency": adjacency, "mask": mask,
-                "static": self._static(graphs).astype(np.float32)}
+        features, edges, graph = gnn_batch(graphs, [self._per_graph(g, gnn_node_features) for g in graphs])
+        return {"features": features, "edges": edges, "graph": graph, "static": self._static(graphs).astype(np.float32)}
 
 
 class _SageNet(nn.Module):
@@ -318,16 +353,20 @@ class _SageNet(nn.Module):
         self.static = nn.Sequential(nn.Linear(num_static, hidden), nn.ReLU())
         self.head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, features, adjacency, mask, static):
-        m = mask.float()[..., None]
-        both_ways = adjacency + adjacency.transpose(1, 2)
-        degree = both_ways.sum(-1, keepdim=True).clamp(min=1.0)
-        h = torch.relu(self.inp(features)) * m
+    def forward(self, features, edges, graph, static):
+        """Sparse message passing on the batch's disjoint graph: each node averages its
+        producers and consumers (index_add over the edge list, not a padded N x N product)."""
+        receiver = torch.cat([edges[1], edges[0]])
+        sender = torch.cat([edges[0], edges[1]])
+        degree = torch.zeros(len(features), 1, device=features.device).index_add_(
+            0, receiver, torch.ones(len(receiver), 1, device=features.device)).clamp(min=1.0)
+        h = torch.relu(self.inp(features))
         for lin_self, lin_nb, norm in zip(self.self_lin, self.nb_lin, self.norms):
-            nb = torch.bmm(both_ways, h) / degree
-            h = h + self.drop(torch.relu(norm(lin_self(h) + lin_nb(nb)))) * m
-        total = h.sum(1)
-        mean = total / m.sum(1).clamp(min=1.0)
+            nb = torch.zeros_like(h).index_add_(0, receiver, h[sender]) / degree
+            h = h + self.drop(torch.relu(norm(lin_self(h) + lin_nb(nb))))
+        count = torch.bincount(graph, minlength=len(static)).clamp(min=1)[:, None].to(h.dtype)
+        total = torch.zeros(len(static), h.shape[1], device=h.device, dtype=h.dtype).index_add_(0, graph, h)
+        mean = total / count
         # the sum readout carries the network's size; a signed log keeps 800 layers in range
         signed_log = torch.sign(total) * torch.log1p(total.abs())
         return self.head(torch.cat([signed_log, mean, self.static(static)], dim=-1)).squeeze(-1)

@@ -219,25 +219,36 @@ class DartsSpace(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
         node order) and the output; an edge operation reads the input node it names, or the
         operations of the intermediate node it names; the output reads every operation. The
         reduction cell's inputs read the normal cell's output. 22 nodes."""
+        return ArchGraph(*_graph_arrays([_canonical(arch.cell(name)) for name in CELLS]), GRAPH_VOCAB)
+
+    def from_graph(self, graph: ArchGraph) -> DartsArch:
+        """The arch of a graph of ``to_graph``'s form (an edge operation may list its node's
+        two edges in either order); InvalidArchError naming the first node that breaks it."""
+        self.check_graph_vocab(graph)
         per = 2 + 2 * NODES + 1
-        n = 2 * per
-        adj = np.zeros((n, n), dtype=np.uint8)
-        ops = np.zeros(n, dtype=np.int64)
+        ops = [int(o) for o in graph.ops]
+        adjacency = np.asarray(graph.adjacency) != 0
+        if len(ops) != 2 * per or adjacency.shape != (2 * per, 2 * per):
+            raise InvalidArchError(f"a DARTS graph has {2 * per} nodes (two cells of {per}), got {len(ops)}")
+        cells = []
         for c, name in enumerate(CELLS):
             base = c * per
-            ops[base], ops[base + 1], ops[base + per - 1] = 0, 1, len(GRAPH_VOCAB) - 1
-            for index, (op, src) in enumerate(_canonical(arch.cell(name))):
+            ends = (ops[base], ops[base + 1], ops[base + per - 1])
+            if ends != (0, 1, len(GRAPH_VOCAB) - 1):
+                raise InvalidArchError(f"the {name} cell's graph must start with c_k-2, c_k-1 and end with output; "
+                                       f"got {[GRAPH_VOCAB[o] for o in ends]}")
+            cell = []
+            for index in range(2 * NODES):
                 node = base + 2 + index
-                ops[node] = 2 + OPS.index(op)
-                if src < 2:
-                    adj[base + src, node] = 1
-                else:
-                    first = base + 2 + 2 * (src - 2)
-                    adj[first: first + 2, node] = 1
-                adj[node, base + per - 1] = 1
-            if c:
-                adj[per - 1, base: base + 2] = 1
-        return ArchGraph(ops, adj, GRAPH_VOCAB)
+                if not 2 <= ops[node] < 2 + len(OPS):
+                    raise InvalidArchError(f"{name} edge {index} carries {GRAPH_VOCAB[ops[node]]!r}, not an operation")
+                cell.append((OPS[ops[node] - 2], _source(adjacency[:, node], base, name, index)))
+            cells.append(check_cell(cell, name))
+        _, expected_adjacency = _graph_arrays(cells)
+        if not np.array_equal(expected_adjacency != 0, adjacency):
+            raise InvalidArchError("the graph has edges a DARTS cell pair does not (each operation reads one input "
+                                   "or one node's two operations; the outputs read every operation)")
+        return DartsArch(*(_canonical(cell) for cell in cells))
 
     def inference_config(self, config):
         return dataclasses.replace(self.build_config(config), auxiliary=False, drop_path=0.0)
@@ -257,6 +268,41 @@ class DartsSpace(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
         c = self.build_config(config)
         return DartsNetwork(arch, c.num_classes, c.channels, c.layers, c.auxiliary, c.drop_path,
                            stem="imagenet" if c.dataset == "imagenet" else "cifar")
+
+
+def _graph_arrays(cells) -> tuple[np.ndarray, np.ndarray]:
+    """(ops, adjacency) of ``to_graph`` for the two cells' (op, input) pairs, in the given order."""
+    per = 2 + 2 * NODES + 1
+    n = 2 * per
+    adj = np.zeros((n, n), dtype=np.uint8)
+    ops = np.zeros(n, dtype=np.int64)
+    for c, cell in enumerate(cells):
+        base = c * per
+        ops[base], ops[base + 1], ops[base + per - 1] = 0, 1, len(GRAPH_VOCAB) - 1
+        for index, (op, src) in enumerate(cell):
+            node = base + 2 + index
+            ops[node] = 2 + OPS.index(op)
+            if src < 2:
+                adj[base + src, node] = 1
+            else:
+                first = base + 2 + 2 * (src - 2)
+                adj[first: first + 2, node] = 1
+            adj[node, base + per - 1] = 1
+        if c:
+            adj[per - 1, base: base + 2] = 1
+    return ops, adj
+
+
+def _source(incoming: np.ndarray, base: int, name: str, index: int) -> int:
+    """The input an edge operation reads, from the graph nodes feeding it: one of the cell's
+    two inputs, or both operations of an intermediate node."""
+    feeding = sorted(int(i) - base for i in np.flatnonzero(incoming))
+    if len(feeding) == 1 and feeding[0] in (0, 1):
+        return feeding[0]
+    if len(feeding) == 2 and feeding[0] >= 2 and feeding[0] % 2 == 0 and feeding[1] == feeding[0] + 1:
+        return 2 + (feeding[0] - 2) // 2
+    raise InvalidArchError(f"{name} edge {index} reads graph nodes {feeding} of its cell; an operation reads one "
+                           "input (0 or 1) or the two operations of one intermediate node")
 
 
 def _json(text: str):

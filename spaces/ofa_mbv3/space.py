@@ -335,6 +335,39 @@ class OFAMobileNetV3Space(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
                 adjacency[i - 1, i + 1] = 1  # the block's input is added to its output
         return ArchGraph(ops, adjacency, GRAPH_VOCAB, features, NODE_FEATURES, (("resolution", float(arch.r)),))
 
+    def from_graph(self, graph: ArchGraph) -> OFAArch:
+        """The subnet of a graph of ``to_graph``'s form. A block without a residual edge starts a
+        stage, which gives the depths. The resolution is the graph's ``resolution`` feature where
+        it has one (``to_graph``'s graphs do); a graph of operations and edges alone (one decoded
+        by arch2vec) does not carry it and stands for the space's largest resolution."""
+        self.check_graph_vocab(graph)
+        names = [GRAPH_VOCAB[int(o)] for o in graph.ops]
+        head, tail = ["input", "stem", "first_block"], ["final_expand", "feature_mix", "classifier", "output"]
+        if len(names) < len(head) + len(tail) or names[:3] != head or names[-4:] != tail:
+            raise InvalidArchError(f"an ofa_mbv3 graph is {', '.join(head)}, the blocks, {', '.join(tail)}; got "
+                                   f"{names[:3]} ... {names[-4:]}")
+        blocks = names[3:-4]
+        others = [b for b in blocks if not b.startswith("mb_")]
+        if others:
+            raise InvalidArchError(f"only mb_k*_e* blocks may stand between first_block and final_expand, got {others[0]!r}")
+        adjacency = np.asarray(graph.adjacency) != 0
+        starts = [j for j in range(len(blocks)) if not adjacency[2 + j, 4 + j]]
+        depths = np.diff([*starts, len(blocks)]).tolist()
+        if not starts or starts[0] != 0 or len(depths) != STAGES or any(d not in DEPTHS for d in depths):
+            raise InvalidArchError(f"an ofa_mbv3 graph has {STAGES} stages of {'/'.join(map(str, DEPTHS))} blocks, each "
+                                   f"starting with a block without a residual edge; got stages of {depths} blocks")
+        ks, e = [3] * BLOCKS, [3] * BLOCKS
+        for s, start in enumerate(starts):
+            for i in range(depths[s]):
+                kernel, expand = blocks[start + i][len("mb_k"):].split("_e")
+                ks[s * MAX_DEPTH + i], e[s * MAX_DEPTH + i] = int(kernel), int(expand)
+        r = dict(graph.graph_features or ()).get("resolution", max(self.resolutions))
+        arch = make_arch(ks, e, depths, int(r), self.resolutions)
+        if not np.array_equal(self.to_graph(arch).adjacency != 0, adjacency):
+            raise InvalidArchError("the graph has edges an ofa_mbv3 subnet does not (a chain of layers plus each "
+                                   "residual block's skip edge)")
+        return arch
+
     # --- networks -------------------------------------------------------------------------
     def build_model(self, arch: OFAArch, config=None):
         from .model import build_subnet
