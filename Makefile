@@ -228,12 +228,28 @@ bench-latency-data: $(STAMP)
 	  --json $(RL)/dataset_build.json
 	cp $(LAT)/gt.txt $(LAT)/manifest.json $(LAT)/platforms.json $(RL)/
 
+# One JSON per (predictor, split or held-out family, seed); a JSON already there is kept, so a
+# stopped bench continues where it was. PREDICTORS / SEEDS / LAT_FAMILIES narrow it (make bench-latency
+# PREDICTORS=gnn SEEDS=0). The neural predictors train NEURAL_EPOCHS epochs (a CPU budget: about
+# 8 min per NAR-Former fit and 3 per GNN fit on one core); run with OMP_NUM_THREADS=1, two at a time.
+NEURAL_EPOCHS ?= 30
+LAT_FAMILIES := alexnet darts efficientnet googlenet mnasnet mobilenetv2 mobilenetv3 nb201 ofa_mbv3 regnet \
+  resnet squeezenet vgg
+PREDICTORS ?= flops lut gnn narformer
+SEEDS ?= 0 1 2
 bench-latency: $(STAMP)
 	mkdir -p $(RL)
-	for s in 0 1 2; do \
-	  for p in narformer gnn flops lut; do \
-	    $(LATBENCH) --split random --predictor $$p --seed $$s --json $(RL)/$${p}_random_s$$s.json; \
-	    $(LATBENCH) --split family --test-family all --predictor $$p --seed $$s --json $(RL)/$${p}_family_s$$s.json; \
+	for s in $(SEEDS); do \
+	  for p in $(PREDICTORS); do \
+	    case $$p in narformer|gnn) set="--set epochs=$(NEURAL_EPOCHS)";; *) set="";; esac; \
+	    test -f $(RL)/$${p}_random_s$$s.json || \
+	      $(LATBENCH) --split random --predictor $$p --seed $$s $$set --json $(RL)/$${p}_random_s$$s.json \
+	        > /dev/null || exit 1; \
+	    for f in $(LAT_FAMILIES); do \
+	      test -f $(RL)/$${p}_family_$${f}_s$$s.json || \
+	        $(LATBENCH) --split family --test-family $$f --predictor $$p --seed $$s $$set \
+	          --json $(RL)/$${p}_family_$${f}_s$$s.json > /dev/null || exit 1; \
+	    done; \
 	  done; \
 	done
 

@@ -3,7 +3,9 @@
   python -m bench.imagenet --data-dir ../shared/data/imagenet_sample --json results/imagenet/smoke.json
 
 Runs real searches (``search.run``, Ray executor) on the given images and reads each arch's
-``seconds`` from the run's journal:
+``seconds`` (the evaluation inside its trial) from the run's journal, beside the search's wall
+time per arch (Ray's start-up, trial scheduling and, with workers per trial, the worker group's
+set-up included):
 
 * ``ofa_supernet``: ``ofa_mbv3`` with the ``ofa-supernet`` evaluator (subnet cut from the supernet,
   BatchNorm recalibrated, top-1 on the held-out split and on val). Without ``--supernet`` a
@@ -58,7 +60,8 @@ def _search(args: list[str], out: Path, log) -> dict:
     failed = [e for e in entries if e.get("status") != "ok"]
     return {"command": "python -m search.run " + " ".join(args), "archs": len(entries), "failed": len(failed),
             "seconds_per_arch": seconds, "mean_seconds_per_arch": round(sum(seconds) / max(len(seconds), 1), 1),
-            "wall_seconds": round(wall, 1), "val": [e.get("val") for e in entries]}
+            "wall_seconds": round(wall, 1), "wall_seconds_per_arch": round(wall / max(len(entries), 1), 1),
+            "val": [e.get("val") for e in entries]}
 
 
 def _random_supernet(folder: Path) -> Path:
@@ -81,7 +84,7 @@ def main(argv=None) -> int:
     p.add_argument("--json")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    from narnas.files import atomic_write_bytes, writable_file
+    from narnas.files import print_json, writable_file
     if args.json:
         writable_file(args.json, "--json")
     log = (lambda *_: None) if args.quiet else (lambda msg: print(msg, flush=True))
@@ -113,10 +116,7 @@ def main(argv=None) -> int:
             log(f"{name}: {result['runs'][name]['mean_seconds_per_arch']} s per arch")
     result["gpu_minutes_per_arch_estimates"] = [{"what": w, "minutes": round(m, 1), "basis": b, "estimate": True}
                                                 for w, m, b in GPU_ESTIMATES]
-    text = json.dumps(result, indent=2)
-    if args.json:
-        atomic_write_bytes(args.json, (text + "\n").encode())
-    print(text)
+    print_json(result, args.json)
     return 0
 
 

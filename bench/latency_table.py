@@ -2,8 +2,9 @@
 
 Reads ``predictor.latency_fewshot`` results (one table: per target device, median over seeds
 of the few-shot tau / MAPE / Acc(10%) beside its baselines) and ``predictor.latency_bench``
-results (one table: per split and held-out family, each predictor's median MAPE, Acc(10%) and
-tau over seeds).
+results (one table: a row per split and held-out family, a column per predictor with its
+median MAPE %, Acc(10%) and Kendall tau over seeds; then how many held-out families NAR-Former
+predicts better than each other predictor, by MAPE).
 
   python -m bench.latency_table results/latency/*.json > tables.md
 """
@@ -43,23 +44,52 @@ def fewshot_rows(runs) -> list[str]:
     return out
 
 
+def _label(run) -> str:
+    sets = run.get("set") or {}
+    return run["predictor"] + (f" ({', '.join(f'{k}={v}' for k, v in sorted(sets.items()))})" if sets else "")
+
+
+#: Column order of the predictors (others after them, by name).
+ORDER = ("narformer", "gnn", "flops", "lut")
+
+
 def bench_rows(runs) -> list[str]:
-    cells = defaultdict(list)  # (split, family) -> predictor -> results
+    """One row per split / held-out family, one column per predictor: median over seeds of
+    MAPE % / Acc(10%) / Kendall tau (and the seed count where seeds differ)."""
+    cells = defaultdict(lambda: defaultdict(list))  # (split, family) -> predictor label -> results
     for run in runs:
+        label = _label(run)
         if run["split"] == "random":
-            cells[("random", "—")].append((run["predictor"], run))
+            cells[("random", "—")][label].append(run)
         else:
             for family, r in run["families"].items():
-                cells[("family", family)].append((run["predictor"], r))
-    out = ["| split | test family | predictor | seeds | MAPE % | Acc(10%) | Kendall tau |", "|---|---|---|---|---|---|---|"]
-    for (split, family) in sorted(cells):
-        by_pred = defaultdict(list)
-        for name, r in cells[(split, family)]:
-            by_pred[name].append(r)
-        for name in sorted(by_pred):
-            rs = by_pred[name]
-            out.append(f"| {split} | {family} | {name} | {len(rs)} | {_med([r['mape'] for r in rs]):.2f} | "
-                       f"{_med([r['acc10'] for r in rs]):.1f} | {_med([r['kendall_tau'] for r in rs]):.3f} |")
+                cells[("family", family)][label].append(r)
+    labels = sorted({label for row in cells.values() for label in row},
+                    key=lambda x: (ORDER.index(x.split(" ")[0]) if x.split(" ")[0] in ORDER else len(ORDER), x))
+    out = ["| split | test family | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+    wins = defaultdict(lambda: [0, 0])  # other predictor -> [families where narformer's MAPE is lower, families]
+    for key in sorted(cells, key=lambda k: (k[0] != "random", k[1])):
+        row = cells[key]
+        shown = []
+        for label in labels:
+            rs = row.get(label)
+            if not rs:
+                shown.append("—")
+                continue
+            seeds = "" if len(rs) == 3 else f" ({len(rs)} seed{'s' if len(rs) > 1 else ''})"
+            shown.append(f"{_med([r['mape'] for r in rs]):.2f} / {_med([r['acc10'] for r in rs]):.1f} / "
+                         f"{_med([r['kendall_tau'] for r in rs]):.3f}{seeds}")
+        out.append(f"| {key[0]} | {key[1]} | " + " | ".join(shown) + " |")
+        if key[0] == "family" and "narformer" in row:
+            ours = _med([r["mape"] for r in row["narformer"]])
+            for label, rs in row.items():
+                if label != "narformer":
+                    wins[label][0] += ours < _med([r["mape"] for r in rs])
+                    wins[label][1] += 1
+    if wins:
+        out.append("")
+        out.append("Held-out families where narformer's median MAPE is below the other's: " + "; ".join(
+            f"{label} {won} of {total}" for label, (won, total) in sorted(wins.items())) + ".")
     return out
 
 

@@ -10,11 +10,9 @@ Decodes, augments (the training transform: RandomResizedCrop, flip, normalise) o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from narnas.cli import run_main
 
@@ -29,7 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--passes", type=int, default=1)
     p.add_argument("--json")
     args = p.parse_args(argv)
-    from narnas.files import atomic_write_bytes, writable_file
+    from narnas.files import print_json, writable_file
     from training.datasets import imagenet
     if args.json:
         writable_file(args.json, "--json")
@@ -48,10 +46,7 @@ def main(argv=None) -> int:
                 seen += len(x)
             it = iter(data)
         result[f"{name}_images_per_second"] = round(seen / (time.perf_counter() - start), 1)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        atomic_write_bytes(Path(args.json), text.encode())
-    print(text)
+    print_json(result, args.json)
     return 0
 
 

@@ -11,7 +11,6 @@ set is every other arch of --data, or every arch of --test-data (minus training 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -192,15 +191,12 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
-    from narnas.files import atomic_write_bytes, writable_file
+    from narnas.files import print_json, writable_file
     from narnas.plugins import load_plugins
     load_plugins(args.plugin)
     out = writable_file(args.json, "--json") if args.json else None  # before the fit, not after
     result = run(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if out is not None:
-        atomic_write_bytes(out, (text + "\n").encode())
+    print_json(result, out)
     return 0
 
 

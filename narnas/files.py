@@ -23,6 +23,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def print_json(result, path=None) -> None:
+    """Print ``result`` as indented JSON and, given ``path``, write the same text there atomically
+    (the ``--json FILE`` of the benchmark CLIs)."""
+    import json
+    text = json.dumps(result, indent=2)
+    if path is not None:
+        atomic_write_bytes(Path(path), (text + "\n").encode())
+    print(text)
+
+
 def writable_folder(path, flag: str) -> Path:
     """``path`` as a folder that exists and takes files; checked before any real work, so an
     output that cannot be written costs one line (naming ``flag``), not the finished work."""

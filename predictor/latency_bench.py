@@ -77,13 +77,13 @@ def layer_sums(data, onnx_root, records, log) -> np.ndarray:
     if platforms.exists():
         threads = int(next(iter(json.loads(platforms.read_text()).values())).get("threads", 1))
     table = KernelTable(folder, threads=threads)
-    known = _read_sums(folder / SUMS, table.setting)
+    known = _read_sums(folder / SUMS, table.sum_setting)
     sums = np.empty(len(records))
     for i, r in enumerate(records):
         if r.onnx not in known:
             known[r.onnx] = table.network_ms(onnx.load(str(root / r.onnx)))
             with open(folder / SUMS, "a") as f:
-                f.write(json.dumps({"onnx": r.onnx, "ms": known[r.onnx], "setting": table.setting}) + "\n")
+                f.write(json.dumps({"onnx": r.onnx, "ms": known[r.onnx], "setting": table.sum_setting}) + "\n")
         sums[i] = known[r.onnx]
         if (i + 1) % 100 == 0:
             log(f"  layers timed alone: {i + 1} networks, {table.timed} new layers")
@@ -105,7 +105,7 @@ def _read_sums(path: Path, setting: dict) -> dict[str, float]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from narnas.files import atomic_write_bytes, writable_file
+    from narnas.files import print_json, writable_file
     from predictor.errors import PredictorError
     from predictor.latency.dataset import load_graphs
     from predictor.latency.predictors import LATENCY_PREDICTORS
@@ -166,10 +166,7 @@ def main(argv=None) -> int:
     import torch
     result["versions"] = {"python": sys.version.split()[0], "numpy": np.__version__, "torch": torch.__version__,
                           "threads": torch.get_num_threads()}
-    text = json.dumps(result, indent=2)
-    if args.json:
-        atomic_write_bytes(Path(args.json), text.encode())
-    print(text)
+    print_json(result, args.json)
     return 0
 
 

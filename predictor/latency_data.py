@@ -65,13 +65,8 @@ def main(argv=None) -> int:
                                  export_workers=args.export_workers)
     result = dataset.Builder(args.out, config).run()
     result.update(dataset.summary(args.out))
-    text = json.dumps(result, indent=2)
-    if args.json:
-        from pathlib import Path
-
-        from narnas.files import atomic_write_bytes
-        atomic_write_bytes(Path(args.json), text.encode())
-    print(text)
+    from narnas.files import print_json
+    print_json(result, args.json)
     return 0
 
 

@@ -12,10 +12,8 @@ meta-model without fine-tuning. ``--set KEY=VALUE`` sets FewShotConfig fields.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +38,7 @@ def main(argv=None) -> int:
     import spaces
     from narnas import config as configs
     from narnas.errors import ConfigError
-    from narnas.files import atomic_write_bytes, writable_file
+    from narnas.files import print_json, writable_file
     from predictor.errors import PredictorError
     from predictor.latency.fewshot import FewShotConfig, encode_archs, few_shot
     if args.json:
@@ -72,10 +70,7 @@ def main(argv=None) -> int:
     out = {"space": args.space, "data": str(args.data), "config": dataclasses.asdict(config), "devices": results}
     if len(targets) == 1:
         out.update(results[targets[0]])
-    text = json.dumps(out, indent=2)
-    if args.json:
-        atomic_write_bytes(Path(args.json), text.encode())
-    print(text)
+    print_json(out, args.json)
     return 0
 
 

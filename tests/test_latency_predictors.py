@@ -175,7 +175,7 @@ def test_layers_timed_alone_from_a_weightless_file(tmp_path):
 
     from predictor.latency.dataset import strip_weights
     from predictor.latency.graph import module_to_onnx
-    from predictor.latency.kernels import KERNELS, KernelTable, layer_models
+    from predictor.latency.kernels import KERNELS, OVERHEAD_KEY, KernelTable, layer_models
 
     class Net(nn.Module):
         def __init__(self):
@@ -193,10 +193,14 @@ def test_layers_timed_alone_from_a_weightless_file(tmp_path):
     assert len({key for key, _ in layers}) == 5  # the two Relus on 8x16x16 are one layer signature
     table = KernelTable(tmp_path, repeats=3, min_seconds=0)
     total = table.network_ms(model)
-    assert total > 0 and table.timed == 5 and 0 not in table.table.values()
+    assert table.timed == 5 and 0 not in table.table.values()
+    overhead = table.table[OVERHEAD_KEY]  # one call's fixed cost, measured once, taken off every layer
+    assert 0 < overhead < min(ms for key, ms in table.table.items() if key != OVERHEAD_KEY) * 1.5
+    per_layer = [table.table[key] for key, _ in layers]
+    assert total == pytest.approx(sum(max(ms - overhead, 0.0) for ms in per_layer))
     again = KernelTable(tmp_path, repeats=3, min_seconds=0)
     assert again.network_ms(model) == pytest.approx(total) and again.timed == 0
-    assert len((tmp_path / KERNELS).read_text().splitlines()) == 5
+    assert len((tmp_path / KERNELS).read_text().splitlines()) == 6  # 5 layers and the overhead
 
 
 def test_lut_predictor_scales_the_layer_sums():

@@ -106,8 +106,28 @@ def _one_node_model(node, inputs, outputs, tensors, opsets, ir_version, key):
     return one
 
 
+#: The kernels.jsonl key of what one inference call costs with nothing to compute.
+OVERHEAD_KEY = "call-overhead"
+
+
+def _overhead_model():
+    """A one-element Relu: one inference call of onnxruntime with (almost) nothing to compute."""
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "overhead", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
 class KernelTable:
-    """signature -> latency (ms) of the layer alone, for one timing setting, kept on disk."""
+    """signature -> latency (ms) of the layer alone, for one timing setting, kept on disk.
+
+    A layer timed alone also pays one inference call's fixed cost (Python, the session, the
+    input and output copies), tens of microseconds: more than many small layers compute. A
+    network runs its layers in one call, so that cost is measured once (a one-element Relu,
+    ``OVERHEAD_KEY``) and taken off every layer before the sum."""
 
     def __init__(self, folder, threads: int = 1, warmup: int = 2, repeats: int = 5, min_seconds: float = 0.01):
         self.path = Path(folder) / KERNELS
@@ -123,9 +143,32 @@ class KernelTable:
                 if entry.get("setting") == self.setting:
                     self.table[entry["key"]] = float(entry["ms"])
 
+    @property
+    def sum_setting(self) -> dict:
+        """What a network's sum depends on: the layers' timing setting, less the call overhead."""
+        return {**self.setting, "minus_call_overhead": True}
+
+    def overhead_ms(self) -> float:
+        """One inference call's fixed cost (measured once per table, kept with the layers)."""
+        if OVERHEAD_KEY not in self.table:
+            from .timing import measure
+            s = self.setting
+            self._record(OVERHEAD_KEY, measure(_overhead_model(), threads=s["threads"], warmup=max(s["warmup"], 10),
+                                               repeats=max(s["repeats"], 200)).median_ms)
+        return self.table[OVERHEAD_KEY]
+
+    def _record(self, key: str, ms: float) -> None:
+        self.table[key] = ms
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"key": key, "ms": ms, "setting": self.setting}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
     def network_ms(self, model) -> float:
-        """The sum of the network's layers timed alone (each distinct layer timed once)."""
+        """The sum of the network's layers timed alone (each distinct layer timed once), each
+        less one call's overhead (never below zero)."""
         from .timing import measure
+        overhead = self.overhead_ms()
         total = 0.0
         for key, build in layer_models(model):
             if key not in self.table:
@@ -134,11 +177,7 @@ class KernelTable:
                                  repeats=self.setting["repeats"], min_seconds=self.setting["min_seconds"]).median_ms
                 except Exception:  # a layer onnxruntime cannot run alone counts as free
                     ms = 0.0
-                self.table[key] = ms
+                self._record(key, ms)
                 self.timed += 1
-                with open(self.path, "a") as f:
-                    f.write(json.dumps({"key": key, "ms": ms, "setting": self.setting}) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-            total += self.table[key]
+            total += max(self.table[key] - overhead, 0.0)
         return total
