@@ -83,7 +83,7 @@ FLAGS = {
     "data": ("evaluator.config.data", str, "benchmark file (default: the space's default table)"),
     "metric": ("evaluator.config.metric", str, "search metric (default: the benchmark's validation accuracy)"),
     "test_metric": ("evaluator.config.test_metric", str, "reported metric (default: the benchmark's test accuracy)"),
-    "preset": ("evaluator.config.preset", str, "training budget of cifar10-train: final, search (default) or smoke"),
+    "preset": ("evaluator.config.preset", str, "training budget of cifar10-train and imagenet: final, search (default) or smoke"),
     "data_dir": ("evaluator.config.data_dir", str, "cifar10-train: CIFAR-10 python batches folder (default "
                                                    "$NARNAS_CIFAR10_DIR, then the data folder); ofa-supernet: the "
                                                    "ImageNet root (default $NARNAS_IMAGENET_DIR)"),
