@@ -80,15 +80,16 @@ def bench_rows(runs) -> list[str]:
             shown.append(f"{_med([r['mape'] for r in rs]):.2f} / {_med([r['acc10'] for r in rs]):.1f} / "
                          f"{_med([r['kendall_tau'] for r in rs]):.3f}{seeds}")
         out.append(f"| {key[0]} | {key[1]} | " + " | ".join(shown) + " |")
-        if key[0] == "family" and "narformer" in row:
-            ours = _med([r["mape"] for r in row["narformer"]])
+        mine = [label for label in labels if label.split(" ")[0] == "narformer" and label in row]
+        if key[0] == "family" and mine:
+            ours = _med([r["mape"] for r in row[mine[0]]])
             for label, rs in row.items():
-                if label != "narformer":
+                if label.split(" ")[0] != "narformer":
                     wins[label][0] += ours < _med([r["mape"] for r in rs])
                     wins[label][1] += 1
     if wins:
         out.append("")
-        out.append("Held-out families where narformer's median MAPE is below the other's: " + "; ".join(
+        out.append("Held-out families where NAR-Former's median MAPE is below the other's: " + "; ".join(
             f"{label} {won} of {total}" for label, (won, total) in sorted(wins.items())) + ".")
     return out
 
