@@ -102,14 +102,15 @@ bench-papers: $(STAMP)
 T5_VARIANTS := "gcn:" "tnasp:encoder=tokenizer self_id=add" "tnasp:encoder=tokenizer" "gcn:encoder=tokenizer" \
   "gcn:encoder=tokenizer augment=2" "gcn:encoder=tokenizer augment=2 lambda_ac=0.5" \
   "narformer:augment=2 augment_kind=isomorphism lambda_ac=0" "narformer:augment=2 augment_kind=isomorphism"
+# A JSON already there is kept, so a stopped run continues where it was.
 .PHONY: bench-table5
 bench-table5: $(STAMP)
 	mkdir -p $(R)
 	for s in 0 1 2; do \
 	  for pv in $(T5_VARIANTS); do \
-	    p=$${pv%%:*}; v=$${pv#*:}; \
-	    $(BENCH) $(NB101) --predictor $$p --train-size 4236 --seed $$s $$(for kv in $$v; do echo --set $$kv; done) \
-	      --json $(R)/$${p}_t5_$$(echo "$$v" | tr ' =' '__')_nb101_4236_s$$s.json; \
+	    p=$${pv%%:*}; v=$${pv#*:}; out=$(R)/$${p}_t5_$$(echo "$$v" | tr ' =' '__')_nb101_4236_s$$s.json; \
+	    test -f $$out || $(BENCH) $(NB101) --predictor $$p --train-size 4236 --seed $$s \
+	      $$(for kv in $$v; do echo --set $$kv; done) --json $$out || exit 1; \
 	  done; \
 	done
 

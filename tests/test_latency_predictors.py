@@ -50,6 +50,13 @@ def test_layer_token_layout_for_a_known_conv():
     assert not tokens[0, relu, 3 * CODE:11 * CODE].any()  # an activation has no window attributes
     assert _slot(tokens, flatten, 12).any() and not _slot(tokens, flatten, 13).any()  # [1, 2048]: no height
     np.testing.assert_allclose(tokens[0, 6], np.tile(sincos_code(np.array(1e5), CODE // 2), 15), atol=1e-6)
+    # cost codes: the same 15 codes, then the layer's MACs and memory access (log2)
+    with_costs = narformer_tokens([compact(g)], cost_codes=True)[0]
+    assert with_costs.shape == (1, 7, 544)
+    np.testing.assert_array_equal(with_costs[0, :6, :TOKEN_WIDTH], tokens[0, :6])
+    macs = 8 * 16 * 16 * 3 * 3 * 3  # out channels x out pixels x (in channels x kernel)
+    np.testing.assert_allclose(_slot(with_costs, conv, 15), code([np.log2(macs)]), atol=1e-5)
+    assert not _slot(with_costs, relu, 15).any() and _slot(with_costs, relu, 16).any()  # no MACs, some memory
 
 
 def test_padding_and_the_source_sum_in_a_batch():
@@ -89,13 +96,32 @@ def test_gnn_batch_is_one_disjoint_graph():
     np.testing.assert_array_equal(second, np.stack(graphs[1].sources) + sizes[0])
 
 
-@pytest.mark.parametrize("name", ["gnn", "narformer"])
-def test_a_prediction_does_not_depend_on_its_batch(name):
+@pytest.mark.parametrize("name,config", [("gnn", {}), ("narformer", {}), ("narformer", {"readout": "sum"})])
+def test_a_prediction_does_not_depend_on_its_batch(name, config):
     graphs, y = _toy_dataset(12)
-    p = get_latency_predictor(name, epochs=2, batch_size=4).fit(graphs, y)
+    p = get_latency_predictor(name, epochs=2, batch_size=4, **config).fit(graphs, y)
     together = p.predict(graphs)
     alone = np.array([p.predict([g])[0] for g in graphs])
     np.testing.assert_allclose(alone, together, rtol=1e-4)
+
+
+def test_layer_sum_readout_adds_the_log_of_the_layers_summed_cost():
+    """With every layer's log-cost b, the sum readout adds scale * (b + log(real tokens)) to the
+    head's output; padding tokens add nothing."""
+    import torch
+    graphs, y = _toy_dataset(6)
+    p = get_latency_predictor("narformer", epochs=1, readout="sum").fit(graphs, y)
+    net, inputs = p.model, p._to(p.inputs(graphs), "cpu")
+    with torch.no_grad():
+        net.layer_cost.weight.zero_()
+        net.layer_cost.bias.fill_(0.7)
+        net.layer_scale.fill_(0.5)
+        with_sum = net(**inputs)
+        net.layer_cost = None
+        head_only = net(**inputs)
+    real = inputs["mask"].sum(1).double()  # layers + the end token
+    np.testing.assert_allclose((with_sum - head_only).double(), 0.5 * (0.7 + torch.log(real)), rtol=1e-5)
+    assert len(set(real.tolist())) > 1  # the batch was padded
 
 
 def test_static_features_are_log_scaled():
@@ -165,7 +191,11 @@ def test_bench_cli_on_a_small_built_dataset(tmp_path):
         assert fam["mape"] >= 0 and 0 <= fam["acc10"] <= 100
     assert (out / "graphs.cache.pkl").exists()
     res = run("--split", "random", "--predictor", "flops")
-    assert res.returncode == 0 and json.loads(res.stdout)["test_size"] == 2  # 80% of 12 rounds to 10
+    assert res.returncode == 0
+    random_split = json.loads(res.stdout)
+    assert random_split["test_size"] == 2  # 80% of 12 rounds to 10
+    by_family = random_split["by_family"]  # the test networks' error per family
+    assert sum(f["n"] for f in by_family.values()) == 2 and set(by_family) <= {"nb201", "squeezenet"}
     bad = run("--split", "family", "--test-family", "vgg", "--predictor", "flops")
     assert bad.returncode == 2 and "families: nb201, squeezenet" in bad.stderr
 

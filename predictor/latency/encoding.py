@@ -14,6 +14,10 @@ are coded on a log2 scale, so 512 and 520 channels get near codes rather than un
 (a raw integer through the high frequencies aliases); kernel, stride, padding, dilation,
 bias, permutation and positions are small integers, coded as they are.
 
+An option beyond the supplement (``cost_codes=True``): two more codes, the layer's MACs and its
+memory access on a log2 scale, which the supplement's token leaves the model to infer (a conv's
+input channels are only in its producer's token).
+
 A dataset is kept as compact per-graph arrays (a 250-layer network is 15 numbers per layer);
 the 480-wide tokens are built from them per network and kept only while a predictor fits
 (about 0.9 GB for our 2,600 networks), then batched with padding.
@@ -30,6 +34,8 @@ from .graph import NODE_FEATURES, OP_VOCAB, STATIC_FEATURES
 CODE = 32  # numbers per code, as in the supplement
 SLOTS = 15
 TOKEN_WIDTH = CODE * SLOTS  # 480
+#: The optional per-layer cost codes (``cost_codes=True``), after the supplement's 15.
+COST_FEATURES = ("macs", "memory_access")
 
 #: (slot name, node features it codes, log2 scale) for the attribute and shape slots.
 ATTRIBUTE_SLOTS = (
@@ -112,13 +118,19 @@ def pad_batch(graphs: list[CompactGraph]):
     return ops, values, adjacency, sizes
 
 
-def narformer_tokens(graphs: list[CompactGraph]):
-    """(tokens float32 [B, N+1, 480], mask bool [B, N+1], num_nodes [B], adjacency [B, N, N]):
-    one token per layer and NAR-Former's end token after the last."""
+def token_width(cost_codes: bool = False) -> int:
+    return TOKEN_WIDTH + (len(COST_FEATURES) * CODE if cost_codes else 0)
+
+
+def narformer_tokens(graphs: list[CompactGraph], cost_codes: bool = False):
+    """(tokens float32 [B, N+1, width], mask bool [B, N+1], num_nodes [B], adjacency [B, N, N]):
+    one token per layer and NAR-Former's end token after the last; width 480, or 544 with
+    ``cost_codes``."""
     ops, values, adjacency, sizes = pad_batch(graphs)
     b, n = ops.shape
     mask = ops >= 0
-    tokens = np.zeros((b, n + 1, TOKEN_WIDTH), dtype=np.float32)
+    width = token_width(cost_codes)
+    tokens = np.zeros((b, n + 1, width), dtype=np.float32)
     half = CODE // 2
     tokens[:, :n, 0:CODE] = sincos_code(np.where(mask, ops, 0), half)
     positions = sincos_code(np.arange(-1, n), half).astype(np.float32)  # row 0: code(-1), the input's source
@@ -135,9 +147,13 @@ def narformer_tokens(graphs: list[CompactGraph]):
         code = _code(v, CODE)
         keep = present[:, :, s] & (values[:, :, _COL[names[0]]] > 0 if shape_slot else True)
         tokens[:, :n, (3 + s) * CODE:(4 + s) * CODE] = code * keep[..., None]
+    if cost_codes:  # zero where the layer has none (a ReLU moves memory but has no MACs)
+        v = values[:, :, [_COL[name] for name in COST_FEATURES]].astype(np.float64)
+        code = sincos_code(np.log2(np.maximum(v, 1.0)), CODE // 2)  # [B, N, 2, 32]: a code each
+        tokens[:, :n, TOKEN_WIDTH:] = (code * (v > 0)[..., None]).reshape(b, n, -1)
     tokens[:, :n] *= mask[..., None]
     rows = np.arange(b)
-    tokens[rows, sizes] = np.tile(sincos_code(np.array(1e5), half), SLOTS)
+    tokens[rows, sizes] = np.tile(sincos_code(np.array(1e5), half), width // CODE)
     full_mask = np.zeros((b, n + 1), dtype=bool)
     full_mask[:, :n] = mask
     full_mask[rows, sizes] = True
@@ -148,7 +164,7 @@ def stack_tokens(per_graph: list[np.ndarray]):
     """Per-graph tokens ([n_i + 1, 480] each, as ``narformer_tokens([g])[0][0]``) -> the
     batched (tokens, mask, sizes) of :func:`narformer_tokens`: zero padding after each end token."""
     sizes = np.array([len(t) - 1 for t in per_graph])
-    tokens = np.zeros((len(per_graph), int(sizes.max()) + 1, TOKEN_WIDTH), dtype=np.float32)
+    tokens = np.zeros((len(per_graph), int(sizes.max()) + 1, per_graph[0].shape[1]), dtype=np.float32)
     mask = np.zeros(tokens.shape[:2], dtype=bool)
     for i, t in enumerate(per_graph):
         tokens[i, :len(t)] = t

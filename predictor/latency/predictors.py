@@ -30,7 +30,7 @@ from narnas.errors import ConfigError
 
 from ..errors import PredictorError
 from .encoding import (TOKEN_WIDTH, CompactGraph, gnn_batch, gnn_node_features, narformer_tokens, stack_tokens,
-                       static_matrix)
+                       static_matrix, token_width)
 
 
 class LatencyPredictor(abc.ABC):
@@ -152,6 +152,11 @@ class NARFormerLatencyConfig(NeuralConfig):
     # none on the attention weights: with hundreds of layers per network the N x N dropout masks
     # were a third of a training step on the CPU (the other dropouts stay)
     attention_dropout: float = 0.0
+    # "sum": each layer's learned log-cost, summed over the network, joins the head's output
+    # (latency adds up over layers; an unseen family is a sum of layers like those seen)
+    readout: str = "head"
+    # two more codes per layer: its MACs and memory access (beyond the supplement's token)
+    cost_codes: bool = False
 
     def validate(self):
         super().validate()
@@ -159,6 +164,8 @@ class NARFormerLatencyConfig(NeuralConfig):
             raise PredictorError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.pool not in ("fusion", "mean") or self.attention not in ("full", "graph"):
             raise PredictorError("pool is fusion|mean and attention full|graph")
+        if self.readout not in ("head", "sum"):
+            raise PredictorError(f"readout must be head or sum, got {self.readout!r}")
         if self.d_model % self.heads:
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
 
@@ -285,11 +292,14 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
 
     def build_model(self, num_static):
         from ..narformer import NARFormerNet
-        return NARFormerNet(self.config, token_width=TOKEN_WIDTH, num_static=num_static, squash=False)
+        return NARFormerNet(self.config, token_width=token_width(self.config.cost_codes), num_static=num_static,
+                            squash=False, depth_width=TOKEN_WIDTH,
+                            layer_sum=self.config.readout == "sum")
 
     def inputs(self, graphs):
         from ..tokenizer import sincos_code
-        tokens, mask, sizes = stack_tokens([self._per_graph(g, _layer_tokens) for g in graphs])
+        encode = _layer_tokens_with_costs if self.config.cost_codes else _layer_tokens
+        tokens, mask, sizes = stack_tokens([self._per_graph(g, encode) for g in graphs])
         out = {"tokens": tokens, "mask": mask, "static": self._static(graphs).astype(np.float32),
                # the network's depth (layer count) where a cell's depth token is
                "depth_code": sincos_code(sizes, TOKEN_WIDTH // 2).astype(np.float32)}
@@ -300,6 +310,10 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
 
 def _layer_tokens(graph):
     return narformer_tokens([graph])[0][0]
+
+
+def _layer_tokens_with_costs(graph):
+    return narformer_tokens([graph], cost_codes=True)[0][0]
 
 
 def _adjacency(graphs, n):
