@@ -236,19 +236,24 @@ bench-latency-data: $(STAMP)
 NEURAL_EPOCHS ?= 30
 LAT_FAMILIES := alexnet darts efficientnet googlenet mnasnet mobilenetv2 mobilenetv3 nb201 ofa_mbv3 regnet \
   resnet squeezenet vgg
-PREDICTORS ?= flops lut gnn narformer
+# narformer_cost: NAR-Former with its layer tokens' cost codes (MACs, memory access; beyond the supplement).
+PREDICTORS ?= flops lut gnn narformer narformer_cost
 SEEDS ?= 0 1 2
 bench-latency: $(STAMP)
 	mkdir -p $(RL)
 	for s in $(SEEDS); do \
 	  for p in $(PREDICTORS); do \
-	    case $$p in narformer|gnn) set="--set epochs=$(NEURAL_EPOCHS)";; *) set="";; esac; \
+	    case $$p in \
+	      narformer|gnn) pred=$$p; set="--set epochs=$(NEURAL_EPOCHS)";; \
+	      narformer_cost) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set cost_codes=true";; \
+	      *) pred=$$p; set="";; \
+	    esac; \
 	    test -f $(RL)/$${p}_random_s$$s.json || \
-	      $(LATBENCH) --split random --predictor $$p --seed $$s $$set --json $(RL)/$${p}_random_s$$s.json \
+	      $(LATBENCH) --split random --predictor $$pred --seed $$s $$set --json $(RL)/$${p}_random_s$$s.json \
 	        > /dev/null || exit 1; \
 	    for f in $(LAT_FAMILIES); do \
 	      test -f $(RL)/$${p}_family_$${f}_s$$s.json || \
-	        $(LATBENCH) --split family --test-family $$f --predictor $$p --seed $$s $$set \
+	        $(LATBENCH) --split family --test-family $$f --predictor $$pred --seed $$s $$set \
 	          --json $(RL)/$${p}_family_$${f}_s$$s.json > /dev/null || exit 1; \
 	    done; \
 	  done; \

@@ -67,7 +67,8 @@ def bench_rows(runs) -> list[str]:
     labels = sorted({label for row in cells.values() for label in row},
                     key=lambda x: (ORDER.index(x.split(" ")[0]) if x.split(" ")[0] in ORDER else len(ORDER), x))
     out = ["| split | test family | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
-    wins = defaultdict(lambda: [0, 0])  # other predictor -> [families where narformer's MAPE is lower, families]
+    # (NAR-Former column, other column) -> [held-out families where its MAPE is lower, families]
+    wins = defaultdict(lambda: [0, 0])
     for key in sorted(cells, key=lambda k: (k[0] != "random", k[1])):
         row = cells[key]
         shown = []
@@ -80,17 +81,19 @@ def bench_rows(runs) -> list[str]:
             shown.append(f"{_med([r['mape'] for r in rs]):.2f} / {_med([r['acc10'] for r in rs]):.1f} / "
                          f"{_med([r['kendall_tau'] for r in rs]):.3f}{seeds}")
         out.append(f"| {key[0]} | {key[1]} | " + " | ".join(shown) + " |")
-        mine = [label for label in labels if label.split(" ")[0] == "narformer" and label in row]
-        if key[0] == "family" and mine:
-            ours = _med([r["mape"] for r in row[mine[0]]])
+        if key[0] != "family":
+            continue
+        for mine in (label for label in row if label.split(" ")[0] == "narformer"):
+            ours = _med([r["mape"] for r in row[mine]])
             for label, rs in row.items():
                 if label.split(" ")[0] != "narformer":
-                    wins[label][0] += ours < _med([r["mape"] for r in rs])
-                    wins[label][1] += 1
-    if wins:
+                    wins[(mine, label)][0] += ours < _med([r["mape"] for r in rs])
+                    wins[(mine, label)][1] += 1
+    mines = sorted({mine for mine, _ in wins}, key=labels.index)
+    for mine in mines:
         out.append("")
-        out.append("Held-out families where NAR-Former's median MAPE is below the other's: " + "; ".join(
-            f"{label} {won} of {total}" for label, (won, total) in sorted(wins.items())) + ".")
+        out.append(f"Held-out families where {mine}'s median MAPE is below the other's: " + "; ".join(
+            f"{label} {won} of {total}" for (m, label), (won, total) in sorted(wins.items()) if m == mine) + ".")
     return out
 
 

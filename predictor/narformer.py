@@ -107,12 +107,10 @@ class NARFormerNet(nn.Module):
     """``token_width`` defaults to the cell tokens' 6L. Whole networks (latency) pass their
     480-wide layer tokens, ``num_static`` static features that join the fused token at the head
     (the supplement, section 1), and ``squash=False`` for an unbounded output. ``depth_width``:
-    the depth code's width where it differs from the tokens' (Self_ID added: tokens of 4L).
-    ``layer_sum``: each token also gets a learned log-cost, and the log of their sum over the
-    network (a logsumexp) is added to the output (for latency, which adds up over layers)."""
+    the depth code's width where it differs from the tokens' (Self_ID added: tokens of 4L)."""
 
     def __init__(self, cfg: NARFormerConfig, token_width: int | None = None, num_static: int = 0,
-                 squash: bool = True, depth_width: int | None = None, layer_sum: bool = False):
+                 squash: bool = True, depth_width: int | None = None):
         super().__init__()
         token_width = token_width or 6 * cfg.num_freqs
         self.squash = squash
@@ -132,8 +130,6 @@ class NARFormerNet(nn.Module):
         self.static = (nn.Sequential(nn.Linear(num_static, cfg.d_model), nn.ReLU(), nn.Linear(cfg.d_model, cfg.d_model))
                        if num_static else None)
         self.head = nn.Linear(cfg.d_model * (2 if num_static else 1), 1)
-        self.layer_cost = nn.Linear(cfg.d_model, 1) if layer_sum else None
-        self.layer_scale = nn.Parameter(torch.ones(())) if layer_sum else None
 
     def forward(self, tokens, mask, depth_code, neighbours=None, static=None):
         x = self.embed(tokens)
@@ -155,11 +151,6 @@ class NARFormerNet(nn.Module):
         if self.static is not None:
             fused = torch.cat([fused, self.static(static)], dim=-1)
         out = self.head(fused).squeeze(-1)
-        if self.layer_cost is not None:
-            cost = self.layer_cost(x[:, 1:]).squeeze(-1)  # x[:, 0] is the depth token
-            if mask is not None:
-                cost = cost.masked_fill(~mask[:, 1:].bool(), float("-inf"))
-            out = out + self.layer_scale * torch.logsumexp(cost, dim=1)
         return torch.sigmoid(out) if self.squash else out
 
 

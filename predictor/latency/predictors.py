@@ -152,9 +152,6 @@ class NARFormerLatencyConfig(NeuralConfig):
     # none on the attention weights: with hundreds of layers per network the N x N dropout masks
     # were a third of a training step on the CPU (the other dropouts stay)
     attention_dropout: float = 0.0
-    # "sum": each layer's learned log-cost, summed over the network, joins the head's output
-    # (latency adds up over layers; an unseen family is a sum of layers like those seen)
-    readout: str = "head"
     # two more codes per layer: its MACs and memory access (beyond the supplement's token)
     cost_codes: bool = False
 
@@ -164,8 +161,6 @@ class NARFormerLatencyConfig(NeuralConfig):
             raise PredictorError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.pool not in ("fusion", "mean") or self.attention not in ("full", "graph"):
             raise PredictorError("pool is fusion|mean and attention full|graph")
-        if self.readout not in ("head", "sum"):
-            raise PredictorError(f"readout must be head or sum, got {self.readout!r}")
         if self.d_model % self.heads:
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
 
@@ -293,8 +288,7 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
     def build_model(self, num_static):
         from ..narformer import NARFormerNet
         return NARFormerNet(self.config, token_width=token_width(self.config.cost_codes), num_static=num_static,
-                            squash=False, depth_width=TOKEN_WIDTH,
-                            layer_sum=self.config.readout == "sum")
+                            squash=False, depth_width=TOKEN_WIDTH)
 
     def inputs(self, graphs):
         from ..tokenizer import sincos_code
