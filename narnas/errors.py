@@ -18,3 +18,7 @@ class OutputError(UserError, OSError):
 
 class RegistryError(UserError, ValueError):
     """An unknown name, or a second registration under a taken name."""
+
+
+class DamagedFileError(UserError, ValueError):
+    """A journal or cache file with a damaged line (not a torn last line, which is repaired)."""

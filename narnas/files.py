@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import DamagedFileError, OutputError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -65,3 +65,38 @@ def atomic_torch_save(path: Path, obj) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def append_jsonl(path: Path, entry: dict) -> None:
+    """One JSON line appended to a journal or cache, flushed to disk before returning (a kill
+    loses at most the line being written)."""
+    import json
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list:
+    """The entries of an append-only JSON-lines file ([] when there is none). A last line cut
+    short by a kill is dropped, from the file too, so the next append starts on a fresh line
+    (appended to the torn line, it would damage both); a bad line before it is a
+    DamagedFileError naming the file and the line."""
+    import json
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    complete = data[:data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        atomic_write_bytes(path, complete)
+    entries = []
+    for number, line in enumerate(complete.decode(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise DamagedFileError(f"{path}: line {number} is not JSON (the file is damaged; move it away to "
+                                   f"start it again)") from None
+    return entries

@@ -76,6 +76,7 @@ def layer_sums(data, onnx_root, records, log) -> np.ndarray:
     platform threads; distinct layers are timed once and kept in the dataset folder."""
     import onnx
 
+    from narnas.files import append_jsonl
     from predictor.latency.kernels import SUMS, KernelTable
     data = Path(data)
     folder = data if data.is_dir() else data.parent
@@ -90,8 +91,7 @@ def layer_sums(data, onnx_root, records, log) -> np.ndarray:
     for i, r in enumerate(records):
         if r.onnx not in known:
             known[r.onnx] = table.network_ms(onnx.load(str(root / r.onnx)))
-            with open(folder / SUMS, "a") as f:
-                f.write(json.dumps({"onnx": r.onnx, "ms": known[r.onnx], "setting": table.sum_setting}) + "\n")
+            append_jsonl(folder / SUMS, {"onnx": r.onnx, "ms": known[r.onnx], "setting": table.sum_setting})
         sums[i] = known[r.onnx]
         if (i + 1) % 100 == 0:
             log(f"  layers timed alone: {i + 1} networks, {table.timed} new layers")
@@ -99,16 +99,8 @@ def layer_sums(data, onnx_root, records, log) -> np.ndarray:
 
 
 def _read_sums(path: Path, setting: dict) -> dict[str, float]:
-    known = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line
-            if entry.get("setting") == setting:
-                known[entry["onnx"]] = float(entry["ms"])
-    return known
+    from narnas.files import read_jsonl
+    return {e["onnx"]: float(e["ms"]) for e in read_jsonl(path) if e.get("setting") == setting}
 
 
 def main(argv=None) -> int:

@@ -14,10 +14,10 @@
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from narnas.files import append_jsonl, read_jsonl
 
 from .errors import SearchError
 
@@ -62,14 +62,9 @@ class MeasuredLatency:
         self.space, self.section = space, section
         self.cache_path = Path(cache_dir) / CACHE if cache_dir else None
         self.cache: dict[str, float] = {}
-        if self.cache_path is not None and self.cache_path.exists():
-            for line in self.cache_path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line of a killed run
-                if entry.get("setting") == self._setting():
-                    self.cache[entry["key"]] = float(entry["latency_ms"])
+        if self.cache_path is not None:
+            self.cache = {e["key"]: float(e["latency_ms"]) for e in read_jsonl(self.cache_path)
+                          if e.get("setting") == self._setting()}
 
     def _setting(self) -> dict:
         s = self.section
@@ -85,10 +80,7 @@ class MeasuredLatency:
             value = measure(model, threads=s.threads, warmup=s.warmup, repeats=s.repeats).median_ms
             self.cache[key] = value
             if self.cache_path is not None:
-                with open(self.cache_path, "a") as f:
-                    f.write(json.dumps({"key": key, "latency_ms": value, "setting": self._setting()}) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
+                append_jsonl(self.cache_path, {"key": key, "latency_ms": value, "setting": self._setting()})
         return self.cache[key]
 
 

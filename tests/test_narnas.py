@@ -1,11 +1,12 @@
-"""The shared plumbing: typed configs, registries and the CLI error policy."""
+"""The shared plumbing: typed configs, registries, the CLI error policy and journal files."""
 from dataclasses import dataclass, field
 
 import pytest
 
 from narnas import config
 from narnas.cli import parse_overrides, run_main
-from narnas.errors import ConfigError, RegistryError
+from narnas.errors import ConfigError, DamagedFileError, RegistryError
+from narnas.files import append_jsonl, read_jsonl
 from narnas.registry import Registry
 
 
@@ -95,3 +96,17 @@ def test_overrides_and_the_error_policy(capsys):
         raise ZeroDivisionError("a bug keeps its traceback")
     with pytest.raises(ZeroDivisionError):
         run_main(bug)
+
+
+def test_a_torn_journal_line_is_dropped_from_the_file_and_the_next_append_reads_back(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    assert read_jsonl(path) == []
+    append_jsonl(path, {"key": "a"})
+    with open(path, "a") as f:
+        f.write('{"key": "b", "va')  # a kill mid-write
+    assert read_jsonl(path) == [{"key": "a"}]
+    append_jsonl(path, {"key": "c"})  # starts on a fresh line, not glued to the torn one
+    assert read_jsonl(path) == [{"key": "a"}, {"key": "c"}]
+    path.write_text('{"key": "a"}\nnot json\n{"key": "c"}\n')  # damage before the last line is an error
+    with pytest.raises(DamagedFileError, match="journal.jsonl: line 2 is not JSON"):
+        read_jsonl(path)

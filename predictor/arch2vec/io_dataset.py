@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from narnas.config import differences
-from narnas.files import atomic_write_bytes
+from narnas.files import append_jsonl, atomic_write_bytes, read_jsonl
 
 from ..errors import PredictorError
 
@@ -146,16 +146,8 @@ def save_npz(path: Path, **arrays) -> None:
 
 
 def read_journal(path: Path) -> dict[int, dict]:
-    """Finished networks by index; a torn last line (a kill mid-write) is ignored."""
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[entry["index"]] = entry
-    return done
+    """Finished networks by index; a torn last line (a kill mid-write) is dropped."""
+    return {entry["index"]: entry for entry in read_jsonl(path)}
 
 
 def prepare_build(folder: Path, config: IOBuildConfig, space, test_size: int = 10_000) -> dict:
@@ -231,8 +223,7 @@ def build(folder, config: IOBuildConfig, executor_config=None, data_dir: str | N
                     return
                 entry = {"index": net["index"], "split": net["split"], "key": net["key"],
                          **{k: result[k] for k in ("val", "test", "params", "seconds", "file")}}
-                with open(journal, "a") as out:  # not held open: Tune pickles the callbacks
-                    out.write(json.dumps(entry) + "\n")
+                append_jsonl(journal, entry)  # not held open: Tune pickles the callbacks
                 done[net["index"]] = entry
             executor.run([n["arch"] for n in batch], evaluator, on_result, round_=start // chunk + 1)
             log(f"{len(done)} of {len(manifest['networks'])} networks done ({time.time() - began:.0f}s)")

@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from narnas.files import atomic_write_bytes, writable_folder
+from narnas.files import atomic_write_bytes, read_jsonl, writable_folder
 
 from ..errors import PredictorError
 
@@ -88,22 +88,8 @@ def onnx_relpath(family: str, index: int) -> str:
 
 
 def read_journal(folder: Path) -> list[dict]:
-    """The journal's entries; a torn last line (a kill mid-write) is ignored."""
-    path = Path(folder) / JOURNAL
-    if not path.exists():
-        return []
-    entries = []
-    lines = path.read_text().splitlines()
-    for k, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            if k == len(lines) - 1:
-                break
-            raise PredictorError(f"{path} line {k + 1} is not JSON: the journal is damaged") from None
-    return entries
+    """The journal's entries; a torn last line (a kill mid-write) is dropped."""
+    return read_jsonl(Path(folder) / JOURNAL)
 
 
 def write_table(folder: Path, entries) -> None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from narnas.files import append_jsonl, read_jsonl
 
 from .graph import NO_OPS
 
@@ -134,14 +134,9 @@ class KernelTable:
         self.setting = {"threads": threads, "warmup": warmup, "repeats": repeats, "min_seconds": min_seconds}
         self.table: dict[str, float] = {}
         self.timed = 0
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line
-                if entry.get("setting") == self.setting:
-                    self.table[entry["key"]] = float(entry["ms"])
+        for entry in read_jsonl(self.path):
+            if entry.get("setting") == self.setting:
+                self.table[entry["key"]] = float(entry["ms"])
 
     @property
     def sum_setting(self) -> dict:
@@ -159,10 +154,7 @@ class KernelTable:
 
     def _record(self, key: str, ms: float) -> None:
         self.table[key] = ms
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"key": key, "ms": ms, "setting": self.setting}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_jsonl(self.path, {"key": key, "ms": ms, "setting": self.setting})
 
     def network_ms(self, model) -> float:
         """The sum of the network's layers timed alone (each distinct layer timed once), each
