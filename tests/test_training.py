@@ -193,3 +193,18 @@ def test_training_fits_one_batch_far_above_chance():
     result = DARTS.train(space.from_json(spaces.darts.DARTS_V2), space, data, config)
     assert result["history"][-1]["train_loss"] < 0.5 * result["history"][0]["train_loss"], result["history"]
     assert result["test"] >= 80, result["test"]  # the same 40 images, evaluated without augmentation
+
+
+def test_a_checkpoint_is_only_continued_by_its_own_config_and_network(tmp_path):
+    import dataclasses
+
+    from training.trainer import TrainerConfig, load_checkpoint, save_checkpoint
+    path = tmp_path / "ckpt.pt"
+    cfg = TrainerConfig(epochs=3)
+    assert load_checkpoint(path, cfg, {"arch": "a"}, "cpu") is None  # nothing yet
+    save_checkpoint(path, {"config": dataclasses.asdict(cfg), "arch": "a", "epoch": 2})
+    assert load_checkpoint(path, cfg, {"arch": "a"}, "cpu")["epoch"] == 2
+    with pytest.raises(TrainingError, match="another training config"):
+        load_checkpoint(path, TrainerConfig(epochs=4), {"arch": "a"}, "cpu")
+    with pytest.raises(TrainingError, match=r"belongs to another arch \(a\)"):
+        load_checkpoint(path, cfg, {"arch": "b"}, "cpu")

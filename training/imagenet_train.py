@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from narnas.config import at_least
 
 from .errors import TrainingError
-from .trainer import resolve_device, save_checkpoint
+from .trainer import load_checkpoint, resolve_device, save_checkpoint, train_step
 
 
 @dataclass
@@ -114,19 +114,6 @@ def _loss(cfg):
     return loss
 
 
-def _step(model, x, y, loss_fn, opt, scaler, cfg, device):
-    """One optimisation step (autocast, scaled backward, clipping); returns (loss, logits)."""
-    with torch.autocast(device.type, enabled=device.type == "cuda" and cfg.amp):
-        value, logits = loss_fn(model(x), y)
-    opt.zero_grad(set_to_none=True)
-    scaler.scale(value).backward()
-    scaler.unscale_(opt)
-    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    scaler.step(opt)
-    scaler.update()
-    return value, logits
-
-
 def _lr_factor(cfg, epoch: int) -> float:
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / cfg.warmup_epochs
@@ -155,13 +142,8 @@ def fit(build: Callable[[], nn.Module], data: ImageNetSplits, cfg: ImageNetTrain
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: _lr_factor(cfg, epoch))
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
     start_epoch, history, spent = 0, [], 0.0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != dataclasses.asdict(cfg):
-            raise TrainingError(f"checkpoint {checkpoint} was written with another training config")
-        for name, value in (extra_state or {}).items():
-            if state.get(name) != value:
-                raise TrainingError(f"checkpoint {checkpoint} belongs to another {name}; use another output folder")
+    state = load_checkpoint(checkpoint, cfg, extra_state, device)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -182,7 +164,7 @@ def fit(build: Callable[[], nn.Module], data: ImageNetSplits, cfg: ImageNetTrain
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if cuda and cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            value, logits = _step(model, x, y, loss_fn, opt, scaler, cfg, device)
+            value, logits = train_step(model, x, y, loss_fn, opt, scaler, cfg, device)
             total += float(value.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -272,14 +254,9 @@ def _data_parallel_worker(config: dict) -> None:
     torch.manual_seed(cfg.seed)
     model = build()
     per_worker = max(1, cfg.batch_size // world)
-    start_epoch, history, spent, state = 0, [], 0.0, None
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state["config"] != dataclasses.asdict(cfg):
-            raise TrainingError(f"checkpoint {checkpoint} was written with another training config")
-        for key, value in config["extra_state"].items():
-            if state.get(key) != value:
-                raise TrainingError(f"checkpoint {checkpoint} belongs to another {key}; use another output folder")
+    start_epoch, history, spent = 0, [], 0.0
+    state = load_checkpoint(checkpoint, cfg, config["extra_state"], "cpu")
+    if state is not None:
         model.load_state_dict(state["model"])
         start_epoch, history, spent = state["epoch"], state["history"], state["seconds"]
     model = ray.train.torch.prepare_model(model)  # to the device, wrapped in DDP
@@ -304,7 +281,7 @@ def _data_parallel_worker(config: dict) -> None:
         total = torch.zeros(2, device=device)
         for x, y in batches:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            value, _ = _step(model, x, y, loss_fn, opt, scaler, cfg, device)
+            value, _ = train_step(model, x, y, loss_fn, opt, scaler, cfg, device)
             total += torch.tensor([float(value.detach()) * len(y), len(y)], device=device)
         sched.step()
         dist.all_reduce(total)

@@ -66,6 +66,36 @@ def save_checkpoint(path: Path, state: dict) -> None:
     atomic_torch_save(path, state)
 
 
+def load_checkpoint(path: Path | None, config, extra_state: dict | None, map_location) -> dict | None:
+    """The per-epoch checkpoint at ``path`` (None when there is none yet), refused unless it was
+    written with the same ``config`` and belongs to the same ``extra_state`` (space, arch, build
+    config), so a run never continues another network's training."""
+    if path is None or not path.exists():
+        return None
+    state = torch.load(path, map_location=map_location, weights_only=False)
+    if state["config"] != dataclasses.asdict(config):
+        raise TrainingError(f"checkpoint {path} was written with another training config")
+    for name, value in (extra_state or {}).items():
+        if state.get(name) != value:
+            raise TrainingError(f"checkpoint {path} belongs to another {name} ({str(state.get(name))[:80]}); "
+                                "use another output folder or delete it")
+    return state
+
+
+def train_step(model, x, y, loss: Callable, opt, scaler, config, device):
+    """One optimisation step: autocast on CUDA when ``config.amp``, scaled backward, gradient
+    clipping at ``config.grad_clip``; returns (loss, logits)."""
+    with torch.autocast(device.type, enabled=device.type == "cuda" and config.amp):
+        value, logits = loss(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(value).backward()
+    scaler.unscale_(opt)
+    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    return value, logits
+
+
 def fit(build: Callable[[], nn.Module], data, config: TrainerConfig, *,
         augment: Callable | None = None, loss: Callable = cross_entropy,
         on_epoch: Callable[[nn.Module, int], None] | None = None,
@@ -97,14 +127,8 @@ def fit(build: Callable[[], nn.Module], data, config: TrainerConfig, *,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
     start_epoch, history, spent = 0, [], 0.0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != dataclasses.asdict(cfg):
-            raise TrainingError(f"checkpoint {checkpoint} was written with another training config")
-        for name, value in (extra_state or {}).items():
-            if state.get(name) != value:
-                raise TrainingError(f"checkpoint {checkpoint} belongs to another {name} ({str(state.get(name))[:80]}); "
-                                    "use another output folder or delete it")
+    state = load_checkpoint(checkpoint, cfg, extra_state, device)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -135,14 +159,7 @@ def fit(build: Callable[[], nn.Module], data, config: TrainerConfig, *,
             y = y_train[idx].to(device, non_blocking=True)
             if cuda and cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=cuda and cfg.amp):
-                batch_loss, logits = loss(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(batch_loss).backward()
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
+            batch_loss, logits = train_step(model, x, y, loss, opt, scaler, cfg, device)
             total_loss += float(batch_loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y).sum())
             if bar.enabled:
