@@ -62,7 +62,9 @@ def evaluate(predictor_name, overrides, graphs, y, train, test, seed, kernel_ms=
     result = {"mape": mape(pred, truth), "rmse": rmse(pred, truth), "acc5": accuracy_within(pred, truth, 0.05),
               "acc10": accuracy_within(pred, truth, 0.10), "kendall_tau": kendall_tau(pred, truth),
               "train_size": int(len(train)), "test_size": int(len(test)), "fit_seconds": round(fit_seconds, 2),
-              "predictions_per_second": round(per_second, 1)}
+              "predictions_per_second": round(per_second, 1),
+              # above 1: over-predicted (on a held-out family, a bias the other families taught)
+              "median_ratio": float(np.median(pred / truth))}
     if families is not None:
         names = np.asarray(families)[test]
         result["by_family"] = {f: {"n": int((names == f).sum()), "mape": mape(pred[names == f], truth[names == f]),

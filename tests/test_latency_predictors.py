@@ -169,7 +169,7 @@ def test_bench_cli_on_a_small_built_dataset(tmp_path):
     for fam in saved["families"].values():
         assert fam["train_size"] == 6 and fam["test_size"] == 6
         assert {"mape", "rmse", "acc5", "acc10", "kendall_tau", "fit_seconds", "predictions_per_second"} <= set(fam)
-        assert fam["mape"] >= 0 and 0 <= fam["acc10"] <= 100
+        assert fam["mape"] >= 0 and 0 <= fam["acc10"] <= 100 and fam["median_ratio"] > 0
     assert (out / "graphs.cache.pkl").exists()
     res = run("--split", "random", "--predictor", "flops")
     assert res.returncode == 0
