@@ -10,7 +10,7 @@ import pytest
 import torch.nn as nn
 
 from predictor.errors import PredictorError
-from predictor.latency.encoding import (CODE, TOKEN_WIDTH, compact, gnn_batch, narformer_tokens, stack_tokens,
+from predictor.latency.encoding import (CODE, RAW_FEATURES, TOKEN_WIDTH, compact, gnn_batch, narformer_tokens, stack_tokens,
                                        static_matrix)
 from predictor.latency.graph import OP_VOCAB, module_graph, op_names
 from predictor.latency.predictors import get_latency_predictor
@@ -57,6 +57,13 @@ def test_layer_token_layout_for_a_known_conv():
     macs = 8 * 16 * 16 * 3 * 3 * 3  # out channels x out pixels x (in channels x kernel)
     np.testing.assert_allclose(_slot(with_costs, conv, 15), code([np.log2(macs)]), atol=1e-5)
     assert not _slot(with_costs, relu, 15).any() and _slot(with_costs, relu, 16).any()  # no MACs, some memory
+    # plain values after the codes: log2(1 + x) / 8 of each feature but the permutation
+    plain = narformer_tokens([compact(g)], cost_codes=True, raw_values=True)[0]
+    assert plain.shape == (1, 7, 544 + len(RAW_FEATURES))
+    np.testing.assert_array_equal(plain[0, :6, :544], with_costs[0, :6])
+    raw = dict(zip(RAW_FEATURES, plain[0, conv, 544:]))
+    assert raw["out_channels"] == pytest.approx(np.log2(9) / 8) and raw["macs"] == pytest.approx(np.log2(1 + macs) / 8)
+    assert not plain[0, 6, 544:].any()  # the end token has no values
 
 
 def test_padding_and_the_source_sum_in_a_batch():
@@ -96,7 +103,7 @@ def test_gnn_batch_is_one_disjoint_graph():
     np.testing.assert_array_equal(second, np.stack(graphs[1].sources) + sizes[0])
 
 
-@pytest.mark.parametrize("name,config", [("gnn", {}), ("narformer", {}), ("narformer", {"cost_codes": True})])
+@pytest.mark.parametrize("name,config", [("gnn", {}), ("narformer", {}), ("narformer", {"cost_codes": True, "raw_values": True})])
 def test_a_prediction_does_not_depend_on_its_batch(name, config):
     graphs, y = _toy_dataset(12)
     p = get_latency_predictor(name, epochs=2, batch_size=4, **config).fit(graphs, y)

@@ -118,18 +118,25 @@ def pad_batch(graphs: list[CompactGraph]):
     return ops, values, adjacency, sizes
 
 
-def token_width(cost_codes: bool = False) -> int:
-    return TOKEN_WIDTH + (len(COST_FEATURES) * CODE if cost_codes else 0)
+#: The optional plain values (``raw_values=True``): every node feature but the permutation, as
+#: log2(1 + x) / 8 (the GNN's columns, at most about 4), after the codes.
+RAW_FEATURES = tuple(name for name in NODE_FEATURES if not name.startswith("perm_"))
+RAW_SCALE = 1.0 / 8.0
 
 
-def narformer_tokens(graphs: list[CompactGraph], cost_codes: bool = False):
+def token_width(cost_codes: bool = False, raw_values: bool = False) -> int:
+    return TOKEN_WIDTH + (len(COST_FEATURES) * CODE if cost_codes else 0) + (len(RAW_FEATURES) if raw_values else 0)
+
+
+def narformer_tokens(graphs: list[CompactGraph], cost_codes: bool = False, raw_values: bool = False):
     """(tokens float32 [B, N+1, width], mask bool [B, N+1], num_nodes [B], adjacency [B, N, N]):
     one token per layer and NAR-Former's end token after the last; width 480, or 544 with
-    ``cost_codes``."""
+    ``cost_codes``, and the plain values after them with ``raw_values``."""
     ops, values, adjacency, sizes = pad_batch(graphs)
     b, n = ops.shape
     mask = ops >= 0
-    width = token_width(cost_codes)
+    width = token_width(cost_codes, raw_values)
+    coded = token_width(cost_codes)
     tokens = np.zeros((b, n + 1, width), dtype=np.float32)
     half = CODE // 2
     tokens[:, :n, 0:CODE] = sincos_code(np.where(mask, ops, 0), half)
@@ -150,10 +157,13 @@ def narformer_tokens(graphs: list[CompactGraph], cost_codes: bool = False):
     if cost_codes:  # zero where the layer has none (a ReLU moves memory but has no MACs)
         v = values[:, :, [_COL[name] for name in COST_FEATURES]].astype(np.float64)
         code = sincos_code(np.log2(np.maximum(v, 1.0)), CODE // 2)  # [B, N, 2, 32]: a code each
-        tokens[:, :n, TOKEN_WIDTH:] = (code * (v > 0)[..., None]).reshape(b, n, -1)
+        tokens[:, :n, TOKEN_WIDTH:coded] = (code * (v > 0)[..., None]).reshape(b, n, -1)
+    if raw_values:  # magnitudes as they are: the codes tell integers apart but do not order them
+        v = values[:, :, [_COL[name] for name in RAW_FEATURES]].astype(np.float64)
+        tokens[:, :n, coded:] = RAW_SCALE * np.log2(1.0 + np.maximum(v, 0.0))
     tokens[:, :n] *= mask[..., None]
     rows = np.arange(b)
-    tokens[rows, sizes] = np.tile(sincos_code(np.array(1e5), half), width // CODE)
+    tokens[rows, sizes, :coded] = np.tile(sincos_code(np.array(1e5), half), coded // CODE)
     full_mask = np.zeros((b, n + 1), dtype=bool)
     full_mask[:, :n] = mask
     full_mask[rows, sizes] = True

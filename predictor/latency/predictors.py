@@ -18,6 +18,7 @@ error, the quantity MAPE and Acc(10%) judge. Mini-batches group networks of simi
 from __future__ import annotations
 
 import abc
+import functools
 import time
 from dataclasses import asdict, dataclass
 
@@ -154,6 +155,8 @@ class NARFormerLatencyConfig(NeuralConfig):
     attention_dropout: float = 0.0
     # two more codes per layer: its MACs and memory access (beyond the supplement's token)
     cost_codes: bool = False
+    # the layer's values also as plain log2 numbers beside their codes (codes do not order magnitudes)
+    raw_values: bool = False
 
     def validate(self):
         super().validate()
@@ -287,12 +290,13 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
 
     def build_model(self, num_static):
         from ..narformer import NARFormerNet
-        return NARFormerNet(self.config, token_width=token_width(self.config.cost_codes), num_static=num_static,
+        return NARFormerNet(self.config, token_width=token_width(self.config.cost_codes, self.config.raw_values), num_static=num_static,
                             squash=False, depth_width=TOKEN_WIDTH)
 
     def inputs(self, graphs):
         from ..tokenizer import sincos_code
-        encode = _layer_tokens_with_costs if self.config.cost_codes else _layer_tokens
+        encode = functools.partial(_layer_tokens, cost_codes=self.config.cost_codes,
+                                   raw_values=self.config.raw_values)
         tokens, mask, sizes = stack_tokens([self._per_graph(g, encode) for g in graphs])
         out = {"tokens": tokens, "mask": mask, "static": self._static(graphs).astype(np.float32),
                # the network's depth (layer count) where a cell's depth token is
@@ -302,12 +306,8 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
         return out
 
 
-def _layer_tokens(graph):
-    return narformer_tokens([graph])[0][0]
-
-
-def _layer_tokens_with_costs(graph):
-    return narformer_tokens([graph], cost_codes=True)[0][0]
+def _layer_tokens(graph, cost_codes=False, raw_values=False):
+    return narformer_tokens([graph], cost_codes=cost_codes, raw_values=raw_values)[0][0]
 
 
 def _adjacency(graphs, n):
