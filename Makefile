@@ -236,7 +236,8 @@ bench-latency-data: $(STAMP)
 NEURAL_EPOCHS ?= 30
 LAT_FAMILIES := alexnet darts efficientnet googlenet mnasnet mobilenetv2 mobilenetv3 nb201 ofa_mbv3 regnet \
   resnet squeezenet vgg
-# narformer_cost: NAR-Former with its layer tokens' cost codes (MACs, memory access; beyond the supplement).
+# Our NAR-Former variants beyond the supplement's token: narformer_cost adds cost codes (MACs, memory
+# access), narformer_raw the layer's values as plain log2 numbers, narformer_costraw both.
 PREDICTORS ?= flops lut gnn narformer narformer_cost
 SEEDS ?= 0 1 2
 bench-latency: $(STAMP)
@@ -246,6 +247,8 @@ bench-latency: $(STAMP)
 	    case $$p in \
 	      narformer|gnn) pred=$$p; set="--set epochs=$(NEURAL_EPOCHS)";; \
 	      narformer_cost) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set cost_codes=true";; \
+	      narformer_raw) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true";; \
+	      narformer_costraw) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set cost_codes=true --set raw_values=true";; \
 	      *) pred=$$p; set="";; \
 	    esac; \
 	    test -f $(RL)/$${p}_random_s$$s.json || \
