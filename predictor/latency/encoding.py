@@ -10,13 +10,15 @@ A layer without an attribute, or an output with fewer dimensions, has zeros in t
 the supplement pads.
 
 Our choice where the supplement is silent: sizes (groups, batch, channels, height, width)
-are coded on a log2 scale, so 512 and 520 channels get near codes rather than unrelated ones
-(a raw integer through the high frequencies aliases); kernel, stride, padding, dilation,
-bias, permutation and positions are small integers, coded as they are.
+are coded on a log2 scale (powers of two become the small integers the codes are made for);
+kernel, stride, padding, dilation, bias, permutation and positions are small integers, coded as
+they are. The codes tell values apart but do not order them: their lowest frequency already
+repeats every 2 units, and the highest make 512 and 520 channels unrelated.
 
-An option beyond the supplement (``cost_codes=True``): two more codes, the layer's MACs and its
+Options beyond the supplement: ``cost_codes=True`` adds two codes, the layer's MACs and its
 memory access on a log2 scale, which the supplement's token leaves the model to infer (a conv's
-input channels are only in its producer's token).
+input channels are only in its producer's token); ``raw_values=True`` appends the layer's values
+as plain numbers (log2(1 + x) / 8), which an unseen network's values can be interpolated between.
 
 A dataset is kept as compact per-graph arrays (a 250-layer network is 15 numbers per layer);
 the 480-wide tokens are built from them per network and kept only while a predictor fits
