@@ -4,12 +4,15 @@
       --batch-size 1 --threads 1
   python -m predictor.latency_data info runs/latency/cpu          # or NNLQP's folder / gt.txt
   python -m predictor.latency_data families
+  python -m predictor.latency_data restore --table results/latency/gt.txt --out runs/latency/cpu
 
 ``build`` draws ``--per-family`` variants of each family (randomised widths, depths, kernel
 sizes and resolutions, as NNLQP's unseen-structure set), exports each to ONNX (in parallel)
 and times it in onnxruntime (one at a time: warm-up runs, then the median of repeated runs).
 The same command resumes a killed build and measures only what is missing; a larger
 ``--per-family`` extends a dataset. Time the build on an otherwise idle machine.
+``restore`` redraws and exports the networks of a committed table (gt.txt with the build's
+manifest.json and platforms.json beside it) without timing them: the table's latencies stand.
 """
 from __future__ import annotations
 
@@ -41,6 +44,10 @@ def build_parser():
     i = sub.add_parser("info", help="networks per family and their latency ranges")
     i.add_argument("folder", help="a dataset folder or a gt.txt (ours or NNLQP's)")
     sub.add_parser("families", help="the network families a build can draw")
+    r = sub.add_parser("restore", help="re-export a committed table's networks (no timing; resumable)")
+    r.add_argument("--table", required=True, help="a built dataset's gt.txt (manifest.json and platforms.json beside it)")
+    r.add_argument("--out", required=True, help="the dataset folder to restore into")
+    r.add_argument("--export-workers", type=int, default=0, help="processes exporting to ONNX (0: one per core)")
     return p
 
 
@@ -54,6 +61,12 @@ def main(argv=None) -> int:
         return 0
     if args.command == "info":
         print(json.dumps(dataset.summary(args.folder), indent=2))
+        return 0
+    if args.command == "restore":
+        if args.export_workers < 0:
+            raise dataset.PredictorError("--export-workers cannot be negative")
+        result = dataset.restore(args.table, args.out, export_workers=args.export_workers)
+        print(json.dumps(result))
         return 0
     if args.json:  # an unwritable output costs one line before the build, not after it
         from narnas.files import writable_file

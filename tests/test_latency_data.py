@@ -1,4 +1,5 @@
 """The latency dataset: drawn network families, a resumable measured build, NNLQP's table reader."""
+import dataclasses
 import json
 import os
 import signal
@@ -113,3 +114,50 @@ def test_unwritable_outputs_are_refused_before_any_work(tmp_path):
     loader = subprocess.run([sys.executable, "-m", "bench.loader", "--data-dir", str(tmp_path / "none"), "--json",
                              str(tmp_path / "l.json")], cwd=ROOT, capture_output=True, text=True)
     assert loader.returncode == 2 and "does not exist" in loader.stderr
+
+
+def test_a_committed_table_restores_to_the_same_graphs_without_timing(tmp_path):
+    import numpy as np
+    built = tmp_path / "built"
+    config = dataset.BuildConfig(families=("nb201", "squeezenet"), per_family=1, warmup=1, repeats=3,
+                                 min_seconds=0.0, export_workers=1)
+    dataset.Builder(built, config, log=lambda _: None).run()
+    committed = tmp_path / "committed"  # what a commit keeps: the table, its manifest and platforms
+    committed.mkdir()
+    for name in (dataset.TABLE, dataset.MANIFEST, dataset.PLATFORMS):
+        (committed / name).write_bytes((built / name).read_bytes())
+
+    out = tmp_path / "restored"
+    result = dataset.restore(committed / dataset.TABLE, out, export_workers=1, log=lambda _: None)
+    assert result["exported_now"] == 2
+    assert (out / dataset.TABLE).read_text() == (built / dataset.TABLE).read_text()  # latencies kept
+    _, original = dataset.load_graphs(built)
+    _, restored = dataset.load_graphs(out)
+    for a, b in zip(original, restored):
+        assert np.array_equal(a.ops, b.ops) and np.array_equal(a.values, b.values)
+        assert np.array_equal(a.static, b.static) and all(np.array_equal(x, y) for x, y in zip(a.sources, b.sources))
+    assert [e["static"] for e in dataset.read_journal(out)] == [e["static"] for e in dataset.read_journal(built)]
+    assert all("stats" not in e and e["restored_from"] for e in dataset.read_journal(out))  # nothing was timed
+
+    again = dataset.restore(committed, out, export_workers=1, log=lambda _: None)
+    assert again["exported_now"] == 0 and len(dataset.read_journal(out)) == 2
+
+    other = tmp_path / "other"
+    dataset.Builder(other, dataclasses.replace(config, seed=5, families=("nb201",)), log=lambda _: None)
+    with pytest.raises(PredictorError, match="holds another dataset"):
+        dataset.restore(committed, other, export_workers=1)
+    (committed / dataset.TABLE).write_text("resnet_0000 onnx/resnet/resnet_0000.onnx 1 2.0 resnet 0\n"
+                                           "lenet_0003 onnx/lenet/lenet_0003.onnx 1 2.0 lenet 0\n")
+    with pytest.raises(PredictorError, match="row 2: lenet_0003"):
+        dataset.restore(committed, tmp_path / "x", export_workers=1)
+    (committed / dataset.MANIFEST).unlink()
+    with pytest.raises(PredictorError, match="manifest.json"):
+        dataset.restore(committed, tmp_path / "x", export_workers=1)
+
+
+def test_restore_cli_names_a_missing_table_in_one_line(tmp_path):
+    r = _cli("restore", "--table", str(tmp_path / "gt.txt"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "does not exist" in r.stderr
+    (tmp_path / "gt.txt").write_text("nb201_0000 onnx/nb201/nb201_0000.onnx 1 2.0 nb201 0\n")
+    r = _cli("restore", "--table", str(tmp_path / "gt.txt"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "manifest.json" in r.stderr

@@ -19,6 +19,11 @@ Building: variants are drawn per (seed, family, index) (:mod:`.families`), expor
 parallel worker processes, then timed one at a time with nothing else running (timing two
 networks at once on shared cores measures the contention). A second build with the same
 settings skips every network already in the journal.
+
+Restoring: the ONNX files are not committed with a table (its ``gt.txt``, ``manifest.json`` and
+``platforms.json`` are); :func:`restore` redraws each listed network from (seed, family, index)
+and exports it again, without timing it: the table's latencies are kept, so a fresh checkout
+benches on the measured dataset in the minutes the exports take instead of an hour of timing.
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from narnas.files import atomic_write_bytes, read_jsonl, writable_folder
+from narnas.files import append_jsonl, atomic_write_bytes, read_jsonl, writable_folder
 
 from ..errors import PredictorError
 
@@ -245,22 +250,107 @@ class Builder:
 
     def _measure(self, item: dict) -> dict:
         import onnx
-        from .graph import onnx_graph, static_features
         from .timing import measure
         c = self.config
-        pending = Path(item["pending"])
-        model = onnx.load(str(pending))
+        model = onnx.load(item["pending"])
         stats = measure(model, threads=c.threads, warmup=c.warmup, repeats=c.repeats, seed=c.seed,
                         min_seconds=c.min_seconds)
-        graph = onnx_graph(model)
-        rel = onnx_relpath(item["family"], item["index"])
-        atomic_write_bytes(self.out / rel, strip_weights(model).SerializeToString())
-        pending.unlink(missing_ok=True)
-        return {"id": network_id(item["family"], item["index"]), "family": item["family"], "index": item["index"],
-                "onnx": rel, "batch_size": c.batch_size, "platform": self.platform,
-                "latency_ms": stats.median_ms, "stats": stats.to_dict(), "input_shape": item["input_shape"],
-                "num_nodes": graph.num_nodes, "static": static_features(graph), "spec": item["spec"],
-                "export_seconds": item["export_seconds"], "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        return {**_store(self.out, item, model), "batch_size": c.batch_size, "platform": self.platform,
+                "latency_ms": stats.median_ms, "stats": stats.to_dict(),
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _store(out: Path, item: dict, model=None) -> dict:
+    """Keep an exported network (``item`` from :func:`_export_one`) in ``out`` without its
+    weight values and drop its pending file; returns the journal fields it fixes."""
+    import onnx
+    from .graph import onnx_graph, static_features
+    pending = Path(item["pending"])
+    model = model if model is not None else onnx.load(str(pending))
+    graph = onnx_graph(model)
+    rel = onnx_relpath(item["family"], item["index"])
+    atomic_write_bytes(out / rel, strip_weights(model).SerializeToString())
+    pending.unlink(missing_ok=True)
+    return {"id": network_id(item["family"], item["index"]), "family": item["family"], "index": item["index"],
+            "onnx": rel, "input_shape": item["input_shape"], "num_nodes": graph.num_nodes,
+            "static": static_features(graph), "spec": item["spec"], "export_seconds": item["export_seconds"]}
+
+
+def _drawn_network(record: Record, table: Path, row: int) -> tuple[str, int]:
+    """(family, index) of a table row this package's build drew, or a PredictorError."""
+    from .families import FAMILIES
+    family, _, index = record.id.rpartition("_")
+    if family not in FAMILIES or not index.isdigit() or record.onnx != onnx_relpath(family, int(index)):
+        raise PredictorError(f"{table} row {row}: {record.id} ({record.onnx}) is not a network this package "
+                             "draws (<family>_<index> with its onnx/<family>/ path): only tables written by "
+                             "python -m predictor.latency_data build can be restored")
+    return family, int(index)
+
+
+def restore(table, out, *, export_workers: int = 0, chunk: int = 64, log=None) -> dict:
+    """Re-export the networks of a built dataset's table into ``out`` without timing them.
+
+    ``table`` is a dataset folder or its ``gt.txt``, with the ``manifest.json`` (seed, batch
+    size, opset) and ``platforms.json`` the build wrote beside it. Every row is redrawn from
+    (seed, family, index), exported and stored weightless; its latency, batch size and platform
+    are the table's. Resumable (rows already in ``out``'s journal are skipped), and ``out``
+    must not hold another dataset. The exporter's version is kept in each journal entry: a
+    different torch may export a network as a slightly different layer graph.
+    """
+    import torch
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    table = Path(table)
+    table = table / TABLE if table.is_dir() else table
+    source = table.parent
+    records = read_table(table)
+    if not (source / MANIFEST).is_file():
+        raise PredictorError(f"restoring {table} needs the build's {MANIFEST} beside it (its seed, batch size "
+                             "and opset fix the networks)")
+    manifest = json.loads((source / MANIFEST).read_text())
+    if manifest.get("format") != FORMAT:
+        raise PredictorError(f"{source / MANIFEST} is not a latency dataset manifest ({FORMAT})")
+    networks = [_drawn_network(r, table, k) for k, r in enumerate(records, 1)]
+    if any(r.batch_size != manifest["batch_size"] for r in records):
+        raise PredictorError(f"{table}: every row's batch size must be the manifest's {manifest['batch_size']}")
+    out = writable_folder(out, "--out")
+    for name in (MANIFEST, PLATFORMS):
+        mine, theirs = source / name, out / name
+        if not mine.is_file():
+            continue
+        if theirs.exists() and json.loads(theirs.read_text()) != json.loads(mine.read_text()):
+            raise PredictorError(f"{out} holds another dataset ({name} differs from {mine}): restore into a new --out")
+        if not theirs.exists():
+            atomic_write_bytes(theirs, mine.read_bytes())
+    entries = read_journal(out)
+    done = {e["id"] for e in entries}
+    todo = [(r, f, i) for r, (f, i) in zip(records, networks) if r.id not in done]
+    log(f"restoring {table} into {out}: {len(done)} there, {len(todo)} to export")
+    pending = out / ".pending"
+    pending.mkdir(exist_ok=True)
+    workers = export_workers or os.cpu_count() or 1
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else None
+    start = time.perf_counter()
+    versions = {"torch": torch.__version__.split("+")[0], "opset": manifest["opset"]}
+    try:
+        for at in range(0, len(todo), chunk):
+            part = todo[at: at + chunk]
+            jobs = [(f, i, manifest["seed"], manifest["batch_size"], manifest["opset"],
+                     str(pending / f"{network_id(f, i)}.onnx")) for _, f, i in part]
+            exported = list(pool.map(_export_one, *zip(*jobs))) if pool else [_export_one(*j) for j in jobs]
+            for (record, _, _), item in zip(part, exported):
+                entry = {**_store(out, item), "batch_size": record.batch_size, "platform": record.platform,
+                         "latency_ms": record.latency_ms, "restored_from": str(table), "exported_with": versions}
+                append_jsonl(out / JOURNAL, entry)
+                entries.append(entry)
+            write_table(out, entries)
+            log(f"  {len(entries)} of {len(records)} restored ({time.perf_counter() - start:.0f} s)")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    write_table(out, entries)
+    if not any(pending.iterdir()):
+        pending.rmdir()
+    return {"networks": len(entries), "exported_now": len(todo), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def summary(folder) -> dict:
