@@ -242,7 +242,8 @@ NEURAL_EPOCHS ?= 30
 LAT_FAMILIES := alexnet darts efficientnet googlenet mnasnet mobilenetv2 mobilenetv3 nb201 ofa_mbv3 regnet \
   resnet squeezenet vgg
 # Our NAR-Former variants beyond the supplement's token: narformer_cost adds cost codes (MACs, memory
-# access), narformer_raw the layer's values as plain log2 numbers, narformer_costraw both.
+# access), narformer_raw the layer's values as plain log2 numbers, narformer_costraw both, narformer_rawsum
+# plain values and the layers' summed states at the head (a GNN-like sum readout).
 PREDICTORS ?= flops lut gnn narformer narformer_cost
 SEEDS ?= 0 1 2
 bench-latency: $(STAMP) $(LAT)/gt.txt
@@ -254,6 +255,7 @@ bench-latency: $(STAMP) $(LAT)/gt.txt
 	      narformer_cost) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set cost_codes=true";; \
 	      narformer_raw) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true";; \
 	      narformer_costraw) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set cost_codes=true --set raw_values=true";; \
+	      narformer_rawsum) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set sum_readout=true";; \
 	      *) pred=$$p; set="";; \
 	    esac; \
 	    test -f $(RL)/$${p}_random_s$$s.json || \

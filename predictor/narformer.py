@@ -107,10 +107,13 @@ class NARFormerNet(nn.Module):
     """``token_width`` defaults to the cell tokens' 6L. Whole networks (latency) pass their
     480-wide layer tokens, ``num_static`` static features that join the fused token at the head
     (the supplement, section 1), and ``squash=False`` for an unbounded output. ``depth_width``:
-    the depth code's width where it differs from the tokens' (Self_ID added: tokens of 4L)."""
+    the depth code's width where it differs from the tokens' (Self_ID added: tokens of 4L).
+    ``sum_readout``: the sum of the layers' states (signed log) joins the fused token at the
+    head, as a GNN's sum readout does: a whole network's latency adds up over its layers, and a
+    sum extrapolates to deeper networks where an attention-weighted mean cannot."""
 
     def __init__(self, cfg: NARFormerConfig, token_width: int | None = None, num_static: int = 0,
-                 squash: bool = True, depth_width: int | None = None):
+                 squash: bool = True, depth_width: int | None = None, sum_readout: bool = False):
         super().__init__()
         token_width = token_width or 6 * cfg.num_freqs
         self.squash = squash
@@ -129,7 +132,8 @@ class NARFormerNet(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.static = (nn.Sequential(nn.Linear(num_static, cfg.d_model), nn.ReLU(), nn.Linear(cfg.d_model, cfg.d_model))
                        if num_static else None)
-        self.head = nn.Linear(cfg.d_model * (2 if num_static else 1), 1)
+        self.sum_readout = sum_readout
+        self.head = nn.Linear(cfg.d_model * (1 + bool(num_static) + sum_readout), 1)
 
     def forward(self, tokens, mask, depth_code, neighbours=None, static=None):
         x = self.embed(tokens)
@@ -148,6 +152,10 @@ class NARFormerNet(nn.Module):
                 q = stage(refuse(memory, q, mask))
             pooled = q[:, -1]
         fused = self.norm(pooled)
+        if self.sum_readout:  # the layers' states (not the depth token), padding left out
+            layers = x[:, 1:] if mask is None else x[:, 1:] * mask[:, 1:, None]
+            total = layers.sum(1)
+            fused = torch.cat([fused, torch.sign(total) * torch.log1p(total.abs())], dim=-1)
         if self.static is not None:
             fused = torch.cat([fused, self.static(static)], dim=-1)
         out = self.head(fused).squeeze(-1)

@@ -103,7 +103,8 @@ def test_gnn_batch_is_one_disjoint_graph():
     np.testing.assert_array_equal(second, np.stack(graphs[1].sources) + sizes[0])
 
 
-@pytest.mark.parametrize("name,config", [("gnn", {}), ("narformer", {}), ("narformer", {"cost_codes": True, "raw_values": True})])
+@pytest.mark.parametrize("name,config", [("gnn", {}), ("narformer", {}), ("narformer", {"cost_codes": True, "raw_values": True}),
+                                         ("narformer", {"raw_values": True, "sum_readout": True})])
 def test_a_prediction_does_not_depend_on_its_batch(name, config):
     graphs, y = _toy_dataset(12)
     p = get_latency_predictor(name, epochs=2, batch_size=4, **config).fit(graphs, y)
@@ -228,3 +229,24 @@ def test_lut_predictor_scales_the_layer_sums():
     np.testing.assert_allclose(p.predict(graphs[4:], kernel_ms=sums[4:]), [4.5, 7.5])
     with pytest.raises(PredictorError, match="timed alone"):
         p.predict(graphs[4:])
+
+
+def test_sum_readout_gives_the_head_the_layers_summed_states():
+    import torch
+    from predictor.latency.predictors import NARFormerLatencyConfig
+    from predictor.narformer import NARFormerNet
+    cfg = NARFormerLatencyConfig(d_model=8, heads=2, ffn=16, depth=1)
+    net = NARFormerNet(cfg, token_width=12, num_static=0, squash=False, depth_width=4, sum_readout=True).eval()
+    assert net.head.in_features == 16  # fused token + summed states
+    seen = {}
+    net.head.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
+    tokens, depth = torch.randn(1, 5, 12), torch.randn(1, 4)
+    padded = torch.cat([tokens, torch.zeros(1, 3, 12)], dim=1)
+    mask = torch.tensor([[True] * 5 + [False] * 3])
+    with torch.no_grad():
+        a = net(tokens, torch.ones(1, 5, dtype=torch.bool), depth)
+        sum_a = seen["x"][:, 8:].clone()
+        b = net(padded, mask, depth)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # padding adds nothing to the sum
+    torch.testing.assert_close(seen["x"][:, 8:], sum_a, rtol=1e-4, atol=1e-5)
+    assert sum_a.abs().sum() > 0

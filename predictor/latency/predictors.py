@@ -157,6 +157,8 @@ class NARFormerLatencyConfig(NeuralConfig):
     cost_codes: bool = False
     # the layer's values also as plain log2 numbers beside their codes (codes do not order magnitudes)
     raw_values: bool = False
+    # the signed-log sum of the layers' states beside the fused token at the head (GNN-like readout)
+    sum_readout: bool = False
 
     def validate(self):
         super().validate()
@@ -290,8 +292,9 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
 
     def build_model(self, num_static):
         from ..narformer import NARFormerNet
-        return NARFormerNet(self.config, token_width=token_width(self.config.cost_codes, self.config.raw_values), num_static=num_static,
-                            squash=False, depth_width=TOKEN_WIDTH)
+        cfg = self.config
+        return NARFormerNet(cfg, token_width=token_width(cfg.cost_codes, cfg.raw_values), num_static=num_static,
+                            squash=False, depth_width=TOKEN_WIDTH, sum_readout=cfg.sum_readout)
 
     def inputs(self, graphs):
         from ..tokenizer import sincos_code
