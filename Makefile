@@ -96,6 +96,15 @@ bench-papers: $(STAMP)
 	      --json $(R)/narformer_t5_$$(echo $$v | tr ' =' '__')_nb101_4236_s$$s.json; \
 	  done; \
 	done
+	# NAR-Former Table 2's rows with our best NB201 variant (graph attention; 781's seed 0 is
+	# bench-ablations' ablation_graph_attention.json); a JSON already there is kept
+	for s in 0 1 2; do \
+	  for n in 781 1563 7812; do \
+	    out=$(R)/narformer_graph_nb201_$${n}_s$$s.json; \
+	    test "$$n$$s" = 7810 || test -f $$out || $(BENCH) --space nb201 --predictor narformer --train-size $$n \
+	      --seed $$s --set attention=graph --json $$out || exit 1; \
+	  done; \
+	done
 
 # NAR-Former's Table 5 rows on other predictors (NP's GCN, TNASP's transformer with the tokenizer,
 # Self_ID added, graph-isomorphism twins): NB101-4,236, 3 seeds; about 25-35 min per fit on 2 cores.

@@ -44,7 +44,11 @@ ROWS: tuple[PaperRow, ...] = (
     PaperRow("NAR-Former T2", "nb201", 781, "all", "NAR-Former (graph attention)", None,
              ("narformer", ("attention=graph",))),
     PaperRow("NAR-Former T2", "nb201", 1563, "all", "NAR-Former", 0.901, NARFORMER),
+    PaperRow("NAR-Former T2", "nb201", 1563, "all", "NAR-Former (graph attention)", None,
+             ("narformer", ("attention=graph",))),
     PaperRow("NAR-Former T2", "nb201", 7812, "all", "NAR-Former", 0.947, NARFORMER),
+    PaperRow("NAR-Former T2", "nb201", 7812, "all", "NAR-Former (graph attention)", None,
+             ("narformer", ("attention=graph",))),
     # TNASP Table 1: NB101.
     *(PaperRow("TNASP T1", "nb101", n, test, "TNASP", tau, TNASP)
       for n, test, tau in ((100, "all", 0.600), (172, "all", 0.669), (424, "100", 0.752), (424, "all", 0.705),
