@@ -287,7 +287,7 @@ def _drawn_network(record: Record, table: Path, row: int) -> tuple[str, int]:
     return family, int(index)
 
 
-def restore(table, out, *, export_workers: int = 0, chunk: int = 64, log=None) -> dict:
+def restore(table, out, *, export_workers: int = 0, chunk: int = 16, log=None) -> dict:
     """Re-export the networks of a built dataset's table into ``out`` without timing them.
 
     ``table`` is a dataset folder or its ``gt.txt``, with the ``manifest.json`` (seed, batch
