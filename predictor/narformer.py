@@ -152,7 +152,7 @@ class NARFormerNet(nn.Module):
                 q = stage(refuse(memory, q, mask))
             pooled = q[:, -1]
         fused = self.norm(pooled)
-        if self.sum_readout:  # the layers' states (not the depth token), padding left out
+        if self.sum_readout:  # the layer tokens and the end token (not the depth token), padding left out
             layers = x[:, 1:] if mask is None else x[:, 1:] * mask[:, 1:, None]
             total = layers.sum(1)
             fused = torch.cat([fused, torch.sign(total) * torch.log1p(total.abs())], dim=-1)
