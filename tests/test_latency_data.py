@@ -161,3 +161,12 @@ def test_restore_cli_names_a_missing_table_in_one_line(tmp_path):
     (tmp_path / "gt.txt").write_text("nb201_0000 onnx/nb201/nb201_0000.onnx 1 2.0 nb201 0\n")
     r = _cli("restore", "--table", str(tmp_path / "gt.txt"), "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "manifest.json" in r.stderr
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": dataset.FORMAT, "seed": 0, "batch_size": 1,
+                                                         "threads": 1, "warmup": 1, "repeats": 1,
+                                                         "min_seconds": 0, "opset": 17}))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = _cli("restore", "--table", str(tmp_path / "gt.txt"), "--out", str(blocker / "out"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "cannot write --out" in r.stderr
+    r = _cli("restore", "--table", str(tmp_path / "gt.txt"), "--out", str(tmp_path / "o"), "--export-workers", "-1")
+    assert r.returncode == 2 and "--export-workers cannot be negative" in r.stderr and not (tmp_path / "o").exists()
