@@ -27,6 +27,7 @@ benches on the measured dataset in the minutes the exports take instead of an ho
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -166,6 +167,20 @@ def _export_one(family: str, index: int, seed: int, batch_size: int, opset: int,
             "export_seconds": round(time.perf_counter() - start, 3), "pending": pending}
 
 
+def _exported_chunks(jobs: list[tuple], workers: int, chunk: int):
+    """Yield the exports of ``jobs`` chunk by chunk, each chunk exported in a spawned pool of
+    ``workers`` (in this process when 1). The caller handles a chunk (times it alone, writes its
+    journal) before the next is exported; closing the generator shuts the pool down."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else None
+    try:
+        for at in range(0, len(jobs), chunk):
+            part = jobs[at: at + chunk]
+            yield (list(pool.map(_export_one, *zip(*part))) if pool else [_export_one(*j) for j in part])
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
 class Builder:
     """Builds (or resumes) a dataset folder."""
 
@@ -222,28 +237,20 @@ class Builder:
         workers = c.export_workers or os.cpu_count() or 1
         start = time.perf_counter()
         measured = 0
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else None
-        try:
-            with open(self.out / JOURNAL, "a") as journal:
-                for at in range(0, len(todo), c.chunk):
-                    chunk = todo[at: at + c.chunk]
-                    jobs = [(f, i, c.seed, c.batch_size, c.opset, str(pending / f"{network_id(f, i)}.onnx"))
-                            for f, i in chunk]
-                    # Export in parallel, then time alone: the pool is idle while a network is timed.
-                    exported = list(pool.map(_export_one, *zip(*jobs))) if pool else [_export_one(*j) for j in jobs]
-                    for item in exported:
-                        entry = self._measure(item)
-                        journal.write(json.dumps(entry) + "\n")
-                        journal.flush()
-                        os.fsync(journal.fileno())
-                        entries.append(entry)
-                        write_table(self.out, entries)
-                        measured += 1
-                    self.log(f"  {len(entries)} measured ({measured} this run, "
-                             f"{time.perf_counter() - start:.0f} s)")
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+        jobs = [(f, i, c.seed, c.batch_size, c.opset, str(pending / f"{network_id(f, i)}.onnx")) for f, i in todo]
+        # Export in parallel, then time alone: the pool is idle while a network is timed.
+        with open(self.out / JOURNAL, "a") as journal, \
+                contextlib.closing(_exported_chunks(jobs, workers, c.chunk)) as chunks:
+            for exported in chunks:
+                for item in exported:
+                    entry = self._measure(item)
+                    journal.write(json.dumps(entry) + "\n")
+                    journal.flush()
+                    os.fsync(journal.fileno())
+                    entries.append(entry)
+                    write_table(self.out, entries)
+                    measured += 1
+                self.log(f"  {len(entries)} measured ({measured} this run, {time.perf_counter() - start:.0f} s)")
         if not any(pending.iterdir()):
             pending.rmdir()
         return {"networks": len(entries), "measured_now": measured, "seconds": time.perf_counter() - start}
@@ -328,25 +335,21 @@ def restore(table, out, *, export_workers: int = 0, chunk: int = 16, log=None) -
     pending = out / ".pending"
     pending.mkdir(exist_ok=True)
     workers = export_workers or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else None
     start = time.perf_counter()
     versions = {"torch": torch.__version__.split("+")[0], "opset": manifest["opset"]}
-    try:
-        for at in range(0, len(todo), chunk):
-            part = todo[at: at + chunk]
-            jobs = [(f, i, manifest["seed"], manifest["batch_size"], manifest["opset"],
-                     str(pending / f"{network_id(f, i)}.onnx")) for _, f, i in part]
-            exported = list(pool.map(_export_one, *zip(*jobs))) if pool else [_export_one(*j) for j in jobs]
-            for (record, _, _), item in zip(part, exported):
+    jobs = [(f, i, manifest["seed"], manifest["batch_size"], manifest["opset"],
+             str(pending / f"{network_id(f, i)}.onnx")) for _, f, i in todo]
+    record_of = {job[-1]: record for job, (record, _, _) in zip(jobs, todo)}
+    with contextlib.closing(_exported_chunks(jobs, workers, chunk)) as chunks:
+        for exported in chunks:
+            for item in exported:
+                record = record_of[item["pending"]]
                 entry = {**_store(out, item), "batch_size": record.batch_size, "platform": record.platform,
                          "latency_ms": record.latency_ms, "restored_from": str(table), "exported_with": versions}
                 append_jsonl(out / JOURNAL, entry)
                 entries.append(entry)
             write_table(out, entries)
             log(f"  {len(entries)} of {len(records)} restored ({time.perf_counter() - start:.0f} s)")
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     write_table(out, entries)
     if not any(pending.iterdir()):
         pending.rmdir()
