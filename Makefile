@@ -252,7 +252,8 @@ LAT_FAMILIES := alexnet darts efficientnet googlenet mnasnet mobilenetv2 mobilen
   resnet squeezenet vgg
 # Our NAR-Former variants beyond the supplement's token: narformer_cost adds cost codes (MACs, memory
 # access), narformer_raw the layer's values as plain log2 numbers, narformer_costraw both, narformer_rawsum
-# plain values and the layers' summed states at the head (a GNN-like sum readout).
+# plain values and the layers' summed states at the head (a GNN-like sum readout), narformer_graphsum
+# that with stage-1 attention along the network's edges.
 PREDICTORS ?= flops lut gnn narformer narformer_cost
 SEEDS ?= 0 1 2
 bench-latency: $(STAMP) $(LAT)/gt.txt
@@ -265,6 +266,8 @@ bench-latency: $(STAMP) $(LAT)/gt.txt
 	      narformer_raw) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true";; \
 	      narformer_costraw) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set cost_codes=true --set raw_values=true";; \
 	      narformer_rawsum) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set sum_readout=true";; \
+	      narformer_graphsum) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set sum_readout=true \
+	        --set attention=graph";; \
 	      *) pred=$$p; set="";; \
 	    esac; \
 	    test -f $(RL)/$${p}_random_s$$s.json || \
