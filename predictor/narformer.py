@@ -110,17 +110,31 @@ class NARFormerNet(nn.Module):
     the depth code's width where it differs from the tokens' (Self_ID added: tokens of 4L).
     ``sum_readout``: the sum of the layers' states (signed log) joins the fused token at the
     head, as a GNN's sum readout does: a whole network's latency adds up over its layers, and a
-    sum extrapolates to deeper networks where an attention-weighted mean cannot."""
+    sum extrapolates to deeper networks where an attention-weighted mean cannot.
+
+    ``pool="layer_sum"`` (whole networks only) goes further: each token's stage-1 state (with the
+    static features) predicts that layer's own log latency, and the output is the log of their
+    sum, ``logsumexp(scale * t_i) / scale`` in units of the target's standard deviation ``scale``
+    (the target's mean cancels). A network's latency is then a sum of per-layer costs, in
+    context: nn-Meter's and a look-up table's structure, learnt from whole-network timings."""
 
     def __init__(self, cfg: NARFormerConfig, token_width: int | None = None, num_static: int = 0,
-                 squash: bool = True, depth_width: int | None = None, sum_readout: bool = False):
+                 squash: bool = True, depth_width: int | None = None, sum_readout: bool = False,
+                 layer_sum_scale: float | None = None):
         super().__init__()
         token_width = token_width or 6 * cfg.num_freqs
         self.squash = squash
         self.pool = cfg.pool
+        if (cfg.pool == "layer_sum") != (layer_sum_scale is not None):
+            raise PredictorError("pool='layer_sum' needs the target's scale (whole networks' latency only)")
         self.embed = nn.Identity() if token_width == cfg.d_model else nn.Linear(token_width, cfg.d_model)
         self.depth_map = nn.Linear(depth_width or token_width, cfg.d_model)
         stages = cfg.fusion_stages if cfg.pool == "fusion" else 0
+        if cfg.pool == "layer_sum":
+            self.register_buffer("layer_sum_scale", torch.tensor(float(layer_sum_scale)))
+            width = cfg.d_model * (1 + bool(num_static))
+            self.layer_head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, cfg.d_model), nn.GELU(),
+                                            nn.Linear(cfg.d_model, 1))
         total = cfg.depth + stages * cfg.fusion_depth
         rates = torch.linspace(0, cfg.drop_path, max(total, 1)).tolist()
         self.blocks = nn.ModuleList(SelfAttentionBlock(cfg, rates[i]) for i in range(cfg.depth))
@@ -133,7 +147,7 @@ class NARFormerNet(nn.Module):
         self.static = (nn.Sequential(nn.Linear(num_static, cfg.d_model), nn.ReLU(), nn.Linear(cfg.d_model, cfg.d_model))
                        if num_static else None)
         self.sum_readout = sum_readout
-        self.head = nn.Linear(cfg.d_model * (1 + bool(num_static) + sum_readout), 1)
+        self.head = None if cfg.pool == "layer_sum" else nn.Linear(cfg.d_model * (1 + bool(num_static) + sum_readout), 1)
 
     def forward(self, tokens, mask, depth_code, neighbours=None, static=None):
         x = self.embed(tokens)
@@ -144,6 +158,8 @@ class NARFormerNet(nn.Module):
             mask = None  # no padding: let attention take its unmasked fast path
         for block in self.blocks:
             x = block(x, mask if neighbours is None else neighbours)
+        if self.pool == "layer_sum":
+            return self._layer_sum(x[:, 1:], None if mask is None else mask[:, 1:], static)
         if self.pool == "mean" or not self.stages:
             pooled = x.mean(1) if mask is None else (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         else:
@@ -160,6 +176,16 @@ class NARFormerNet(nn.Module):
             fused = torch.cat([fused, self.static(static)], dim=-1)
         out = self.head(fused).squeeze(-1)
         return torch.sigmoid(out) if self.squash else out
+
+    def _layer_sum(self, layers, mask, static):
+        """log(sum of the layers' latencies) from each layer's state (the end token's too: a
+        per-network overhead), padding left out."""
+        if self.static is not None:
+            layers = torch.cat([layers, self.static(static)[:, None].expand(-1, layers.shape[1], -1)], dim=-1)
+        scores = self.layer_head(layers).squeeze(-1) * self.layer_sum_scale
+        if mask is not None:
+            scores = scores.masked_fill(~mask.bool(), float("-inf"))
+        return torch.logsumexp(scores, dim=1) / self.layer_sum_scale
 
 
 @register_predictor("narformer")

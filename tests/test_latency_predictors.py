@@ -104,7 +104,8 @@ def test_gnn_batch_is_one_disjoint_graph():
 
 
 @pytest.mark.parametrize("name,config", [("gnn", {}), ("narformer", {}), ("narformer", {"cost_codes": True, "raw_values": True}),
-                                         ("narformer", {"raw_values": True, "sum_readout": True})])
+                                         ("narformer", {"raw_values": True, "sum_readout": True}),
+                                         ("narformer", {"raw_values": True, "pool": "layer_sum"})])
 def test_a_prediction_does_not_depend_on_its_batch(name, config):
     graphs, y = _toy_dataset(12)
     p = get_latency_predictor(name, epochs=2, batch_size=4, **config).fit(graphs, y)
@@ -250,3 +251,39 @@ def test_sum_readout_gives_the_head_the_layers_summed_states():
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # padding adds nothing to the sum
     torch.testing.assert_close(seen["x"][:, 8:], sum_a, rtol=1e-4, atol=1e-5)
     assert sum_a.abs().sum() > 0
+
+
+def test_layer_sum_is_the_log_of_the_layers_summed_latencies():
+    import torch
+    from predictor.latency.predictors import NARFormerLatencyConfig
+    from predictor.narformer import NARFormerNet
+    cfg = NARFormerLatencyConfig(d_model=8, heads=2, ffn=16, depth=1, pool="layer_sum")
+    scale = 1.7
+    net = NARFormerNet(cfg, token_width=12, num_static=3, squash=False, depth_width=4, layer_sum_scale=scale).eval()
+    terms = {}
+    net.layer_head.register_forward_hook(lambda m, inp, out: terms.update(t=out.squeeze(-1).clone()))
+    tokens, depth, static = torch.randn(1, 5, 12), torch.randn(1, 4), torch.randn(1, 3)
+    padded = torch.cat([tokens, torch.zeros(1, 3, 12)], dim=1)
+    with torch.no_grad():
+        a = net(tokens, torch.ones(1, 5, dtype=torch.bool), depth, static=static)
+        t = terms["t"]
+        b = net(padded, torch.tensor([[True] * 5 + [False] * 3]), depth, static=static)
+    assert t.shape == (1, 5)  # one term per layer token (the depth token left out)
+    expected = torch.log(torch.exp(scale * t).sum()) / scale
+    torch.testing.assert_close(a, expected.reshape(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # padding adds no layer
+    assert net.head is None  # no fused-token head to train
+    with pytest.raises(PredictorError, match="layer_sum"):
+        NARFormerNet(cfg, token_width=12, num_static=3, squash=False, depth_width=4)
+    with pytest.raises(PredictorError, match="sum_readout"):
+        get_latency_predictor("narformer", pool="layer_sum", sum_readout=True)
+
+
+def test_a_saved_layer_sum_predictor_predicts_the_same(tmp_path):
+    from predictor.latency.predictors import load_latency_predictor, save_latency_predictor
+    graphs, y = _toy_dataset(10)
+    fitted = get_latency_predictor("narformer", epochs=2, batch_size=4, pool="layer_sum").fit(graphs, y)
+    save_latency_predictor(fitted, tmp_path / "lat.pt")
+    loaded = load_latency_predictor(tmp_path / "lat.pt")
+    assert float(loaded.model.layer_sum_scale) == pytest.approx(fitted.y_std)
+    np.testing.assert_allclose(loaded.predict(graphs), fitted.predict(graphs), rtol=1e-5)

@@ -148,6 +148,8 @@ class NARFormerLatencyConfig(NeuralConfig):
     fusion_stages: int = 3
     fusion_depth: int = 1
     drop_path: float = 0.0
+    # "fusion" (the paper's), "mean", or "layer_sum": latency as the sum of per-layer latencies,
+    # each predicted from its layer's stage-1 state (see NARFormerNet)
     pool: str = "fusion"
     attention: str = "full"
     # none on the attention weights: with hundreds of layers per network the N x N dropout masks
@@ -164,8 +166,11 @@ class NARFormerLatencyConfig(NeuralConfig):
         super().validate()
         if not 0 <= self.attention_dropout < 1:
             raise PredictorError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
-        if self.pool not in ("fusion", "mean") or self.attention not in ("full", "graph"):
-            raise PredictorError("pool is fusion|mean and attention full|graph")
+        if self.pool not in ("fusion", "mean", "layer_sum") or self.attention not in ("full", "graph"):
+            raise PredictorError(f"pool is fusion|mean|layer_sum (got {self.pool!r}) and attention full|graph "
+                                 f"(got {self.attention!r})")
+        if self.pool == "layer_sum" and self.sum_readout:
+            raise PredictorError("sum_readout joins the fused token: it has no use with pool='layer_sum'")
         if self.d_model % self.heads:
             raise PredictorError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
 
@@ -223,9 +228,10 @@ class NeuralLatencyPredictor(LatencyPredictor):
         self.y_mean, self.y_std = float(y.mean()), float(y.std() + 1e-6)
         target = torch.tensor((y - self.y_mean) / self.y_std, dtype=torch.float32)
         device = torch.device(cfg.device)
+        sizes = np.array([g.num_nodes for g in graphs])
+        self.typical_layers = float(np.median(sizes)) + 1  # with the end token
         model = self.build_model(s.shape[1]).to(device)
         opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-        sizes = np.array([g.num_nodes for g in graphs])
         steps = cfg.epochs * len(self._batches(sizes))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(steps, cfg.warmup))
         self.history = []
@@ -293,8 +299,13 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
     def build_model(self, num_static):
         from ..narformer import NARFormerNet
         cfg = self.config
-        return NARFormerNet(cfg, token_width=token_width(cfg.cost_codes, cfg.raw_values), num_static=num_static,
-                            squash=False, depth_width=TOKEN_WIDTH, sum_readout=cfg.sum_readout)
+        model = NARFormerNet(cfg, token_width=token_width(cfg.cost_codes, cfg.raw_values), num_static=num_static,
+                             squash=False, depth_width=TOKEN_WIDTH, sum_readout=cfg.sum_readout,
+                             layer_sum_scale=self.y_std if cfg.pool == "layer_sum" else None)
+        if cfg.pool == "layer_sum" and getattr(self, "typical_layers", None):
+            # start each layer at an even share of the mean latency: the sum starts near the mean
+            model.layer_head[-1].bias.data.fill_(-np.log(self.typical_layers) / self.y_std)
+        return model
 
     def inputs(self, graphs):
         from ..tokenizer import sincos_code
