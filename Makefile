@@ -209,6 +209,17 @@ bench-arch2vec: $(STAMP)
 	    --seed $$s --test-min 0.8 --json $(RA)/rf_nb101_$${n}_s$$s.json; \
 	done; done
 
+# Test-regret curves on NB201 at 100 evaluations: arch2vec's latent-space searches against the
+# predictor-guided one (the JSONs of bench-arch2vec and bench-search; those predate bench.search's
+# optimum.best_test, hence --optimum: NB201's best CIFAR-10 test accuracy).
+.PHONY: bench-regret
+bench-regret: $(STAMP)
+	$(PY) -m bench.regret "arch2vec reinforce=results/search/nb201_latent_budget100_seeds10.json:reinforce" \
+	  "arch2vec bo=results/search/nb201_latent_budget100_seeds10.json:bo" \
+	  narformer=results/search/nb201_budget100_seeds10.json:narformer rea=results/search/nb201_budget100_seeds10.json:rea \
+	  random=results/search/nb201_budget100_seeds10.json:random --optimum 94.373333 --log \
+	  --out results/search/nb201_regret_budget100.png --json results/search/nb201_regret_budget100.json
+
 # arch2vec's input-output extension (issue 16): the IO dataset of the paper's size with the CPU preset
 # (CIFAR-10 batches: CIFAR10_DIR), then the extended model on it. bench-io-small is the 20-network
 # build whose figures the README quotes.

@@ -70,9 +70,10 @@ def run_one(config: SearchConfig) -> dict:
     return run
 
 
-def optimum_keys(config: SearchConfig) -> tuple[str, str] | None:
+def table_optimum(config: SearchConfig) -> tuple[str, str, float, float] | None:
     """The table's best arch by the search metric and by the test metric, among the archs
-    within every constraint; None when the evaluator is not a table look-up."""
+    within every constraint, and those two best values (a regret's reference); None when the
+    evaluator is not a table look-up."""
     from search.middleware import measure_functions
     if config.evaluator.name != "benchmark":
         return None
@@ -88,7 +89,9 @@ def optimum_keys(config: SearchConfig) -> tuple[str, str] | None:
         archs = list(bench.archs())
         feasible = np.array([all(fns[n](a) <= v for n, v in limits.items()) for a in archs])
         val[~feasible], test[~feasible] = -np.inf, -np.inf
-    return (str(space.key(bench.arch(int(np.argmax(val))))), str(space.key(bench.arch(int(np.argmax(test))))))
+    best_val, best_test = int(np.argmax(val)), int(np.argmax(test))
+    return (str(space.key(bench.arch(best_val))), str(space.key(bench.arch(best_test))), float(val[best_val]),
+            float(test[best_test]))
 
 
 def summarise(runs: list[dict], optimum: tuple[str, str] | None, wall: float) -> dict:
@@ -203,7 +206,7 @@ def _main(args) -> int:
     for name in names:
         resolved, _ = search_config.resolve(search_config.build(search_config.merge(tree, {"strategy": {"name": name}})))
         configs[name] = [search_config.build(dict(search_config.to_dict(resolved), seed=s)) for s in range(args.seeds)]
-    optimum = optimum_keys(configs[names[0]][0])
+    optimum = table_optimum(configs[names[0]][0])
     results = {}
     with ProcessPoolExecutor(args.workers, initializer=load_plugins, initargs=(plugins,)) as pool:
         for name in names:
@@ -224,7 +227,8 @@ def _main(args) -> int:
     shared["strategy"] = dict(shared["strategy"], name=None)
     out = {"strategies": results, "config": dict(shared, seed=None, strategies=names, seeds=args.seeds,
                                                  workers=args.workers),
-           "optimum": None if optimum is None else {"by_metric": optimum[0], "by_test": optimum[1]},
+           "optimum": None if optimum is None else {"by_metric": optimum[0], "by_test": optimum[1],
+                                                    "best_val": optimum[2], "best_test": optimum[3]},
            "versions": versions()}
     text = json.dumps(out, indent=2)
     if out_file is not None:

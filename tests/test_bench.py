@@ -15,6 +15,8 @@ def test_bench_reports_every_strategy(tmp_path):
     assert set(result["strategies"]) == {"narformer", "rea", "random"}
     optimum = result["optimum"]
     assert optimum["by_test"] == "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    assert 94.36 < optimum["best_test"] < 94.38  # NB201's best CIFAR-10 test accuracy, a regret's reference
+    assert all(s["best_test"] <= optimum["best_test"] for r in result["strategies"].values() for s in r["per_seed"])
     for r in result["strategies"].values():
         assert len(r["per_seed"]) == 2 and all(s["evaluations"] == 30 for s in r["per_seed"])
         tests = [s["best_test"] for s in r["per_seed"]]
@@ -223,3 +225,52 @@ def test_a_latency_target_is_scaled_not_ranked(shared_data):
     assert chosen["config"]["predictor_config"]["target_transform"] == "rank"
     assert run()["config"]["predictor_config"]["target_transform"] == "rank"
     assert predictors.is_latency("latency_note10") and not predictors.is_latency("c10valid_val_200_mean")
+
+
+def _search_result(curves_by_strategy, best_test=None):
+    return {"strategies": {name: {"mean_test": 0.0, "per_seed": [{"curve": c} for c in curves]}
+                           for name, curves in curves_by_strategy.items()},
+            "optimum": None if best_test is None else {"best_test": best_test}}
+
+
+def test_regret_curves_from_search_results(tmp_path):
+    from bench.regret import parse_curve_spec
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(_search_result({"reinforce": [[None, 90.0, 92.0, 94.0], [91.0, 91.0, 93.0]],
+                                            "rea": [[93.0, 94.0, 94.0, 94.0]] * 2}, best_test=94.0)))
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(_search_result({"narformer": [[92.0, 94.0, 94.0, 94.0], [93.0, 93.0, 93.5, 94.0]]})))
+    assert parse_curve_spec(f"io={a}:reinforce") == ("io", a, "reinforce")
+    assert parse_curve_spec(f"nar={b}") == ("nar", b, None)
+    out, js = tmp_path / "regret.png", tmp_path / "regret.json"
+    done = subprocess.run([sys.executable, "-m", "bench.regret", f"a2v={a}:reinforce", f"nar={b}", "--optimum", "94",
+                           "--out", str(out), "--json", str(js)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    curves = json.loads(js.read_text())["curves"]
+    a2v = curves["a2v"]
+    # seed 1 stopped after 3 evaluations and keeps its pick (93.0); step 1 has one seed only
+    assert a2v["mean"] == [3.0, 3.5, 1.5, 0.5] and a2v["sem"][0] is None
+    assert a2v["final_mean"] == 0.5 and a2v["zero_regret_share"] == 0.5
+    assert curves["nar"]["mean"] == [1.5, 0.5, 0.25, 0.0] and curves["nar"]["zero_regret_share"] == 1.0
+    assert out.stat().st_size > 0
+    # the optimum comes from the JSON when it has one
+    done = subprocess.run([sys.executable, "-m", "bench.regret", f"rea={a}:rea", "--out", str(out), "--json", str(js)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and json.loads(js.read_text())["curves"]["rea"]["mean"] == [1.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("spec,extra,message", [
+    ("a2v={a}", [], "holds 2 searches (reinforce, rea): name one"),
+    ("a2v={a}:bo", [], "has no strategy 'bo'; it has: rea, reinforce"),
+    ("nar={b}", [], "records no table optimum"),
+    ("nothing", [], "expected LABEL=RESULT.json"),
+    ("x={tmp}/missing.json", ["--optimum", "1"], "does not exist"),
+])
+def test_regret_bad_input_is_one_line(tmp_path, spec, extra, message):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_search_result({"reinforce": [[1.0]], "rea": [[1.0]]}, best_test=2.0)))
+    b.write_text(json.dumps(_search_result({"narformer": [[1.0]]})))
+    done = subprocess.run([sys.executable, "-m", "bench.regret", spec.format(a=a, b=b, tmp=tmp_path), *extra,
+                           "--out", str(tmp_path / "r.png")], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
