@@ -230,12 +230,16 @@ bench-io: $(STAMP)
 	  --data-dir $(CIFAR10_DIR) --out runs/io/nb101
 	$(PY) -m predictor.embed io-train --data runs/io/nb101 --epochs 30 --out $(A2V)/nb101_io.pt --quiet \
 	  --json $(RA)/io_train_nb101.json
+	$(PY) -m bench.io_curves $(RA)/io_train_nb101.json --arch2vec $(RA)/pretrain_nb101.json \
+	  --out $(RA)/io_curves_nb101.png
 bench-io-small: $(STAMP)
 	$(PY) -m predictor.io_data build --space nb101 --preset io-cpu --train-nets 16 --val-nets 4 \
 	  --data-dir $(CIFAR10_DIR) --out runs/io/nb101_small
 	$(PY) -m predictor.io_data info runs/io/nb101_small > $(RA)/io_nb101_small_info.json
 	$(PY) -m predictor.embed io-train --data runs/io/nb101_small --epochs 4 --archs 100000 --set eval_pairs=5000 \
 	  --out $(A2V)/nb101_small_io.pt --json $(RA)/io_train_nb101_small.json --quiet
+	$(PY) -m bench.io_curves $(RA)/io_train_nb101_small.json --arch2vec $(RA)/pretrain_nb101.json \
+	  --out $(RA)/io_curves_nb101_small.png
 
 # Latency of whole networks (issue 15). Build the dataset on an otherwise idle machine: its
 # figures are timings (about 1.5-2 h for 13 families x 200 networks on this 2-core CPU).
