@@ -285,5 +285,25 @@ def test_a_saved_layer_sum_predictor_predicts_the_same(tmp_path):
     fitted = get_latency_predictor("narformer", epochs=2, batch_size=4, pool="layer_sum").fit(graphs, y)
     save_latency_predictor(fitted, tmp_path / "lat.pt")
     loaded = load_latency_predictor(tmp_path / "lat.pt")
-    assert float(loaded.model.layer_sum_scale) == pytest.approx(fitted.y_std)
+    assert float(loaded.models[0].layer_sum_scale) == pytest.approx(fitted.y_std)
     np.testing.assert_allclose(loaded.predict(graphs), fitted.predict(graphs), rtol=1e-5)
+
+
+def test_an_ensemble_averages_its_members_log_latencies(tmp_path):
+    from predictor.latency.predictors import load_latency_predictor, save_latency_predictor
+    graphs, y = _toy_dataset(10)
+    single = get_latency_predictor("gnn", epochs=2, batch_size=4, seed=3).fit(graphs, y)
+    pair = get_latency_predictor("gnn", epochs=2, batch_size=4, seed=3, ensemble=2).fit(graphs, y)
+    assert len(pair.models) == 2 and {h["member"] for h in pair.history} == {0, 1}
+    np.testing.assert_allclose(pair.models[0](**pair._to(pair.inputs(graphs), "cpu")).detach().numpy(),
+                               single.models[0](**single._to(single.inputs(graphs), "cpu")).detach().numpy(),
+                               rtol=1e-5)  # member 0 is the single model
+    second = np.exp(pair.models[1](**pair._to(pair.inputs(graphs), "cpu")).detach().double().numpy() * pair.y_std
+                    + pair.y_mean)
+    assert not np.allclose(second, single.predict(graphs))  # the other member has its own seed
+    np.testing.assert_allclose(pair.predict(graphs), np.sqrt(single.predict(graphs) * second), rtol=1e-4)
+    save_latency_predictor(pair, tmp_path / "pair.pt")
+    np.testing.assert_allclose(load_latency_predictor(tmp_path / "pair.pt").predict(graphs), pair.predict(graphs),
+                               rtol=1e-5)
+    with pytest.raises(PredictorError, match="ensemble"):
+        get_latency_predictor("gnn", ensemble=0)

@@ -129,10 +129,13 @@ class NeuralConfig:
     threads: int = 0  # torch threads (0: torch's default)
     device: str = "cpu"
     quiet: bool = True
+    # members trained from their own seeds; a prediction is the mean of their log latencies
+    # (member 0 is the single model's: ensemble=1 is the plain predictor)
+    ensemble: int = 1
 
     def validate(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise PredictorError("epochs, batch_size and lr must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.ensemble < 1:
+            raise PredictorError("epochs, batch_size, lr and ensemble must be positive")
 
 
 @dataclass
@@ -216,34 +219,40 @@ class NeuralLatencyPredictor(LatencyPredictor):
         return batches
 
     def fit(self, graphs, latency_ms, kernel_ms=None):
-        from ..base import param_groups, warmup_linear
         cfg = self.config
         y = np.log(_check(graphs, latency_ms))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
         s = static_matrix(graphs)
         self.static_mean, self.static_std = s.mean(0), s.std(0) + 1e-6
         self.y_mean, self.y_std = float(y.mean()), float(y.std() + 1e-6)
         target = torch.tensor((y - self.y_mean) / self.y_std, dtype=torch.float32)
-        device = torch.device(cfg.device)
         sizes = np.array([g.num_nodes for g in graphs])
         self.typical_layers = float(np.median(sizes)) + 1  # with the end token
-        model = self.build_model(s.shape[1]).to(device)
+        self.history, self.models = [], []
+        self._cache = {}  # the networks' encodings, shared by the members
+        try:
+            for member in range(cfg.ensemble):
+                seed = cfg.seed if member == 0 else int(np.random.default_rng([cfg.seed, member]).integers(2 ** 31))
+                self.models.append(self._fit_member(graphs, sizes, target, s.shape[1], seed, member))
+        finally:
+            self._cache = None
+        return self
+
+    def _fit_member(self, graphs, sizes, target, num_static, seed, member):
+        from ..base import param_groups, warmup_linear
+        cfg = self.config
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        device = torch.device(cfg.device)
+        model = self.build_model(num_static).to(device)
         opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
         steps = cfg.epochs * len(self._batches(sizes))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(steps, cfg.warmup))
-        self.history = []
-        self._cache = {}
-        try:
-            self._train(model, opt, sched, graphs, sizes, target, rng, device)
-        finally:
-            self._cache = None
-        self.model = model.eval()
-        return self
+        self._train(model, opt, sched, graphs, sizes, target, rng, device, member)
+        return model.eval()
 
-    def _train(self, model, opt, sched, graphs, sizes, target, rng, device):
+    def _train(self, model, opt, sched, graphs, sizes, target, rng, device, member=0):
         cfg = self.config
         start = time.perf_counter()
         for epoch in range(cfg.epochs):
@@ -257,7 +266,7 @@ class NeuralLatencyPredictor(LatencyPredictor):
                 opt.step()
                 sched.step()
                 total += float(loss.detach()) * len(index)
-            self.history.append({"epoch": epoch + 1, "loss": total / len(graphs),
+            self.history.append({"member": member, "epoch": epoch + 1, "loss": total / len(graphs),
                                  "seconds": round(time.perf_counter() - start, 1)})
             if not cfg.quiet:
                 print(f"fit {self.name} epoch {epoch + 1}/{cfg.epochs} loss {total / len(graphs):.4f}", flush=True)
@@ -267,29 +276,31 @@ class NeuralLatencyPredictor(LatencyPredictor):
         return {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(device) for k, v in inputs.items()}
 
     def predict(self, graphs, kernel_ms=None):
-        if getattr(self, "model", None) is None:
+        if not getattr(self, "models", None):
             raise PredictorError(f"latency predictor {self.name} is not fitted")
-        out = np.empty(len(graphs))
+        out = np.zeros(len(graphs))
         sizes = np.array([g.num_nodes for g in graphs])
         with torch.inference_mode():
             for index in self._batches(sizes):
                 batch = self._to(self.inputs([graphs[i] for i in index]), torch.device(self.config.device))
-                out[index] = self.model(**batch).double().cpu().numpy()
+                out[index] = np.mean([m(**batch).double().cpu().numpy() for m in self.models], axis=0)
         return np.exp(out * self.y_std + self.y_mean)
 
     def state_dict(self) -> dict:
         return {"predictor": self.name, "config": asdict(self.config),
                 "norms": {"static_mean": self.static_mean.tolist(), "static_std": self.static_std.tolist(),
                           "y_mean": self.y_mean, "y_std": self.y_std},
-                "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+                "models": [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in self.models]}
 
     def load_state_dict(self, state: dict) -> None:
         norms = state["norms"]
         self.static_mean, self.static_std = np.array(norms["static_mean"]), np.array(norms["static_std"])
         self.y_mean, self.y_std = norms["y_mean"], norms["y_std"]
-        self.model = self.build_model(len(self.static_mean))
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
+        self.models = []
+        for weights in state["models"] if "models" in state else [state["model"]]:  # "model": one, before ensembles
+            model = self.build_model(len(self.static_mean))
+            model.load_state_dict(weights)
+            self.models.append(model.eval())
 
 
 class NARFormerLatencyPredictor(NeuralLatencyPredictor):
