@@ -307,3 +307,15 @@ def test_an_ensemble_averages_its_members_log_latencies(tmp_path):
                                rtol=1e-5)
     with pytest.raises(PredictorError, match="ensemble"):
         get_latency_predictor("gnn", ensemble=0)
+
+
+def test_layer_count_joins_the_static_features():
+    graphs, y = _toy_dataset(8)
+    p = get_latency_predictor("narformer", epochs=1, batch_size=4, d_model=16, ffn=32, heads=2, layer_count=True)
+    p.fit(graphs, y)
+    plain = static_matrix(graphs)
+    with_count = p._static_raw(graphs)
+    assert with_count.shape == (8, plain.shape[1] + 1)
+    np.testing.assert_array_equal(with_count[:, :-1], plain)
+    np.testing.assert_allclose(with_count[:, -1], np.log10([g.num_nodes for g in graphs]))
+    assert len(p.static_mean) == plain.shape[1] + 1 and np.all(p.predict(graphs) > 0)

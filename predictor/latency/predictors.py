@@ -132,6 +132,9 @@ class NeuralConfig:
     # members trained from their own seeds; a prediction is the mean of their log latencies
     # (member 0 is the single model's: ensemble=1 is the plain predictor)
     ensemble: int = 1
+    # the network's layer count (log10) beside the static features: a runtime pays a fixed cost
+    # per layer, which FLOPs and memory access do not show (small networks of many layers)
+    layer_count: bool = False
 
     def validate(self):
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.ensemble < 1:
@@ -194,7 +197,13 @@ class NeuralLatencyPredictor(LatencyPredictor):
         raise NotImplementedError
 
     def _static(self, graphs):
-        return (static_matrix(graphs) - self.static_mean) / self.static_std
+        return (self._static_raw(graphs) - self.static_mean) / self.static_std
+
+    def _static_raw(self, graphs):
+        s = static_matrix(graphs)
+        if self.config.layer_count:
+            s = np.concatenate([s, np.log10([[float(g.num_nodes)] for g in graphs])], axis=1)
+        return s
 
     def _per_graph(self, graph, encode):
         """``encode(graph)``, kept for the length of a fit (every epoch re-batches the same
@@ -223,7 +232,7 @@ class NeuralLatencyPredictor(LatencyPredictor):
         y = np.log(_check(graphs, latency_ms))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        s = static_matrix(graphs)
+        s = self._static_raw(graphs)
         self.static_mean, self.static_std = s.mean(0), s.std(0) + 1e-6
         self.y_mean, self.y_std = float(y.mean()), float(y.std() + 1e-6)
         target = torch.tensor((y - self.y_mean) / self.y_std, dtype=torch.float32)
