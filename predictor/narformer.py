@@ -147,7 +147,8 @@ class NARFormerNet(nn.Module):
         self.static = (nn.Sequential(nn.Linear(num_static, cfg.d_model), nn.ReLU(), nn.Linear(cfg.d_model, cfg.d_model))
                        if num_static else None)
         self.sum_readout = sum_readout
-        self.head = None if cfg.pool == "layer_sum" else nn.Linear(cfg.d_model * (1 + bool(num_static) + sum_readout), 1)
+        head_width = cfg.d_model * (1 + bool(num_static) + sum_readout)
+        self.head = None if cfg.pool == "layer_sum" else nn.Linear(head_width, 1)
 
     def forward(self, tokens, mask, depth_code, neighbours=None, static=None):
         x = self.embed(tokens)

@@ -284,13 +284,15 @@ def test_io_curves_plot_the_losses_beside_their_baselines(tmp_path):
     io = tmp_path / "io.json"
     io.write_text(json.dumps({"history": history}))
     plain = tmp_path / "plain.json"
-    plain.write_text(json.dumps({"history": [{"epoch": 1, "held_out_ops_accuracy": 0.9, "held_out_adj_accuracy": 0.95}]}))
+    plain.write_text(json.dumps({"history": [{"epoch": 1, "held_out_ops_accuracy": 0.9,
+                                              "held_out_adj_accuracy": 0.95}]}))
     out = tmp_path / "curves.png"
-    done = subprocess.run([sys.executable, "-m", "bench.io_curves", str(io), "--arch2vec", str(plain), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "bench.io_curves", str(io), "--arch2vec", str(plain),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     last = json.loads(done.stdout)
-    assert last["epochs"] == 2 and last["unseen_images_l1"] == pytest.approx(0.6) and last["unseen_both_baseline"] == 0.75
+    assert last["epochs"] == 2 and last["unseen_images_l1"] == pytest.approx(0.6)
+    assert last["unseen_both_baseline"] == 0.75
     assert out.stat().st_size > 0
     # plain arch2vec's info where the IO history belongs: one line naming what is missing
     done = subprocess.run([sys.executable, "-m", "bench.io_curves", str(plain), "--out", str(out)],
