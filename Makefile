@@ -270,7 +270,8 @@ LAT_FAMILIES := alexnet darts efficientnet googlenet mnasnet mobilenetv2 mobilen
 # plain values and the layers' summed states at the head (a GNN-like sum readout), narformer_graphsum
 # that with stage-1 attention along the network's edges, narformer_layersum plain values and latency as the
 # sum of per-layer latencies each predicted from its layer's stage-1 state (pool=layer_sum), narformer_rawens
-# plain values in an ensemble of 3 seeds (the mean of their log latencies; 3 times a fit).
+# plain values in an ensemble of 3 seeds (the mean of their log latencies; 3 times a fit), narformer_rawcount
+# plain values and the layer count beside the static features.
 PREDICTORS ?= flops lut gnn narformer narformer_cost
 SEEDS ?= 0 1 2
 bench-latency: $(STAMP) $(LAT)/gt.txt
@@ -285,6 +286,7 @@ bench-latency: $(STAMP) $(LAT)/gt.txt
 	      narformer_rawsum) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set sum_readout=true";; \
 	      narformer_graphsum) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set sum_readout=true \
 	        --set attention=graph";; \
+	      narformer_rawcount) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set layer_count=true";; \
 	      narformer_rawens) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set ensemble=3";; \
 	      narformer_layersum) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set pool=layer_sum";; \
 	      *) pred=$$p; set="";; \
