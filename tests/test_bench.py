@@ -265,15 +265,17 @@ def test_regret_curves_from_search_results(tmp_path):
     ("nar={b}", [], "records no table optimum"),
     ("nothing", [], "expected LABEL=RESULT.json"),
     ("x={tmp}/missing.json", ["--optimum", "1"], "does not exist"),
+    ("nar={b}", ["--optimum", "1", "--json", "{a}/curves.json"], "cannot write --json folder"),
 ])
 def test_regret_bad_input_is_one_line(tmp_path, capsys, spec, extra, message):
     from bench import regret
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(_search_result({"reinforce": [[1.0]], "rea": [[1.0]]}, best_test=2.0)))
     b.write_text(json.dumps(_search_result({"narformer": [[1.0]]})))
+    extra = [e.format(a=a) for e in extra]
     code = regret.main([spec.format(a=a, b=b, tmp=tmp_path), *extra, "--out", str(tmp_path / "r.png")])
     err = capsys.readouterr().err
-    assert code != 0 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r.png").exists()  # nothing drawn from bad input
 
 
@@ -297,5 +299,5 @@ def test_io_curves_plot_the_losses_beside_their_baselines(tmp_path):
     # plain arch2vec's info where the IO history belongs: one line naming what is missing
     done = subprocess.run([sys.executable, "-m", "bench.io_curves", str(plain), "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0 and "no per-epoch unseen_networks_l1" in done.stderr
+    assert done.returncode == 2 and "no per-epoch unseen_networks_l1" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
