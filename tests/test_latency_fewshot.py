@@ -70,3 +70,35 @@ def test_latency_table_reads_both_kinds_of_result(tmp_path, capsys):
     # each NAR-Former variant counted on its own; only vgg has both columns
     assert "narformer (epochs=30)'s median MAPE is below the other's: gnn 1 of 1." in out
     assert "narformer (cost_codes=true, epochs=30)'s median MAPE is below the other's: gnn 0 of 1." in out
+
+
+def test_latency_table_names_columns_after_their_files(tmp_path, capsys):
+    import json
+
+    from bench.latency_table import main
+    fam = {"split": "family", "predictor": "narformer", "set": {"epochs": 30, "raw_values": "true"},
+           "families": {"vgg": {"mape": 5.0, "acc10": 90.0, "kendall_tau": 0.95}}}
+    gnn = {"split": "family", "predictor": "gnn", "set": {"epochs": 30},
+           "families": {"vgg": {"mape": 8.0, "acc10": 70.0, "kendall_tau": 0.9}}}
+    rnd = {"split": "random", "predictor": "gnn", "set": {"epochs": 30}, "mape": 4.0, "acc10": 91.0,
+           "kendall_tau": 0.97}
+    files = {"narformer_raw_family_vgg_s0.json": fam, "gnn_family_vgg_s0.json": gnn, "gnn_random_s1.json": rnd}
+    for name, run in files.items():
+        (tmp_path / name).write_text(json.dumps(run))
+    paths = [str(tmp_path / n) for n in files]
+    assert main(paths) == 0
+    out = capsys.readouterr().out
+    assert "| split | test family | narformer_raw | gnn |" in out
+    assert "| random | — | — | 4.00 / 91.0 / 0.970 (1 seed) |" in out
+    assert "narformer_raw's median MAPE is below the other's: gnn 1 of 1." in out
+    assert "Columns: narformer_raw = narformer (epochs=30, raw_values=true); gnn = gnn (epochs=30)." in out
+    # --columns picks and orders; a row with none of the chosen columns is left out
+    assert main(paths + ["--columns", "gnn"]) == 0
+    out = capsys.readouterr().out
+    assert "| split | test family | gnn |" in out and "narformer_raw" not in out
+    with pytest.raises(PredictorError, match="no results for column lut; the files give: gnn, narformer_raw"):
+        main(paths + ["--columns", "gnn,lut"])
+    # one name, two settings: refused rather than mixed into one median
+    (tmp_path / "gnn_family_vgg_s1.json").write_text(json.dumps(dict(gnn, set={"epochs": 60})))
+    with pytest.raises(PredictorError, match="column gnn mixes settings"):
+        main(paths + [str(tmp_path / "gnn_family_vgg_s1.json")])
