@@ -271,8 +271,8 @@ LAT_FAMILIES := alexnet darts efficientnet googlenet mnasnet mobilenetv2 mobilen
 # that with stage-1 attention along the network's edges, narformer_layersum plain values and latency as the
 # sum of per-layer latencies each predicted from its layer's stage-1 state (pool=layer_sum), narformer_rawens
 # plain values in an ensemble of 3 seeds (the mean of their log latencies; 3 times a fit), narformer_rawcount
-# plain values and the layer count beside the static features. The default set is the README's main
-# table (narformer_raw is NAR-Former's chosen variant); the ablation table is
+# plain values and the layer count beside the static features; gnn_count is the GNN with the layer count.
+# The default set is the README's main table (narformer_raw: NAR-Former's chosen variant); the ablations:
 # make bench-latency PREDICTORS="narformer narformer_cost narformer_costraw narformer_rawsum ..." SEEDS=0.
 PREDICTORS ?= flops lut gnn narformer_raw
 SEEDS ?= 0 1 2
@@ -289,6 +289,7 @@ bench-latency: $(STAMP) $(LAT)/gt.txt
 	      narformer_graphsum) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set sum_readout=true \
 	        --set attention=graph";; \
 	      narformer_rawcount) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set layer_count=true";; \
+	      gnn_count) pred=gnn; set="--set epochs=$(NEURAL_EPOCHS) --set layer_count=true";; \
 	      narformer_rawens) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set ensemble=3";; \
 	      narformer_layersum) pred=narformer; set="--set epochs=$(NEURAL_EPOCHS) --set raw_values=true --set pool=layer_sum";; \
 	      *) pred=$$p; set="";; \
