@@ -88,6 +88,7 @@ def bench_rows(runs, paths=None, columns=None) -> list[str]:
     mixed = sorted(label for label, s in settings.items() if len(s) > 1)
     if mixed:
         raise PredictorError(f"column {mixed[0]} mixes settings: {' vs '.join(sorted(settings[mixed[0]]))}")
+    setting = {label: s.pop() for label, s in settings.items()}
     if columns:
         unknown = [c for c in columns if c not in predictor]
         if unknown:
@@ -125,10 +126,10 @@ def bench_rows(runs, paths=None, columns=None) -> list[str]:
         out.append("")
         out.append(f"Held-out families where {mine}'s median MAPE is below the other's: " + "; ".join(
             f"{label} {won} of {total}" for (m, label), (won, total) in sorted(wins.items()) if m == mine) + ".")
-    named = [label for label in labels if next(iter(settings[label])) != label]
+    named = [label for label in labels if setting[label] != label]
     if named:
         out.append("")
-        out.append("Columns: " + "; ".join(f"{label} = {next(iter(settings[label]))}" for label in named) + ".")
+        out.append("Columns: " + "; ".join(f"{label} = {setting[label]}" for label in named) + ".")
     return out
 
 
