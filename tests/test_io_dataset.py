@@ -109,6 +109,16 @@ def test_cell_recipes_train_and_expose_pooled_features(space_name, cifar_dir):
     np.testing.assert_allclose(again.numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_every_labelled_block_is_followed_by_its_share_of_unlabelled_batches():
+    """The 300:200 alternation keeps its ratio when an epoch is one block or ends on a short one
+    (an epoch of exactly 300 labelled batches once trained the VAE on no unlabelled arch)."""
+    from predictor.arch2vec.io_model import alternation
+    assert alternation(300, 300, 200) == [(300, 200)]
+    assert alternation(750, 300, 200) == [(300, 200), (300, 200), (150, 100)]
+    assert alternation(7, 300, 0) == [(7, 0)]
+    assert sum(u for _, u in alternation(19_000, 300, 200)) == round(19_000 * 200 / 300)
+
+
 @pytest.fixture(scope="module")
 def small_io_dataset(cifar_dir, tmp_path_factory):
     from predictor.arch2vec.io_dataset import IOBuildConfig, build
@@ -144,6 +154,8 @@ def test_the_extended_model_trains_and_its_file_serves_as_an_arch2vec_model(smal
     for name in ("unseen_networks", "unseen_images", "unseen_both", "seen_networks_test_images"):
         assert np.isfinite(last[f"{name}_l1"]) and last[f"{name}_baseline"] > 0
     assert 0 <= last["reconstruction_ops_accuracy"] <= 1
+    # 640 pairs = 20 labelled batches: two blocks of 10, each followed by its 5 unlabelled batches
+    assert (last["labelled_batches"], last["unlabelled_batches"]) == (20, 10) and last["vae_unlabelled"] > 0
     model = trainer.model.eval()
     with torch.no_grad():
         one_hot = torch.nn.functional.one_hot(trainer.net_ops[:2], model.vae.num_classes).float()

@@ -113,6 +113,18 @@ def split_networks(networks: list[dict], seed: int) -> IOSplits:
     return IOSplits(train, val, np.sort(shuffled[:cut]), np.sort(shuffled[cut:]))
 
 
+def alternation(labelled_steps: int, labelled: int, unlabelled: int) -> list[tuple[int, int]]:
+    """An epoch's blocks: ``labelled`` labelled batches then ``unlabelled`` unlabelled ones, the
+    last (shorter) labelled block followed by its share of unlabelled batches, so every epoch keeps
+    the labelled:unlabelled ratio however few pairs it has (one block included)."""
+    blocks, done = [], 0
+    while done < labelled_steps:
+        n = min(labelled, labelled_steps - done)
+        blocks.append((n, round(unlabelled * n / labelled)))
+        done += n
+    return blocks
+
+
 class IOTrainer:
     """Trains the extended model on a built dataset (``load_io_dataset``) and the space."""
 
@@ -185,8 +197,8 @@ class IOTrainer:
             counts = {"l1": 0, "vae_unlabelled": 0}
             model.train()
             step = 0
-            while step < labelled_steps:
-                for _ in range(min(cfg.labelled_batches, labelled_steps - step)):
+            for n_labelled, n_unlabelled in alternation(labelled_steps, cfg.labelled_batches, cfg.unlabelled_batches):
+                for _ in range(n_labelled):
                     sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
                     r, m = rows[sl], images[sl]
                     loss, parts = model.labelled_loss(self.net_ops[r], self.net_adj[r], self.images["val"][m],
@@ -198,7 +210,7 @@ class IOTrainer:
                     counts["l1"] += 1
                     step += 1
                     progress.update(epoch * labelled_steps + step, epoch=epoch + 1, l1=sums["l1"] / counts["l1"])
-                for _ in range(cfg.unlabelled_batches if step < labelled_steps else 0):
+                for _ in range(n_unlabelled):
                     u = torch.from_numpy(rng.integers(0, len(self.u_ops), cfg.batch_size))
                     loss, _ = model.vae.loss(self.u_ops[u], self.u_adj[u], gen, cfg.kl_weight)
                     opt.zero_grad(set_to_none=True)
@@ -206,7 +218,8 @@ class IOTrainer:
                     opt.step()
                     sums["vae_unlabelled"] += float(loss.detach())
                     counts["vae_unlabelled"] += 1
-            record = {"epoch": epoch + 1, **{k: sums[k] / max(1, counts[k]) for k in sums}}
+            record = {"epoch": epoch + 1, **{k: sums[k] / max(1, counts[k]) for k in sums},
+                      "labelled_batches": counts["l1"], "unlabelled_batches": counts["vae_unlabelled"]}
             for name, nets, part in (("unseen_networks", self.splits.unseen_networks, "val"),
                                      ("unseen_images", self.splits.unseen_images, "test"),
                                      ("unseen_both", self.splits.unseen_networks, "test"),
