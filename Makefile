@@ -209,13 +209,14 @@ bench-arch2vec: $(STAMP)
 	    --seed $$s --test-min 0.8 --json $(RA)/rf_nb101_$${n}_s$$s.json; \
 	done; done
 
-# Test-regret curves on NB201 at 100 evaluations: arch2vec's latent-space searches against the
-# predictor-guided one (the JSONs of bench-arch2vec and bench-search; those predate bench.search's
-# optimum.best_test, hence --optimum: NB201's best CIFAR-10 test accuracy).
+# Test-regret curves on NB201 at 100 evaluations: REINFORCE on arch2vec's and on the IO model's
+# embeddings (100 runs each, bench-io) and BO against the predictor-guided search (10 runs each, the
+# JSONs of bench-arch2vec and bench-search; those predate bench.search's optimum.best_test, hence
+# --optimum: NB201's best CIFAR-10 test accuracy).
 .PHONY: bench-regret
 bench-regret: $(STAMP)
-	$(PY) -m bench.regret "arch2vec reinforce=results/search/nb201_latent_budget100_seeds10.json:reinforce" \
-	  "IO model reinforce=results/search/nb201_io_latent_budget100_seeds10.json:reinforce" \
+	$(PY) -m bench.regret "arch2vec reinforce=results/search/nb201_reinforce_budget100_seeds100.json:reinforce" \
+	  "IO model reinforce=results/search/nb201_io_reinforce_budget100_seeds100.json:reinforce" \
 	  "arch2vec bo=results/search/nb201_latent_budget100_seeds10.json:bo" \
 	  narformer=results/search/nb201_budget100_seeds10.json:narformer rea=results/search/nb201_budget100_seeds10.json:rea \
 	  random=results/search/nb201_budget100_seeds10.json:random --optimum 94.373333 --log \
@@ -252,8 +253,8 @@ bench-io: $(STAMP)
 	  $(BENCH) $(NB101) --predictor arch2vec --set model=$(A2V)/nb101_io.pt --train-size $$n --val-size 0 \
 	    --seed $$s --test-min 0.8 --json $(RA)/rf_io_nb101_$${n}_s$$s.json; \
 	done; done
-	$(PY) -m bench.search --space nb201 --strategies reinforce --budget 100 --seeds 10 \
-	  --set embedding=$(A2V)/nb201_io.pt --quiet --json results/search/nb201_io_latent_budget100_seeds10.json
+	for e in nb201 nb201_io; do $(PY) -m bench.search --space nb201 --strategies reinforce --budget 100 --seeds 100 \
+	  --set embedding=$(A2V)/$$e.pt --quiet --json results/search/$${e}_reinforce_budget100_seeds100.json; done
 bench-io-small: $(STAMP)
 	$(PY) -m predictor.io_data build --space nb101 --preset io-cpu --train-nets 16 --val-nets 4 \
 	  --data-dir $(CIFAR10_DIR) --out runs/io/nb101_small
