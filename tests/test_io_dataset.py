@@ -109,6 +109,14 @@ def test_cell_recipes_train_and_expose_pooled_features(space_name, cifar_dir):
     np.testing.assert_allclose(again.numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_the_extended_model_refuses_a_device_it_would_not_use():
+    from predictor.arch2vec.io_model import IOModelConfig
+    from predictor.errors import PredictorError
+    with pytest.raises(PredictorError, match="CPU only"):
+        IOModelConfig(device="cuda").validate()
+    IOModelConfig().validate()
+
+
 def test_every_labelled_block_is_followed_by_its_share_of_unlabelled_batches():
     """The 300:200 alternation keeps its ratio when an epoch is one block or ends on a short one
     (an epoch of exactly 300 labelled batches once trained the VAE on no unlabelled arch)."""

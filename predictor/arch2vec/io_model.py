@@ -49,6 +49,10 @@ class IOModelConfig(Arch2VecConfig):
                 or self.unlabelled_batches < 0 or self.pairs_per_epoch < 0:
             raise PredictorError("network_dim, head_hidden, labelled_batches, eval_pairs must be >= 1, "
                                  "unlabelled_batches and pairs_per_epoch >= 0")
+        if self.device != "cpu":
+            # the trainer keeps its tensors on the CPU; refuse rather than silently ignore a GPU
+            raise PredictorError(f"io-train runs on the CPU only (device={self.device!r} given); the IO "
+                                 "dataset's network trainings are what use GPUs (io_data build --gpus-per-trial)")
 
 
 class ImageBranch(nn.Module):
