@@ -193,6 +193,16 @@ bench-ofa: $(STAMP)
 # training archs over 10 seeds (RMSE and Pearson r overall and on archs above 80%).
 A2V := runs/arch2vec
 RA := results/arch2vec
+# A random forest on the frozen embeddings of $(A2V)/<space>$(1).pt at 250 / 600 / 1,000 training
+# archs over 10 seeds, on NB201 and NB101 (archs above 80% scored apart); JSONs $(RA)/$(2)_<space>_N_sS.json.
+define rf_on_embeddings
+	for n in 250 600 1000; do for s in 0 1 2 3 4 5 6 7 8 9; do \
+	  $(BENCH) --space nb201 --predictor arch2vec --set model=$(A2V)/nb201$(1).pt --train-size $$n --val-size 0 \
+	    --seed $$s --test-min 80 --json $(RA)/$(2)_nb201_$${n}_s$$s.json; \
+	  $(BENCH) $(NB101) --predictor arch2vec --set model=$(A2V)/nb101$(1).pt --train-size $$n --val-size 0 \
+	    --seed $$s --test-min 0.8 --json $(RA)/$(2)_nb101_$${n}_s$$s.json; \
+	done; done
+endef
 .PHONY: bench-arch2vec
 bench-arch2vec: $(STAMP)
 	mkdir -p $(A2V) $(RA)
@@ -202,12 +212,7 @@ bench-arch2vec: $(STAMP)
 	$(PY) -m predictor.embed info $(A2V)/nb101.pt > $(RA)/pretrain_nb101.json
 	for b in 100 300; do $(PY) -m bench.search --space nb201 --strategies reinforce,bo,rea,random --budget $$b \
 	  --seeds 10 --set embedding=$(A2V)/nb201.pt --quiet --json results/search/nb201_latent_budget$${b}_seeds10.json; done
-	for n in 250 600 1000; do for s in 0 1 2 3 4 5 6 7 8 9; do \
-	  $(BENCH) --space nb201 --predictor arch2vec --set model=$(A2V)/nb201.pt --train-size $$n --val-size 0 \
-	    --seed $$s --test-min 80 --json $(RA)/rf_nb201_$${n}_s$$s.json; \
-	  $(BENCH) $(NB101) --predictor arch2vec --set model=$(A2V)/nb101.pt --train-size $$n --val-size 0 \
-	    --seed $$s --test-min 0.8 --json $(RA)/rf_nb101_$${n}_s$$s.json; \
-	done; done
+	$(call rf_on_embeddings,,rf)
 
 # Test-regret curves on NB201 at 100 evaluations: REINFORCE on arch2vec's and on the IO model's
 # embeddings (100 runs each, bench-io) and BO against the predictor-guided search (10 runs each, the
@@ -247,12 +252,7 @@ bench-io: $(STAMP)
 	mkdir -p $(A2V) $(RA)
 	$(call io_space,nb101)
 	$(call io_space,nb201)
-	for n in 250 600 1000; do for s in 0 1 2 3 4 5 6 7 8 9; do \
-	  $(BENCH) --space nb201 --predictor arch2vec --set model=$(A2V)/nb201_io.pt --train-size $$n --val-size 0 \
-	    --seed $$s --test-min 80 --json $(RA)/rf_io_nb201_$${n}_s$$s.json; \
-	  $(BENCH) $(NB101) --predictor arch2vec --set model=$(A2V)/nb101_io.pt --train-size $$n --val-size 0 \
-	    --seed $$s --test-min 0.8 --json $(RA)/rf_io_nb101_$${n}_s$$s.json; \
-	done; done
+	$(call rf_on_embeddings,_io,rf_io)
 	for e in nb201 nb201_io; do $(PY) -m bench.search --space nb201 --strategies reinforce --budget 100 --seeds 100 \
 	  --set embedding=$(A2V)/$$e.pt --quiet --json results/search/$${e}_reinforce_budget100_seeds100.json; done
 bench-io-small: $(STAMP)
