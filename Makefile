@@ -206,10 +206,10 @@ endef
 .PHONY: bench-arch2vec
 bench-arch2vec: $(STAMP)
 	mkdir -p $(A2V) $(RA)
-	$(PY) -m predictor.embed pretrain --space nb201 --epochs 8 --out $(A2V)/nb201.pt --quiet
-	$(PY) -m predictor.embed info $(A2V)/nb201.pt > $(RA)/pretrain_nb201.json
-	$(PY) -m predictor.embed pretrain --space nb101 --epochs 8 --out $(A2V)/nb101.pt --quiet
-	$(PY) -m predictor.embed info $(A2V)/nb101.pt > $(RA)/pretrain_nb101.json
+	$(PY) -m embeddings pretrain --space nb201 --epochs 8 --out $(A2V)/nb201.pt --quiet
+	$(PY) -m embeddings info $(A2V)/nb201.pt > $(RA)/pretrain_nb201.json
+	$(PY) -m embeddings pretrain --space nb101 --epochs 8 --out $(A2V)/nb101.pt --quiet
+	$(PY) -m embeddings info $(A2V)/nb101.pt > $(RA)/pretrain_nb101.json
 	for b in 100 300; do $(PY) -m bench.search --space nb201 --strategies reinforce,bo,rea,random --budget $$b \
 	  --seeds 10 --set embedding=$(A2V)/nb201.pt --quiet --json results/search/nb201_latent_budget$${b}_seeds10.json; done
 	$(call rf_on_embeddings,,rf)
@@ -239,10 +239,10 @@ IO_NETS_nb201 ?= --train-nets 96 --val-nets 12
 IO_PAIRS ?= 9600
 IO_TRAIN = --epochs 30 --set pairs_per_epoch=$(IO_PAIRS) --set eval_pairs=5000 --quiet
 define io_space
-	$(PY) -m predictor.io_data build --space $(1) --preset io-cpu $(IO_NETS_$(1)) --data-dir $(CIFAR10_DIR) \
+	$(PY) -m search.io_data build --space $(1) --preset io-cpu $(IO_NETS_$(1)) --data-dir $(CIFAR10_DIR) \
 	  --out runs/io/$(1)
-	$(PY) -m predictor.io_data info runs/io/$(1) > $(RA)/io_$(1)_info.json
-	$(PY) -m predictor.embed io-train --data runs/io/$(1) $(IO_TRAIN) --out $(A2V)/$(1)_io.pt \
+	$(PY) -m search.io_data info runs/io/$(1) > $(RA)/io_$(1)_info.json
+	$(PY) -m embeddings io-train --data runs/io/$(1) $(IO_TRAIN) --out $(A2V)/$(1)_io.pt \
 	  --json $(RA)/io_train_$(1).json
 	$(PY) -m bench.io_curves $(RA)/io_train_$(1).json --arch2vec $(RA)/pretrain_$(1).json \
 	  --out $(RA)/io_curves_$(1).png
@@ -256,10 +256,10 @@ bench-io: $(STAMP)
 	for e in nb201 nb201_io; do $(PY) -m bench.search --space nb201 --strategies reinforce --budget 100 --seeds 100 \
 	  --set embedding=$(A2V)/$$e.pt --quiet --json results/search/$${e}_reinforce_budget100_seeds100.json; done
 bench-io-small: $(STAMP)
-	$(PY) -m predictor.io_data build --space nb101 --preset io-cpu --train-nets 16 --val-nets 4 \
+	$(PY) -m search.io_data build --space nb101 --preset io-cpu --train-nets 16 --val-nets 4 \
 	  --data-dir $(CIFAR10_DIR) --out runs/io/nb101_small
-	$(PY) -m predictor.io_data info runs/io/nb101_small > $(RA)/io_nb101_small_info.json
-	$(PY) -m predictor.embed io-train --data runs/io/nb101_small --epochs 4 --archs 100000 --set eval_pairs=5000 \
+	$(PY) -m search.io_data info runs/io/nb101_small > $(RA)/io_nb101_small_info.json
+	$(PY) -m embeddings io-train --data runs/io/nb101_small --epochs 4 --archs 100000 --set eval_pairs=5000 \
 	  --out $(A2V)/nb101_small_io.pt --json $(RA)/io_train_nb101_small.json --quiet
 	$(PY) -m bench.io_curves $(RA)/io_train_nb101_small.json --arch2vec $(RA)/pretrain_nb101.json \
 	  --out $(RA)/io_curves_nb101_small.png
@@ -268,10 +268,10 @@ bench-io-small: $(STAMP)
 # figures are timings (about 1.5-2 h for 13 families x 200 networks on this 2-core CPU).
 LAT := runs/latency/cpu
 RL := results/latency
-LATBENCH := $(PY) -m predictor.latency_bench --data $(LAT) --quiet
+LATBENCH := $(PY) -m bench.latency --data $(LAT) --quiet
 .PHONY: bench-latency-data bench-latency bench-latency-fewshot
 bench-latency-data: $(STAMP)
-	$(PY) -m predictor.latency_data build --out $(LAT) --families all --per-family 200 --batch-size 1 --threads 1 \
+	$(PY) -m latency build --out $(LAT) --families all --per-family 200 --batch-size 1 --threads 1 \
 	  --warmup 5 --repeats 15 --min-seconds 0.3 \
 	  --json $(RL)/dataset_build.json
 	cp $(LAT)/gt.txt $(LAT)/manifest.json $(LAT)/platforms.json $(RL)/
@@ -279,7 +279,7 @@ bench-latency-data: $(STAMP)
 # The committed dataset's networks, redrawn and exported again (no timing: the table's latencies
 # stand; about 16 min on 2 cores). A fresh checkout has the table but not the ONNX files.
 $(LAT)/gt.txt: | $(STAMP)
-	$(PY) -m predictor.latency_data restore --table $(RL)/gt.txt --out $(LAT)
+	$(PY) -m latency restore --table $(RL)/gt.txt --out $(LAT)
 
 # One JSON per (predictor, split or held-out family, seed); a JSON already there is kept, so a
 # stopped bench continues where it was. PREDICTORS / SEEDS / LAT_FAMILIES narrow it (make bench-latency
@@ -334,7 +334,7 @@ bench-latency: $(STAMP) $(LAT)/gt.txt
 bench-latency-fewshot: $(STAMP)
 	mkdir -p $(RL)
 	for s in 0 1 2; do \
-	  $(PY) -m predictor.latency_fewshot --data ../shared/data/nb201/nb201_latency_help.csv.gz --device all \
+	  $(PY) -m bench.latency_fewshot --data ../shared/data/nb201/nb201_latency_help.csv.gz --device all \
 	    --seed $$s --json $(RL)/fewshot_nb201_help_s$$s.json > /dev/null; \
 	done
 

@@ -5,8 +5,8 @@
 Left: the L1 on unseen networks, unseen images and both, each beside its mean-feature baseline
 (the paper's Figures 3-4). Right: reconstruction accuracy of operations and edges on the
 validation networks, beside plain arch2vec's on its held-out archs when its info JSON is
-given (Figures 5-6). ``IO_HISTORY.json`` is ``predictor.embed io-train --json``'s output,
-``PRETRAIN_INFO.json`` ``predictor.embed info``'s.
+given (Figures 5-6). ``IO_HISTORY.json`` is ``embeddings io-train --json``'s output,
+``PRETRAIN_INFO.json`` ``embeddings info``'s.
 """
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def _main(args) -> int:
     import matplotlib.pyplot as plt
     out = writable_file(args.out, "--out")
     io = _history(Path(args.history), tuple(f"{s}_l1" for s, _ in SPLITS) + ("reconstruction_ops_accuracy",),
-                  "predictor.embed io-train --json")
-    plain = (_history(Path(args.arch2vec), ("held_out_ops_accuracy", "held_out_adj_accuracy"), "predictor.embed info")
+                  "embeddings io-train --json")
+    plain = (_history(Path(args.arch2vec), ("held_out_ops_accuracy", "held_out_adj_accuracy"), "embeddings info")
              if args.arch2vec else None)
     fig, (loss_ax, rec_ax) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = [h["epoch"] for h in io]
@@ -78,8 +78,8 @@ def build_parser():
     p = argparse.ArgumentParser(prog="python -m bench.io_curves", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[1:]))
-    p.add_argument("history", help="predictor.embed io-train --json output")
-    p.add_argument("--arch2vec", help="predictor.embed info output of the plain arch2vec model, to compare with")
+    p.add_argument("history", help="embeddings io-train --json output")
+    p.add_argument("--arch2vec", help="embeddings info output of the plain arch2vec model, to compare with")
     p.add_argument("--out", required=True, help="the plot (PNG)")
     return p
 

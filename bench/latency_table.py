@@ -1,7 +1,7 @@
 """``python -m bench.latency_table FILE.json ...``: README tables of the latency benchmarks.
 
-Reads ``predictor.latency_fewshot`` results (one table: per target device, median over seeds
-of the few-shot tau / MAPE / Acc(10%) beside its baselines) and ``predictor.latency_bench``
+Reads ``bench.latency_fewshot`` results (one table: per target device, median over seeds
+of the few-shot tau / MAPE / Acc(10%) beside its baselines) and ``bench.latency``
 results (one table: a row per split and held-out family, a column per predictor variant with its
 median MAPE %, Acc(10%) and Kendall tau over seeds; then how many held-out families each NAR-Former
 variant predicts better than each other predictor, by MAPE). A column is named after its files

@@ -8,6 +8,15 @@ from pathlib import Path
 from .errors import DamagedFileError, OutputError
 
 
+def default_data_dir() -> Path:
+    """Where data files and caches live: ``$NARNAS_DATA``, else ``$XDG_CACHE_HOME/narnas``,
+    else ``~/.cache/narnas``."""
+    if os.environ.get("NARNAS_DATA"):
+        return Path(os.environ["NARNAS_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "narnas"
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, then rename over ``path``."""
     path = Path(path)

@@ -2,9 +2,9 @@
 evaluators, executors and constraints.
 
 Factories (classes or functions, never instances) are recorded by a decorator. The
-built-in modules of a registry are imported on its first look-up, so importing a
-package starts nothing; a plug-in module registers its own names by importing
-``register`` and decorating. A name can be taken once.
+built-in modules of a registry, then the installed plugins (``narnas.plugins``), are
+imported on its first look-up, so importing a package starts nothing; a plug-in module
+registers its own names by importing ``register`` and decorating. A name can be taken once.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import importlib
 from typing import Callable, Iterable
 
 from .errors import RegistryError
+from .plugins import load_installed_plugins
 
 
 def unknown_name(kind: str, name, valid: Iterable) -> RegistryError:
@@ -47,10 +48,16 @@ class Registry:
             self._loaded = True
             for module in self.builtins:
                 importlib.import_module(module)
+            load_installed_plugins()
 
     def names(self) -> list[str]:
         self._load()
         return sorted(self._factories)
+
+    def registered(self) -> list[str]:
+        """The names in the order they were registered (where that order means something)."""
+        self._load()
+        return list(self._factories)
 
     def __contains__(self, name) -> bool:
         self._load()

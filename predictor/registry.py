@@ -7,8 +7,8 @@ from narnas.registry import Registry
 
 from .errors import PredictorError
 
-PREDICTORS = Registry("predictor", ("predictor.narformer", "predictor.baselines", "predictor.gcn", "predictor.tnasp",
-                                    "predictor.arch2vec.predictor"),
+# arch2vec's predictor registers itself from the embeddings package (an installed plugin).
+PREDICTORS = Registry("predictor", ("predictor.narformer", "predictor.baselines", "predictor.gcn", "predictor.tnasp"),
                       error=lambda kind, name, valid: PredictorError(
                           f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}"))
 

@@ -75,7 +75,7 @@ FLAGS = {
     "candidates": ("strategy.candidates", int, "narformer: candidates ranked per round (default 500)"),
     "random_share": ("strategy.random_share", float, "narformer: share of random candidates (default 0.1)"),
     "max_mutations": ("strategy.max_mutations", int, "narformer: mutations per candidate, at most (default 2)"),
-    "embedding": ("strategy.embedding", str, "reinforce / bo: an arch2vec model file (python -m predictor.embed "
+    "embedding": ("strategy.embedding", str, "reinforce / bo: an arch2vec model file (python -m embeddings "
                                              "pretrain) or its encode .npz"),
     "predictor": ("predictor.name", str, "predictor of the narformer strategy (default narformer)"),
     "evaluator": ("evaluator.name", str, "how archs are evaluated (default: the space's; benchmark for "

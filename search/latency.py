@@ -6,7 +6,7 @@
   aids off) exported to ONNX and timed in onnxruntime on this machine (``--latency-set
   threads=1 batch_size=1 repeats=20``); each arch is timed once, kept in the run folder's
   ``latency_cache.jsonl`` (append-only), so a resumed search never times an arch again.
-* ``predictor:FILE``: a latency predictor fitted by ``python -m predictor.latency_bench
+* ``predictor:FILE``: a latency predictor fitted by ``python -m bench.latency
   --save FILE``: the network's layer graph goes through it (no timing; milliseconds per arch).
 * any other name: a measure the run already offers under that name: a benchmark column
   (HELP's ``lat_pixel2`` on NB201 via its table) or the space's own (ofa_mbv3's
@@ -38,7 +38,7 @@ def check(section: LatencySection) -> None:
         raise SearchError("latency threads, batch_size and repeats must be at least 1, warmup at least 0")
     if section.source.startswith("predictor:") and not Path(section.source.split(":", 1)[1]).is_file():
         raise SearchError(f"--latency {section.source}: no such file (fit one with python -m "
-                          "predictor.latency_bench --save FILE)")
+                          "bench.latency --save FILE)")
 
 
 def input_shape(space, arch, batch_size: int) -> tuple[int, ...]:
@@ -73,8 +73,8 @@ class MeasuredLatency:
     def __call__(self, arch) -> float:
         key = str(self.space.key(arch))
         if key not in self.cache:
-            from predictor.latency.graph import module_to_onnx
-            from predictor.latency.timing import measure
+            from latency.graph import module_to_onnx
+            from latency.timing import measure
             s = self.section
             model = module_to_onnx(deployed_model(self.space, arch), input_shape(self.space, arch, s.batch_size))
             value = measure(model, threads=s.threads, warmup=s.warmup, repeats=s.repeats).median_ms
@@ -88,13 +88,13 @@ class PredictedLatency:
     """arch -> latency (ms) predicted from its layer graph by a saved latency predictor."""
 
     def __init__(self, space, path, batch_size: int = 1):
-        from predictor.latency.predictors import load_latency_predictor
+        from latency.predictors import load_latency_predictor
         self.space, self.batch_size = space, batch_size
         self.predictor = load_latency_predictor(path)
 
     def __call__(self, arch) -> float:
-        from predictor.latency.encoding import compact
-        from predictor.latency.graph import module_graph
+        from latency.encoding import compact
+        from latency.graph import module_graph
         graph = module_graph(deployed_model(self.space, arch), input_shape(self.space, arch, self.batch_size))
         return float(self.predictor.predict([compact(graph)])[0])
 

@@ -10,7 +10,7 @@ their embeddings, and two strategies that pick from it.
 
 The pool is every arch of an enumerable space, or ``latent_pool`` distinct samples
 otherwise, embedded with the arch2vec model named by ``embedding`` (a model file, or the
-``.npz`` that ``python -m predictor.embed encode`` writes). Both are rebuilt identically on
+``.npz`` that ``python -m embeddings encode`` writes). Both are rebuilt identically on
 resume; the state records a fingerprint of the pool so a changed model file is caught.
 """
 from __future__ import annotations
@@ -46,11 +46,11 @@ def build_pool(space, embedding: str, size: int, seed: int) -> LatentPool:
     from predictor.errors import PredictorError
     if not embedding:
         raise SearchError("the latent-space strategies need an arch2vec model: pretrain one with "
-                          "python -m predictor.embed pretrain --space SPACE --out FILE and pass "
+                          "python -m embeddings pretrain --space SPACE --out FILE and pass "
                           "--embedding FILE (strategy.embedding; or the .npz of its encode)")
     path = Path(embedding)
     if not path.is_file():
-        raise SearchError(f"embedding file {path} not found (an arch2vec model from python -m predictor.embed "
+        raise SearchError(f"embedding file {path} not found (an arch2vec model from python -m embeddings "
                           "pretrain, or the .npz of its encode)")
     try:
         if path.suffix == ".npz":
@@ -68,7 +68,7 @@ def build_pool(space, embedding: str, size: int, seed: int) -> LatentPool:
 def _from_npz(space, path: Path):
     with np.load(path) as data:
         if not {"embeddings", "archs", "space"} <= set(data.files):
-            raise SearchError(f"{path} is not an embedding file of python -m predictor.embed encode")
+            raise SearchError(f"{path} is not an embedding file of python -m embeddings encode")
         if str(data["space"]) != space.name:
             raise SearchError(f"{path} holds embeddings of space {data['space']}, not {space.name}")
         texts, x = [str(t) for t in data["archs"]], data["embeddings"]
@@ -77,7 +77,7 @@ def _from_npz(space, path: Path):
 
 
 def _from_model(space, path: Path, size: int, seed: int):
-    from predictor.arch2vec.embedding import load_arch2vec
+    from embeddings.embedding import load_arch2vec
     model = load_arch2vec(path)
     if model.space != space.name:
         raise SearchError(f"{path} is an arch2vec model of space {model.space}, not {space.name}")

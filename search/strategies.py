@@ -42,7 +42,7 @@ class StrategyConfig:
     evolution_population: int = 100
     evolution_generations: int = 100
     # reinforce / bo: search in arch2vec's latent space (search.latent)
-    embedding: str = ""  # an arch2vec model file (python -m predictor.embed pretrain) or its encode .npz
+    embedding: str = ""  # an arch2vec model file (python -m embeddings pretrain) or its encode .npz
     latent_pool: int = 100_000  # candidate archs drawn from a space that cannot be enumerated
     reinforce_lr: float = 0.5  # step of the policy's mean, in standardised embedding units
     reinforce_std: float = 0.5  # the policy's spread

@@ -1,4 +1,5 @@
-"""Where data files live, and writing files so that a crash never leaves half a file."""
+"""Finding a space's data files and caching their compact forms (the data folder itself is
+``narnas.files.default_data_dir``)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,11 +10,11 @@ from typing import Sequence
 
 import numpy as np
 
-from narnas.files import atomic_write_bytes
+from narnas.files import atomic_write_bytes, default_data_dir
 
 from .errors import DataFileError
 
-__all__ = ["atomic_write_bytes", "cache_path", "default_data_dir", "resolve_data_file", "save_npz_cache"]
+__all__ = ["cache_path", "resolve_data_file", "save_npz_cache"]
 
 
 def resolve_data_file(path, *, env_var: str, default_names: Sequence[str], what: str,
@@ -33,14 +34,6 @@ def resolve_data_file(path, *, env_var: str, default_names: Sequence[str], what:
     raise DataFileError(
         f"{what} not found (looked for {tried}); get it from {where}, then pass {flag} PATH, "
         f"set {env_var}, or put it in {folder}")
-
-
-def default_data_dir() -> Path:
-    """``$NARNAS_DATA``, else ``$XDG_CACHE_HOME/narnas``, else ``~/.cache/narnas``."""
-    if os.environ.get("NARNAS_DATA"):
-        return Path(os.environ["NARNAS_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "narnas"
 
 
 def cache_path(source: Path, suffix: str) -> Path:

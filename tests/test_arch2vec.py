@@ -8,9 +8,9 @@ import torch
 
 import predictor
 import spaces
-from predictor.arch2vec.embedding import PretrainedArch2Vec, graph_arrays, load_arch2vec
-from predictor.arch2vec.model import Arch2Vec, Arch2VecConfig
-from predictor.arch2vec.pretrain import graphs_from_decoded, pretrain, prior_validity
+from embeddings.embedding import PretrainedArch2Vec, graph_arrays, load_arch2vec
+from embeddings.model import Arch2Vec, Arch2VecConfig
+from embeddings.pretrain import graphs_from_decoded, pretrain, prior_validity
 
 TINY = dict(latent_dim=4, hidden=16, gin_layers=2, mlp_layers=2, batch_size=16)
 
@@ -213,7 +213,7 @@ def test_the_predictor_on_a_pretrained_model_ranks_nb201(regressor, nb201_model)
 
 
 def test_the_cli_pretrains_resumes_encodes_and_explains(tmp_path):
-    run = lambda *args: subprocess.run([sys.executable, "-m", "predictor.embed", *args], capture_output=True,
+    run = lambda *args: subprocess.run([sys.executable, "-m", "embeddings", *args], capture_output=True,
                                        text=True, cwd=tmp_path)
     common = ["--space", "nb201", "--archs", "400", "--held-out", "40", "--prior-samples", "100", "--quiet",
               "--set", "hidden=16", "--set", "gin_layers=2", "--out", "m.pt"]

@@ -104,7 +104,7 @@ def test_export_matches_pytorch_in_onnxruntime(space, tmp_path):
     import subprocess
     import sys
     import onnxruntime
-    from spaces.darts.recipe import DartsTrainingConfig
+    from training.recipes.darts import DartsTrainingConfig
     from training.trainer import save_checkpoint
     arch = space.from_json(DARTS_V1)
     torch.manual_seed(0)

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from predictor.arch2vec.io_dataset import load_io_dataset
-from predictor.arch2vec.io_features import fit_normaliser, io_targets, normalise
+from embeddings.io_dataset import load_io_dataset
+from embeddings.io_features import fit_normaliser, io_targets, normalise
 from predictor.errors import PredictorError
 
 
@@ -39,7 +39,7 @@ def test_targets_are_scaled_sorted_by_the_class_weights_with_the_bias_and_multip
 
 
 def _build_command(out, cifar_dir, *extra):
-    return [sys.executable, "-m", "predictor.io_data", "build", "--space", "nb101", "--preset", "smoke",
+    return [sys.executable, "-m", "search.io_data", "build", "--space", "nb101", "--preset", "smoke",
             "--train-nets", "5", "--val-nets", "1", "--val-images", "200", "--test-images", "100",
             "--data-dir", str(cifar_dir), "--executor", "inline", "--out", str(out), *extra]
 
@@ -81,7 +81,7 @@ def test_missing_cifar_or_folder_is_one_line(tmp_path, monkeypatch):
     missing = subprocess.run(_build_command(tmp_path / "io", tmp_path / "nowhere"), capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("error:") and "does not exist" in missing.stderr
     assert not (tmp_path / "io" / "build.json").exists()  # nothing started
-    info = subprocess.run([sys.executable, "-m", "predictor.io_data", "info", str(tmp_path)], capture_output=True,
+    info = subprocess.run([sys.executable, "-m", "search.io_data", "info", str(tmp_path)], capture_output=True,
                           text=True)
     assert info.returncode == 2 and "not an input-output dataset" in info.stderr
 
@@ -94,7 +94,7 @@ def test_cell_recipes_train_and_expose_pooled_features(space_name, cifar_dir):
     import torch
 
     import spaces
-    from predictor.arch2vec.io_dataset import pooled_features
+    from search.io_build import pooled_features
     from training.recipes import get_recipe
     space, recipe = spaces.get_space(space_name), get_recipe(space_name)
     config = recipe.preset("smoke", val_size=200, threads=1)
@@ -110,7 +110,7 @@ def test_cell_recipes_train_and_expose_pooled_features(space_name, cifar_dir):
 
 
 def test_the_extended_model_refuses_a_device_it_would_not_use():
-    from predictor.arch2vec.io_model import IOModelConfig
+    from embeddings.io_model import IOModelConfig
     from predictor.errors import PredictorError
     with pytest.raises(PredictorError, match="CPU only"):
         IOModelConfig(device="cuda").validate()
@@ -120,7 +120,7 @@ def test_the_extended_model_refuses_a_device_it_would_not_use():
 def test_every_labelled_block_is_followed_by_its_share_of_unlabelled_batches():
     """The 300:200 alternation keeps its ratio when an epoch is one block or ends on a short one
     (an epoch of exactly 300 labelled batches once trained the VAE on no unlabelled arch)."""
-    from predictor.arch2vec.io_model import alternation
+    from embeddings.io_model import alternation
     assert alternation(300, 300, 200) == [(300, 200)]
     assert alternation(750, 300, 200) == [(300, 200), (300, 200), (150, 100)]
     assert alternation(7, 300, 0) == [(7, 0)]
@@ -129,7 +129,7 @@ def test_every_labelled_block_is_followed_by_its_share_of_unlabelled_batches():
 
 @pytest.fixture(scope="module")
 def small_io_dataset(cifar_dir, tmp_path_factory):
-    from predictor.arch2vec.io_dataset import IOBuildConfig, build
+    from search.io_build import IOBuildConfig, build
     from search.executors import ExecutorConfig
     folder = tmp_path_factory.mktemp("io")
     build(folder, IOBuildConfig(preset="smoke", train_nets=8, val_nets=2, val_images=200, test_images=100,
@@ -146,9 +146,9 @@ def test_the_extended_model_trains_and_its_file_serves_as_an_arch2vec_model(smal
 
     import predictor
     import spaces
-    from predictor.arch2vec.embedding import load_arch2vec
-    from predictor.arch2vec.io_model import IOModelConfig, IOTrainer
-    from predictor.arch2vec.pretrain import space_graphs
+    from embeddings.embedding import load_arch2vec
+    from embeddings.io_model import IOModelConfig, IOTrainer
+    from embeddings.pretrain import space_graphs
     space = spaces.get_space("nb101")
     dataset = load_io_dataset(small_io_dataset)
     unlabelled, _ = space_graphs(space, 500, 0)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from predictor.errors import PredictorError
-from predictor.latency import dataset
-from predictor.latency.families import FAMILIES, draw
-from predictor.latency.graph import onnx_graph
+from latency import dataset
+from latency.families import draw, family_names
+from latency.graph import onnx_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_a_variant_is_fixed_by_seed_family_and_index():
 
 def _cli(*args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "predictor.latency_data", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "latency", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, **kw)
 
 
@@ -40,7 +40,7 @@ FAST = ["--warmup", "1", "--repeats", "3", "--min-seconds", "0.3", "--export-wor
 def test_killed_build_resumes_without_duplicates_and_its_table_reads_back(tmp_path):
     out = tmp_path / "lat"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "predictor.latency_data", "build", "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "latency", "build", "--out", str(out),
                              "--families", "nb201,squeezenet", "--per-family", "2", *FAST],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / dataset.JOURNAL
@@ -99,7 +99,7 @@ def test_reader_takes_nnlqp_layout_and_names_bad_lines(tmp_path):
 def test_cli_rejects_unknown_family_in_one_line(tmp_path):
     r = _cli("build", "--out", str(tmp_path / "x"), "--families", "resnet,lenet", "--per-family", "1")
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [f"error: unknown network family lenet; known: {', '.join(FAMILIES)}"]
+    assert r.stderr.strip().splitlines() == [f"error: unknown network family lenet; known: {', '.join(family_names())}"]
 
 
 def test_unwritable_outputs_are_refused_before_any_work(tmp_path):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from predictor.errors import PredictorError
-from predictor.latency.fewshot import FewShotConfig, few_shot, hardware
+from latency.fewshot import FewShotConfig, few_shot, hardware
 
 
 def _devices(n=600, seed=0):

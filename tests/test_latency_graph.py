@@ -5,10 +5,10 @@ import torch
 import torch.nn as nn
 
 from predictor.errors import PredictorError
-from predictor.latency.dataset import strip_weights
-from predictor.latency.graph import (NODE_FEATURES, OP_VOCAB, module_graph, module_to_onnx, onnx_graph, op_names,
+from latency.dataset import strip_weights
+from latency.graph import (NODE_FEATURES, OP_VOCAB, module_graph, module_to_onnx, onnx_graph, op_names,
                                      static_features)
-from predictor.latency.timing import measure, summarize
+from latency.timing import measure, summarize
 
 COL = {name: i for i, name in enumerate(NODE_FEATURES)}
 

@@ -10,10 +10,10 @@ import pytest
 import torch.nn as nn
 
 from predictor.errors import PredictorError
-from predictor.latency.encoding import (CODE, RAW_FEATURES, TOKEN_WIDTH, compact, gnn_batch, narformer_tokens, stack_tokens,
+from latency.encoding import (CODE, RAW_FEATURES, TOKEN_WIDTH, compact, gnn_batch, narformer_tokens, stack_tokens,
                                        static_matrix)
-from predictor.latency.graph import OP_VOCAB, module_graph, op_names
-from predictor.latency.predictors import get_latency_predictor
+from latency.graph import OP_VOCAB, module_graph, op_names
+from latency.predictors import get_latency_predictor
 from predictor.tokenizer import sincos_code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,12 +163,12 @@ def test_unknown_predictor_and_bad_latencies():
 def test_bench_cli_on_a_small_built_dataset(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = tmp_path / "lat"
-    build = subprocess.run([sys.executable, "-m", "predictor.latency_data", "build", "--out", str(out),
+    build = subprocess.run([sys.executable, "-m", "latency", "build", "--out", str(out),
                             "--families", "nb201,squeezenet", "--per-family", "6", "--warmup", "1", "--repeats", "3",
                             "--min-seconds", "0", "--export-workers", "1"], cwd=ROOT, env=env, capture_output=True,
                            text=True)
     assert build.returncode == 0, build.stderr
-    run = lambda *a: subprocess.run([sys.executable, "-m", "predictor.latency_bench", "--data", str(out), "--quiet",  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "bench.latency", "--data", str(out), "--quiet",  # noqa: E731
                                      *a], cwd=ROOT, env=env, capture_output=True, text=True)
     res = run("--split", "family", "--test-family", "all", "--predictor", "gnn", "--set", "epochs=3",
               "--json", str(tmp_path / "r.json"))
@@ -193,9 +193,9 @@ def test_bench_cli_on_a_small_built_dataset(tmp_path):
 def test_layers_timed_alone_from_a_weightless_file(tmp_path):
     import torch
 
-    from predictor.latency.dataset import strip_weights
-    from predictor.latency.graph import module_to_onnx
-    from predictor.latency.kernels import KERNELS, OVERHEAD_KEY, KernelTable, layer_models
+    from latency.dataset import strip_weights
+    from latency.graph import module_to_onnx
+    from latency.kernels import KERNELS, OVERHEAD_KEY, KernelTable, layer_models
 
     class Net(nn.Module):
         def __init__(self):
@@ -234,7 +234,7 @@ def test_lut_predictor_scales_the_layer_sums():
 
 def test_sum_readout_gives_the_head_the_layers_summed_states():
     import torch
-    from predictor.latency.predictors import NARFormerLatencyConfig
+    from latency.predictors import NARFormerLatencyConfig
     from predictor.narformer import NARFormerNet
     cfg = NARFormerLatencyConfig(d_model=8, heads=2, ffn=16, depth=1)
     net = NARFormerNet(cfg, token_width=12, num_static=0, squash=False, depth_width=4, sum_readout=True).eval()
@@ -255,7 +255,7 @@ def test_sum_readout_gives_the_head_the_layers_summed_states():
 
 def test_layer_sum_is_the_log_of_the_layers_summed_latencies():
     import torch
-    from predictor.latency.predictors import NARFormerLatencyConfig
+    from latency.predictors import NARFormerLatencyConfig
     from predictor.narformer import NARFormerNet
     cfg = NARFormerLatencyConfig(d_model=8, heads=2, ffn=16, depth=1, pool="layer_sum")
     scale = 1.7
@@ -280,7 +280,7 @@ def test_layer_sum_is_the_log_of_the_layers_summed_latencies():
 
 
 def test_a_saved_layer_sum_predictor_predicts_the_same(tmp_path):
-    from predictor.latency.predictors import load_latency_predictor, save_latency_predictor
+    from latency.predictors import load_latency_predictor, save_latency_predictor
     graphs, y = _toy_dataset(10)
     fitted = get_latency_predictor("narformer", epochs=2, batch_size=4, pool="layer_sum").fit(graphs, y)
     save_latency_predictor(fitted, tmp_path / "lat.pt")
@@ -290,7 +290,7 @@ def test_a_saved_layer_sum_predictor_predicts_the_same(tmp_path):
 
 
 def test_an_ensemble_averages_its_members_log_latencies(tmp_path):
-    from predictor.latency.predictors import load_latency_predictor, save_latency_predictor
+    from latency.predictors import load_latency_predictor, save_latency_predictor
     graphs, y = _toy_dataset(10)
     single = get_latency_predictor("gnn", epochs=2, batch_size=4, seed=3).fit(graphs, y)
     pair = get_latency_predictor("gnn", epochs=2, batch_size=4, seed=3, ensemble=2).fit(graphs, y)

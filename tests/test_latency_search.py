@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import spaces
-from predictor.latency.encoding import compact
-from predictor.latency.graph import module_graph
-from predictor.latency.predictors import get_latency_predictor, load_latency_predictor, save_latency_predictor
+from latency.encoding import compact
+from latency.graph import module_graph
+from latency.predictors import get_latency_predictor, load_latency_predictor, save_latency_predictor
 from search.latency import CACHE, LatencySection, MeasuredLatency, deployed_model, input_shape
 from search.middleware import measure_functions
 
@@ -29,7 +29,7 @@ def test_measured_latency_is_timed_once_per_arch_and_kept_across_a_resume(tmp_pa
     lines = (tmp_path / CACHE).read_text().splitlines()
     assert len(lines) == 3 and {json.loads(x)["key"] for x in lines} == {str(space.key(a)) for a in archs}
 
-    import predictor.latency.timing as timing
+    import latency.timing as timing
     monkeypatch.setattr(timing, "measure", lambda *a, **k: pytest.fail("a cached arch was timed again"))
     again = MeasuredLatency(space, section, tmp_path)
     assert [again(a) for a in archs] == values[:3]

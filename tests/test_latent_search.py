@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import norm
 
 import spaces
-from predictor.arch2vec.model import Arch2VecConfig
-from predictor.arch2vec.pretrain import pretrain
+from embeddings.model import Arch2VecConfig
+from embeddings.pretrain import pretrain
 from search.errors import SearchError
 from search.latent import expected_improvement
 from search.middleware import make_strategy
@@ -134,7 +134,7 @@ def test_bad_embeddings_are_reported(nb201, tmp_path):
 def test_search_run_with_an_encoded_pool(nb201, tmp_path):
     """The CLI path: encode every arch once, then search over the .npz."""
     _, values, path = nb201
-    enc = subprocess.run([sys.executable, "-m", "predictor.embed", "encode", "--model", str(path), "--all",
+    enc = subprocess.run([sys.executable, "-m", "embeddings", "encode", "--model", str(path), "--all",
                           "--out", str(tmp_path / "all.npz")], capture_output=True, text=True)
     assert enc.returncode == 0, enc.stderr
     run = subprocess.run([sys.executable, "-m", "search.run", "--space", "nb201", "--strategy", "bo", "--embedding",

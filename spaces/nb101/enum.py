@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import default_data_dir, save_npz_cache
+from narnas.files import default_data_dir
+
+from ..files import save_npz_cache
 from .space import GRAPH_VOCAB, MAX_EDGES, MAX_VERTICES, OPS, module_hash
 
 CACHE_NAME = "nb101_enumeration.npz"

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from narnas.files import atomic_write_bytes
+
 from ..benchmark import Benchmark
 from ..errors import DataFileError
-from ..files import atomic_write_bytes, cache_path, resolve_data_file
+from ..files import cache_path, resolve_data_file
 from .space import parse_arch_str, to_arch_str
 from ..registry import get_space, register_benchmark
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import DataFileError
-from ..files import default_data_dir
+from narnas.files import default_data_dir
 
 ENV_VAR = "NARNAS_OFA_SUPERNET"
 WHERE = "the Once-for-All release (github.com/mit-han-lab/once-for-all, file ofa_nets/ofa_mbv3_d234_e346_k357_w1.0)"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spaces.files import default_data_dir
+from narnas.files import default_data_dir
 
 from ..errors import TrainingError
 

@@ -21,7 +21,7 @@ from narnas.config import differences
 from narnas.files import atomic_torch_save
 from narnas.progress import Progress, interactive
 
-from ..errors import PredictorError
+from predictor.errors import PredictorError
 from .embedding import PretrainedArch2Vec, graph_arrays, read_state
 from .model import Arch2VecConfig, reconstruction_accuracy
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from narnas.config import at_least
-from training.errors import TrainingError
-from training.recipes import Recipe, register_recipe
-from training.trainer import TrainerConfig, fit
+from spaces.darts.model import count_parameters
 
-from .model import count_parameters
+from ..errors import TrainingError
+from ..trainer import TrainerConfig, fit
+from . import Recipe, register_recipe
 
 
 @dataclass

@@ -1,9 +1,9 @@
-"""``python -m predictor.io_data``: the input-output dataset of arch2vec's extension.
+"""``python -m search.io_data``: the input-output dataset of arch2vec's extension.
 
-  python -m predictor.io_data build --space nb101 --preset io-cpu --out runs/io/nb101 [--data-dir DIR]
-  python -m predictor.io_data build --space nb101 --preset io-paper --train-nets 608 --val-nets 77 \\
+  python -m search.io_data build --space nb101 --preset io-cpu --out runs/io/nb101 [--data-dir DIR]
+  python -m search.io_data build --space nb101 --preset io-paper --train-nets 608 --val-nets 77 \\
       --ray-address auto --gpus-per-trial 1 --out /shared/io/nb101          # the paper's protocol on GPUs
-  python -m predictor.io_data info runs/io/nb101
+  python -m search.io_data info runs/io/nb101
 
 ``build`` samples ``--train-nets`` + ``--val-nets`` networks of the space, trains each on
 CIFAR-10 with the space's training recipe (``--preset``; ``--train-set KEY=VALUE`` overrides
@@ -22,11 +22,11 @@ import numpy as np
 
 from narnas.cli import parse_overrides, run_main
 
-from .errors import PredictorError
+from .errors import SearchError
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m predictor.io_data", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m search.io_data", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train networks and store their features (resumable)")
@@ -52,9 +52,8 @@ def build_parser():
 
 def _build(args) -> int:
     from narnas.files import writable_folder
-    from search.executors import ExecutorConfig
-
-    from .arch2vec.io_dataset import IOBuildConfig, build
+    from .executors import ExecutorConfig
+    from .io_build import IOBuildConfig, build
 
     folder = writable_folder(args.out, "--out")
     config = IOBuildConfig(space=args.space, preset=args.preset, train=parse_overrides(args.train_set, "--train-set"),
@@ -73,10 +72,10 @@ def _build(args) -> int:
 
 
 def _info(args) -> int:
-    from .arch2vec.io_dataset import read_journal
+    from embeddings.io_dataset import read_journal
     folder = Path(args.folder)
     if not (folder / "build.json").exists():
-        raise PredictorError(f"{folder} is not an input-output dataset (no build.json)")
+        raise SearchError(f"{folder} is not an input-output dataset (no build.json)")
     manifest = json.loads((folder / "build.json").read_text())
     done = read_journal(folder / "networks.jsonl")
     by_split = {}

@@ -6,7 +6,7 @@ with drawn settings), plus networks of this engine's search spaces. A variant is
 determined by (seed, family, index): the same draw rebuilds the same network, so the dataset
 stores its recipe and seed, never the weights.
 
-``FAMILIES`` maps a name to a function ``rng -> Variant``.
+``FAMILIES`` registers each family as a function ``rng -> Variant`` under its name.
 """
 from __future__ import annotations
 
@@ -16,7 +16,16 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import PredictorError
+from narnas.registry import Registry
+from predictor.errors import PredictorError
+
+FAMILIES = Registry("network family", error=lambda kind, name, valid: PredictorError(
+    f"unknown {kind} {name}; known: {', '.join(valid)}"))
+
+
+def register_family(draw_variant: Callable) -> Callable:
+    """Record ``draw_variant`` (``rng -> Variant``) as the family of its function name."""
+    return FAMILIES.register(draw_variant.__name__)(draw_variant)
 
 #: ImageNet-style resolutions drawn for the torchvision families (NNLQP varies the input too).
 RESOLUTIONS = (128, 160, 192, 224)
@@ -44,6 +53,7 @@ def _div8(x: float) -> int:
     return max(8, int(round(x / 8.0)) * 8)
 
 
+@register_family
 def resnet(rng) -> Variant:
     """ResNet: basic or bottleneck blocks (ResNeXt groups), 1-6 blocks per stage."""
     from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
@@ -61,6 +71,7 @@ def resnet(rng) -> Variant:
                                   "groups": groups, "width_per_group": width, "resolution": shape[1]})
 
 
+@register_family
 def vgg(rng) -> Variant:
     """VGG: 1-4 convs per stage, width 0.25-1x, with or without BatchNorm, classifier width."""
     from torchvision.models.vgg import VGG, make_layers
@@ -85,6 +96,7 @@ def vgg(rng) -> Variant:
                                   "hidden": hidden, "resolution": shape[1]})
 
 
+@register_family
 def alexnet(rng) -> Variant:
     """AlexNet: first kernel 7/9/11, per-layer widths, classifier width."""
     import torch.nn as nn
@@ -106,6 +118,7 @@ def alexnet(rng) -> Variant:
     return Variant(model, shape, {"channels": c, "kernel_1": k1, "hidden": hidden, "resolution": shape[1]})
 
 
+@register_family
 def mobilenetv2(rng) -> Variant:
     """MobileNetV2: width 0.35-1.4x, expansion 3/4/6 and depth per stage."""
     from torchvision.models import MobileNetV2
@@ -118,6 +131,7 @@ def mobilenetv2(rng) -> Variant:
     return Variant(model, shape, {"width_mult": width, "setting": setting, "resolution": shape[1]})
 
 
+@register_family
 def mobilenetv3(rng) -> Variant:
     """MobileNetV3: kernel 3/5/7 and expansion 3/4/6 per block, 2-4 blocks per stage, width."""
     from torchvision.models.mobilenetv3 import InvertedResidualConfig, MobileNetV3
@@ -139,6 +153,7 @@ def mobilenetv3(rng) -> Variant:
     return Variant(model, shape, {"width_mult": width, "blocks": drawn, "resolution": shape[1]})
 
 
+@register_family
 def efficientnet(rng) -> Variant:
     """EfficientNet-B0 scaled: width 0.75-1.4x, depth 0.75-1.8x, kernel and expansion per stage."""
     from torchvision.models.efficientnet import EfficientNet, MBConvConfig
@@ -157,6 +172,7 @@ def efficientnet(rng) -> Variant:
     return Variant(model, shape, {"width_mult": width, "depth_mult": depth, "stages": drawn, "resolution": shape[1]})
 
 
+@register_family
 def mnasnet(rng) -> Variant:
     """MnasNet: alpha 0.5-1.5, kernel 3/5, expansion 3/6 and repeats per stack."""
     from torchvision.models import MNASNet
@@ -177,6 +193,7 @@ def mnasnet(rng) -> Variant:
     return Variant(model, shape, {"alpha": alpha, "stacks": drawn, "resolution": shape[1]})
 
 
+@register_family
 def squeezenet(rng) -> Variant:
     """SqueezeNet: stem 64/96, per-Fire expand widths, squeeze ratio."""
     import torch.nn as nn
@@ -199,6 +216,7 @@ def squeezenet(rng) -> Variant:
                                   "resolution": shape[1]})
 
 
+@register_family
 def googlenet(rng) -> Variant:
     """GoogLeNet: every Inception branch's width drawn around the published one."""
     import torch.nn as nn
@@ -218,6 +236,7 @@ def googlenet(rng) -> Variant:
     return Variant(model, shape, {"width_mult": mult, "channels": channels, "resolution": shape[1]})
 
 
+@register_family
 def regnet(rng) -> Variant:
     """RegNet: depth, w_0, w_a, w_m, group width and SE drawn from RegNet's design space."""
     from torchvision.models.regnet import BlockParams, RegNet
@@ -245,21 +264,22 @@ def _space_family(space_name: str, **config) -> Callable:
     return build
 
 
-FAMILIES: dict[str, Callable] = {
-    "resnet": resnet, "vgg": vgg, "alexnet": alexnet, "mobilenetv2": mobilenetv2, "mobilenetv3": mobilenetv3,
-    "efficientnet": efficientnet, "mnasnet": mnasnet, "squeezenet": squeezenet, "googlenet": googlenet,
-    "regnet": regnet, "nb201": _space_family("nb201"), "darts": _space_family("darts"),
-    "ofa_mbv3": _space_family("ofa_mbv3"),
-}
+for _space in ("nb201", "darts", "ofa_mbv3"):
+    register_family(_space_family(_space))
+
+
+def family_names() -> list[str]:
+    """Every family, in the order a build of ``all`` draws them."""
+    return FAMILIES.registered()
 
 
 def check_families(names) -> list[str]:
-    names = list(names)
-    unknown = [n for n in names if n not in FAMILIES]
+    names, known = list(names), family_names()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise PredictorError(f"unknown network family {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
+        raise PredictorError(f"unknown network family {', '.join(unknown)}; known: {', '.join(known)}")
     if not names:
-        raise PredictorError(f"--families needs at least one of: {', '.join(FAMILIES)}")
+        raise PredictorError(f"--families needs at least one of: {', '.join(known)}")
     return names
 
 
@@ -273,4 +293,4 @@ def draw(family: str, seed: int, index: int) -> Variant:
     import torch
     rng = variant_rng(seed, family, index)
     torch.manual_seed(int(rng.integers(2 ** 31)))
-    return FAMILIES[family](rng)
+    return FAMILIES.get(family)(rng)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import PredictorError
+from predictor.errors import PredictorError
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def hardware(column: str) -> str:
 
 
 def encode_archs(space, archs) -> np.ndarray:
-    from ..graphs import batch_graphs, flat_encoding
+    from predictor.graphs import batch_graphs, flat_encoding
     graphs = [space.to_graph(a) for a in archs]
     return flat_encoding(batch_graphs(graphs), len(graphs[0].vocab))
 
@@ -83,7 +83,7 @@ def _standardise(logs):
 
 
 def _scores(pred_ms, truth_ms) -> dict:
-    from ..metrics import accuracy_within, kendall_tau, mape
+    from predictor.metrics import accuracy_within, kendall_tau, mape
     return {"kendall_tau": kendall_tau(pred_ms, truth_ms), "mape": mape(pred_ms, truth_ms),
             "acc10": accuracy_within(pred_ms, truth_ms, 0.10)}
 

@@ -1,10 +1,10 @@
-"""``python -m predictor.latency_data``: a latency dataset measured on this machine.
+"""``python -m latency``: a latency dataset measured on this machine.
 
-  python -m predictor.latency_data build --out runs/latency/cpu --families all --per-family 200 \\
+  python -m latency build --out runs/latency/cpu --families all --per-family 200 \\
       --batch-size 1 --threads 1
-  python -m predictor.latency_data info runs/latency/cpu          # or NNLQP's folder / gt.txt
-  python -m predictor.latency_data families
-  python -m predictor.latency_data restore --table results/latency/gt.txt --out runs/latency/cpu
+  python -m latency info runs/latency/cpu          # or NNLQP's folder / gt.txt
+  python -m latency families
+  python -m latency restore --table results/latency/gt.txt --out runs/latency/cpu
 
 ``build`` draws ``--per-family`` variants of each family (randomised widths, depths, kernel
 sizes and resolutions, as NNLQP's unseen-structure set), exports each to ONNX (in parallel)
@@ -24,13 +24,13 @@ from narnas.cli import run_main
 
 
 def build_parser():
-    from predictor.latency.families import FAMILIES
-    p = argparse.ArgumentParser(prog="python -m predictor.latency_data", description=__doc__.split("\n")[0],
+    from latency.families import family_names
+    p = argparse.ArgumentParser(prog="python -m latency", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="measure networks into a dataset folder (resumable)")
     b.add_argument("--out", required=True, help="the dataset folder")
-    b.add_argument("--families", default="all", help=f"comma-separated, or all: {', '.join(FAMILIES)}")
+    b.add_argument("--families", default="all", help=f"comma-separated, or all: {', '.join(family_names())}")
     b.add_argument("--per-family", type=int, default=200)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--batch-size", type=int, default=1)
@@ -53,10 +53,11 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from predictor.latency import dataset
-    from predictor.latency.families import FAMILIES
+    from latency import dataset
+    from latency.families import FAMILIES, family_names
     if args.command == "families":
-        for name, fn in FAMILIES.items():
+        for name in family_names():
+            fn = FAMILIES.get(name)
             print(f"{name:14s} {(fn.__doc__ or '').strip().splitlines()[0] if fn.__doc__ else ''}".rstrip())
         return 0
     if args.command == "info":
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     if args.json:  # an unwritable output costs one line before the build, not after it
         from narnas.files import writable_file
         writable_file(args.json, "--json")
-    families = tuple(FAMILIES) if args.families == "all" else tuple(f.strip() for f in args.families.split(",") if f.strip())
+    families = tuple(family_names()) if args.families == "all" else tuple(f.strip() for f in args.families.split(",") if f.strip())
     config = dataset.BuildConfig(families=families, per_family=args.per_family, seed=args.seed,
                                  batch_size=args.batch_size, threads=args.threads, warmup=args.warmup,
                                  repeats=args.repeats, min_seconds=args.min_seconds,

@@ -16,8 +16,8 @@ import torch
 from narnas.config import build
 from narnas.errors import ConfigError
 
-from ..errors import PredictorError
-from ..graphs import batch_graphs
+from predictor.errors import PredictorError
+from predictor.graphs import batch_graphs
 from .model import Arch2Vec, Arch2VecConfig
 
 FORMAT = "narnas-arch2vec/1"
@@ -107,7 +107,7 @@ class PretrainedArch2Vec:
     @classmethod
     def from_dict(cls, state: dict, source: str = "state") -> "PretrainedArch2Vec":
         if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise PredictorError(f"{source} is not an arch2vec model (made by python -m predictor.embed pretrain)")
+            raise PredictorError(f"{source} is not an arch2vec model (made by python -m embeddings pretrain)")
         try:
             config = build(Arch2VecConfig, state["config"], path="arch2vec config")
         except ConfigError as err:
@@ -129,13 +129,13 @@ def read_state(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise PredictorError(f"arch2vec model file {path} not found; make one with "
-                             f"python -m predictor.embed pretrain --space SPACE --out {path}")
+                             f"python -m embeddings pretrain --space SPACE --out {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds on a file that is not its own
         raise PredictorError(f"cannot read arch2vec model {path}: {type(err).__name__}: {err}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise PredictorError(f"{path} is not an arch2vec model (made by python -m predictor.embed pretrain)")
+        raise PredictorError(f"{path} is not an arch2vec model (made by python -m embeddings pretrain)")
     return state
 
 

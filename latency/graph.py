@@ -29,7 +29,7 @@ import numpy as np
 
 from spaces.base import ArchGraph
 
-from ..errors import PredictorError
+from predictor.errors import PredictorError
 
 #: The ONNX operations a layer graph names; anything else is ``other``. Ordered by family
 #: (graph ends, compute-heavy, activations, element-wise, pooling, shape), never reordered:

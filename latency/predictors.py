@@ -28,10 +28,19 @@ from torch import nn
 
 from narnas import config as configs
 from narnas.errors import ConfigError
+from narnas.registry import Registry
 
-from ..errors import PredictorError
+from predictor.errors import PredictorError
 from .encoding import (TOKEN_WIDTH, CompactGraph, gnn_batch, gnn_node_features, narformer_tokens, stack_tokens,
                        static_matrix, token_width)
+
+
+LATENCY_PREDICTORS = Registry("latency predictor", error=lambda kind, name, valid: PredictorError(
+    f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}"))
+
+
+def register_latency_predictor(name: str):
+    return LATENCY_PREDICTORS.register(name, set_name=True)
 
 
 class LatencyPredictor(abc.ABC):
@@ -68,10 +77,10 @@ class LinearConfig:
     seed: int = 0  # accepted like every predictor's; the fit is deterministic
 
 
+@register_latency_predictor("flops")
 class FlopsPredictor(LatencyPredictor):
     """latency = a * FLOPs + b."""
 
-    name = "flops"
     config_class = LinearConfig
 
     def _x(self, graphs):
@@ -93,13 +102,13 @@ class FlopsPredictor(LatencyPredictor):
         self.coef = np.array(state["coef"])
 
 
+@register_latency_predictor("lut")
 class LUTPredictor(FlopsPredictor):
     """latency = c * (sum of the layers' latencies measured alone); c is the geometric mean of
     latency / sum over the training networks (one scale for the runtime's fusions and the
     measurement's per-layer overhead, fitted on relative error: a line in milliseconds
     would be fitted to the largest networks only)."""
 
-    name = "lut"
     needs_kernels = True
 
     def _x(self, graphs, kernel_ms=None):
@@ -249,7 +258,7 @@ class NeuralLatencyPredictor(LatencyPredictor):
         return self
 
     def _fit_member(self, graphs, sizes, target, num_static, seed, member):
-        from ..base import param_groups, warmup_linear
+        from predictor.base import param_groups, warmup_linear
         cfg = self.config
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -312,12 +321,12 @@ class NeuralLatencyPredictor(LatencyPredictor):
             self.models.append(model.eval())
 
 
+@register_latency_predictor("narformer")
 class NARFormerLatencyPredictor(NeuralLatencyPredictor):
-    name = "narformer"
     config_class = NARFormerLatencyConfig
 
     def build_model(self, num_static):
-        from ..narformer import NARFormerNet
+        from predictor.narformer import NARFormerNet
         cfg = self.config
         model = NARFormerNet(cfg, token_width=token_width(cfg.cost_codes, cfg.raw_values), num_static=num_static,
                              squash=False, depth_width=TOKEN_WIDTH, sum_readout=cfg.sum_readout,
@@ -328,7 +337,7 @@ class NARFormerLatencyPredictor(NeuralLatencyPredictor):
         return model
 
     def inputs(self, graphs):
-        from ..tokenizer import sincos_code
+        from predictor.tokenizer import sincos_code
         encode = functools.partial(_layer_tokens, cost_codes=self.config.cost_codes,
                                    raw_values=self.config.raw_values)
         tokens, mask, sizes = stack_tokens([self._per_graph(g, encode) for g in graphs])
@@ -369,8 +378,8 @@ def _graph_attention(adjacency, token_mask, sizes):
     return allowed
 
 
+@register_latency_predictor("gnn")
 class GNNLatencyPredictor(NeuralLatencyPredictor):
-    name = "gnn"
     config_class = GNNLatencyConfig
 
     def build_model(self, num_static):
@@ -414,19 +423,8 @@ class _SageNet(nn.Module):
         return self.head(torch.cat([signed_log, mean, self.static(static)], dim=-1)).squeeze(-1)
 
 
-LATENCY_PREDICTORS = {"narformer": NARFormerLatencyPredictor, "gnn": GNNLatencyPredictor, "flops": FlopsPredictor,
-                      "lut": LUTPredictor}
-
-
-def register_latency_predictor(cls):
-    LATENCY_PREDICTORS[cls.name] = cls
-    return cls
-
-
 def get_latency_predictor(name: str, **config) -> LatencyPredictor:
-    if name not in LATENCY_PREDICTORS:
-        raise PredictorError(f"unknown latency predictor {name!r}; valid: {', '.join(sorted(LATENCY_PREDICTORS))}")
-    cls = LATENCY_PREDICTORS[name]
+    cls = LATENCY_PREDICTORS.get(name)
     try:
         cfg = configs.build(cls.config_class, config, path=f"latency predictor {name}")
     except ConfigError as err:
@@ -454,7 +452,7 @@ def load_latency_predictor(path) -> LatencyPredictor:
     except Exception as err:
         raise PredictorError(f"{path} is not a latency predictor file ({type(err).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
-        raise PredictorError(f"{path} is not a latency predictor file (python -m predictor.latency_bench --save)")
+        raise PredictorError(f"{path} is not a latency predictor file (python -m bench.latency --save)")
     predictor = get_latency_predictor(state["predictor"], **state["config"])
     predictor.load_state_dict(state)
     return predictor

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PredictorError
+from predictor.errors import PredictorError
 
 
 @dataclasses.dataclass(frozen=True)

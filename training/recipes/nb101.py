@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from narnas.config import at_least
-from training.cell_recipe import CellRecipe, CellTrainingConfig
-from training.recipes import register_recipe
+from . import register_recipe
+from .cell import CellRecipe, CellTrainingConfig
 
 
 @dataclass

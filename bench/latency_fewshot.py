@@ -1,8 +1,8 @@
-"""``python -m predictor.latency_fewshot``: HELP's few-shot latency setting on a device table.
+"""``python -m bench.latency_fewshot``: HELP's few-shot latency setting on a device table.
 
-  python -m predictor.latency_fewshot --space nb201 --data ../shared/data/nb201/nb201_latency_help.csv.gz \\
+  python -m bench.latency_fewshot --space nb201 --data ../shared/data/nb201/nb201_latency_help.csv.gz \\
       --device lat_pixel2 --shots 20 --seed 0 --json results/latency/fewshot_pixel2.json
-  python -m predictor.latency_fewshot --space nb201 --data ... --device all      # each device in turn
+  python -m bench.latency_fewshot --space nb201 --data ... --device all      # each device in turn
 
 A meta-model learns every other device (all columns of the target's hardware left out),
 then adapts to the target device from ``--shots`` measured archs; Kendall tau, MAPE and
@@ -21,7 +21,7 @@ from narnas.cli import parse_overrides, run_main
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m predictor.latency_fewshot", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.latency_fewshot", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--space", default="nb201")
     p.add_argument("--data", required=True, help="a benchmark table of the space with lat_* columns")
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     from narnas.errors import ConfigError
     from narnas.files import print_json, writable_file
     from predictor.errors import PredictorError
-    from predictor.latency.fewshot import FewShotConfig, encode_archs, few_shot
+    from latency.fewshot import FewShotConfig, encode_archs, few_shot
     if args.json:
         writable_file(args.json, "--json")
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import PredictorError
+from predictor.errors import PredictorError
 
 
 def io_targets(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, labels: np.ndarray) -> np.ndarray:

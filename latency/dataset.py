@@ -39,7 +39,7 @@ from pathlib import Path
 
 from narnas.files import append_jsonl, atomic_write_bytes, read_jsonl, writable_folder
 
-from ..errors import PredictorError
+from predictor.errors import PredictorError
 
 FORMAT = "narnas-latency/1"
 MANIFEST, PLATFORMS, JOURNAL, TABLE = "manifest.json", "platforms.json", "journal.jsonl", "gt.txt"
@@ -111,7 +111,7 @@ def read_table(path) -> list[Record]:
     if path.is_dir():
         path = path / TABLE
     if not path.is_file():
-        raise PredictorError(f"latency table {path} does not exist (build one with python -m predictor.latency_data "
+        raise PredictorError(f"latency table {path} does not exist (build one with python -m latency "
                              "build --out DIR, or point --data at NNLQP's dataset folder or its gt.txt)")
     records = []
     for k, line in enumerate(path.read_text().splitlines(), 1):
@@ -290,7 +290,7 @@ def _drawn_network(record: Record, table: Path, row: int) -> tuple[str, int]:
     if family not in FAMILIES or not index.isdigit() or record.onnx != onnx_relpath(family, int(index)):
         raise PredictorError(f"{table} row {row}: {record.id} ({record.onnx}) is not a network this package "
                              "draws (<family>_<index> with its onnx/<family>/ path): only tables written by "
-                             "python -m predictor.latency_data build can be restored")
+                             "python -m latency build can be restored")
     return family, int(index)
 
 

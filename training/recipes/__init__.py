@@ -3,17 +3,18 @@
 A recipe owns a typed config (a :class:`~training.trainer.TrainerConfig` subclass with its
 network's fields: widths, depths, regularisers), named presets of it, and ``train``, which
 builds the network through the space and runs :func:`training.trainer.fit` with its hooks.
-Recipes are registered by space name; the built-in ones live with their spaces.
+Recipes are registered by space name; the built-in ones are the modules of this package
+(``training.recipes.darts``, ``nb101``, ``nb201``; ``cell`` is NB101's and NB201's common recipe).
 """
 from __future__ import annotations
 
 from narnas.config import build
 from narnas.registry import Registry
 
-from .errors import TrainingError
+from ..errors import TrainingError
 
-RECIPES = Registry("training recipe for space", ("spaces.darts.recipe", "spaces.nb101.recipe",
-                                                  "spaces.nb201.recipe"))
+RECIPES = Registry("training recipe for space", ("training.recipes.darts", "training.recipes.nb101",
+                                                  "training.recipes.nb201"))
 
 
 def register_recipe(space: str):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .errors import TrainingError
-from .recipes import Recipe
-from .trainer import TrainerConfig, fit
+from ..errors import TrainingError
+from ..trainer import TrainerConfig, fit
+from . import Recipe
 
 
 @dataclass

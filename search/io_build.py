@@ -1,26 +1,13 @@
-"""The input-output dataset: networks of a space trained on CIFAR-10 (Ray trials), and what
-their global-average-pooled features are on fixed image sets.
+"""Building the input-output dataset of arch2vec's extension (``embeddings.io_dataset`` says
+what the folder holds): networks of a space trained on CIFAR-10, and what their
+global-average-pooled features are on fixed image sets.
 
-A build folder holds:
-
-* ``build.json`` - the settings, the networks (index, split, arch, key), the image indices,
-  versions; written first, so a second run resumes the same build (other settings are refused);
-* ``images.npz`` - the two image sets (uint8 pixels and labels);
-* ``networks.jsonl`` - one line per finished network (append-only, flushed): its accuracies,
-  parameters, seconds and features file;
-* ``nets/<key digest>.npz`` - per network: ``val_features`` [val images, F] on the CIFAR-10
-  validation split held out of training (the paper's seen images), ``test_features``
-  [test images, F] on a seeded subset of the test set (``test_2k``), the dense layer's
-  ``weight`` [10, F] and ``bias`` [10].
-
-Networks are ``train`` (the labelled training set) or ``val`` (unseen networks), as in the
-paper (608 and 77 on NB101). Each training is an evaluation of ``search.executors``: Ray
-Tune trials (an embedded local Ray, or a cluster given an address; the folder must then be on
-storage every node sees) or inline. A killed build loses at most the networks in training.
+Each training is an evaluation of ``search.executors``: Ray Tune trials (an embedded local
+Ray, or a cluster given an address; the folder must then be on storage every node sees) or
+inline. A killed build loses at most the networks in training.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -29,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.io_dataset import FORMAT, digest, read_journal, save_npz
 from narnas.config import differences
-from narnas.files import append_jsonl, atomic_write_bytes, read_jsonl
-
-from ..errors import PredictorError
-
-FORMAT = "narnas-io-dataset/1"
+from narnas.files import append_jsonl, atomic_write_bytes
+from .errors import SearchError
 
 
 @dataclass
@@ -50,12 +35,8 @@ class IOBuildConfig:
 
     def validate(self):
         if self.train_nets < 1 or self.val_nets < 0 or self.val_images < 1 or self.test_images < 1:
-            raise PredictorError("train_nets, val_images and test_images must be >= 1 and val_nets >= 0")
+            raise SearchError("train_nets, val_images and test_images must be >= 1 and val_nets >= 0")
         return self
-
-
-def digest(key: str) -> str:
-    return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
 def sample_networks(space, config: IOBuildConfig) -> list[dict]:
@@ -73,7 +54,7 @@ def sample_networks(space, config: IOBuildConfig) -> list[dict]:
         nets.append({"index": len(nets), "split": "train" if len(nets) < config.train_nets else "val",
                      "arch": space.to_json(arch), "key": key})
     if len(nets) < total:
-        raise PredictorError(f"{space.name} has fewer than {total} distinct archs to sample")
+        raise SearchError(f"{space.name} has fewer than {total} distinct archs to sample")
     return nets
 
 
@@ -138,28 +119,16 @@ def pooled_features(model, data, images: np.ndarray, batch: int) -> np.ndarray:
     return torch.cat(captured).float().cpu().numpy()
 
 
-def save_npz(path: Path, **arrays) -> None:
-    import io
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_journal(path: Path) -> dict[int, dict]:
-    """Finished networks by index; a torn last line (a kill mid-write) is dropped."""
-    return {entry["index"]: entry for entry in read_jsonl(path)}
-
-
 def prepare_build(folder: Path, config: IOBuildConfig, space, test_size: int = 10_000) -> dict:
     """The build's manifest: read it (same settings) or write a new one."""
     manifest_path = folder / "build.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("format") != FORMAT:
-            raise PredictorError(f"{manifest_path} is not an input-output dataset manifest")
+            raise SearchError(f"{manifest_path} is not an input-output dataset manifest")
         changed = differences(manifest["config"], asdict(config))
         if changed:
-            raise PredictorError(f"{folder} was built with other settings ({', '.join(changed)} differ); "
+            raise SearchError(f"{folder} was built with other settings ({', '.join(changed)} differ); "
                                  "use another --out or the same settings")
         return manifest
     import torch
@@ -167,7 +136,7 @@ def prepare_build(folder: Path, config: IOBuildConfig, space, test_size: int = 1
     recipe = get_recipe(space.name)
     training = recipe.preset(config.preset, **config.train)
     if config.test_images > test_size:
-        raise PredictorError(f"--test-images {config.test_images} is more than the {test_size} test images")
+        raise SearchError(f"--test-images {config.test_images} is more than the {test_size} test images")
     test_rows = np.sort(np.random.default_rng([config.seed, 2000]).choice(test_size, config.test_images,
                                                                          replace=False))
     manifest = {"format": FORMAT, "config": asdict(config), "training": asdict(training),
@@ -186,7 +155,7 @@ def build(folder, config: IOBuildConfig, executor_config=None, data_dir: str | N
           chunk: int = 16, log=print) -> dict:
     """Build (or resume) the dataset in ``folder``; returns the manifest with ``done`` counts."""
     import spaces
-    from search.executors import ExecutorConfig, make_executor
+    from .executors import ExecutorConfig, make_executor
     from training.datasets import cifar10
 
     config.validate()
@@ -228,30 +197,3 @@ def build(folder, config: IOBuildConfig, executor_config=None, data_dir: str | N
             executor.run([n["arch"] for n in batch], evaluator, on_result, round_=start // chunk + 1)
             log(f"{len(done)} of {len(manifest['networks'])} networks done ({time.time() - began:.0f}s)")
     return dict(manifest, done=len(done), failed=failed)
-
-
-def load_io_dataset(folder) -> dict:
-    """The finished networks' preprocessed targets, ready for training: ``networks`` (their
-    journal entries with ``arch``), per network ``val`` / ``test`` targets [images, F + 1], and
-    ``images`` (``val_x``, ``val_y``, ``test_x``, ``test_y``)."""
-    from .io_features import io_targets
-    folder = Path(folder)
-    if not (folder / "build.json").exists():
-        raise PredictorError(f"{folder} is not an input-output dataset (no build.json); build one with "
-                             "python -m predictor.io_data build")
-    manifest = json.loads((folder / "build.json").read_text())
-    archs = {n["index"]: n["arch"] for n in manifest["networks"]}
-    networks, targets = [], {"val": [], "test": []}
-    for index, entry in sorted(read_journal(folder / "networks.jsonl").items()):
-        with np.load(folder / entry["file"]) as z:
-            for part in ("val", "test"):
-                targets[part].append(io_targets(z[f"{part}_features"], z["weight"], z["bias"], z[f"{part}_labels"]))
-        networks.append(dict(entry, arch=archs[index]))
-    if not (folder / "images.npz").exists():
-        raise PredictorError(f"{folder}/images.npz is missing; run python -m predictor.io_data build again on "
-                             "the folder to write it")
-    with np.load(folder / "images.npz") as z:
-        images = {k: z[k] for k in z.files}
-    return {"manifest": manifest, "networks": networks, "images": images,
-            "val": np.stack(targets["val"]) if networks else None,
-            "test": np.stack(targets["test"]) if networks else None}

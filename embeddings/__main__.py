@@ -1,10 +1,10 @@
-"""``python -m predictor.embed``: arch2vec embeddings of a space's architectures.
+"""``python -m embeddings``: arch2vec embeddings of a space's architectures.
 
-  python -m predictor.embed pretrain --space nb101 --epochs 8 --out runs/arch2vec/nb101.pt
-  python -m predictor.embed encode --model runs/arch2vec/nb101.pt --data nb101_subset.npz --out emb.npz
-  python -m predictor.embed encode --model runs/arch2vec/nb201.pt --all --out emb.npz
-  python -m predictor.embed info runs/arch2vec/nb101.pt
-  python -m predictor.embed io-train --data runs/io/nb101 --epochs 30 --out runs/arch2vec/nb101_io.pt
+  python -m embeddings pretrain --space nb101 --epochs 8 --out runs/arch2vec/nb101.pt
+  python -m embeddings encode --model runs/arch2vec/nb101.pt --data nb101_subset.npz --out emb.npz
+  python -m embeddings encode --model runs/arch2vec/nb201.pt --all --out emb.npz
+  python -m embeddings info runs/arch2vec/nb101.pt
+  python -m embeddings io-train --data runs/io/nb101 --epochs 30 --out runs/arch2vec/nb101_io.pt
 
 ``pretrain`` trains the variational graph autoencoder on every architecture of an
 enumerable space (NB101: 423,624 cells; NB201: 15,625) or on ``--archs`` distinct samples
@@ -17,7 +17,7 @@ architectures and the validity and uniqueness of architectures decoded from the 
 ``archs`` (the space's text form), from ``--all`` archs, a benchmark file (``--data``),
 a file of architectures, one per line (``--archs``), or ``--sample N`` random ones.
 
-``io-train`` trains the input-output extension on a dataset of ``python -m predictor.io_data``
+``io-train`` trains the input-output extension on a dataset of ``python -m search.io_data``
 and the space's architectures; its file serves wherever an arch2vec model file does.
 """
 from __future__ import annotations
@@ -31,12 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from narnas.cli import parse_overrides, run_main
-
-from .errors import PredictorError
+from predictor.errors import PredictorError
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m predictor.embed", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m embeddings", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     sub = p.add_subparsers(dest="command", required=True)
     pre = sub.add_parser("pretrain", help="pretrain arch2vec on a space's architectures")
@@ -66,8 +65,8 @@ def build_parser():
     enc.add_argument("--seed", type=int, default=0)
     enc.add_argument("--out", required=True, help="the .npz to write")
 
-    io = sub.add_parser("io-train", help="train arch2vec extended with input-output data (predictor.io_data)")
-    io.add_argument("--data", required=True, help="a dataset folder of python -m predictor.io_data build")
+    io = sub.add_parser("io-train", help="train arch2vec extended with input-output data (search.io_data)")
+    io.add_argument("--data", required=True, help="a dataset folder of python -m search.io_data build")
     io.add_argument("--out", required=True, help="the model file (an arch2vec model file with the IO parts)")
     io.add_argument("--epochs", type=int, default=30, help="(default 30, the paper's)")
     io.add_argument("--archs", type=int, help="unlabelled archs (default: every arch of an enumerable space, "
@@ -90,8 +89,8 @@ def _pretrain(args) -> int:
     from narnas.errors import ConfigError
     from narnas.files import writable_file
 
-    from .arch2vec.model import Arch2VecConfig
-    from .arch2vec.pretrain import pretrain
+    from .model import Arch2VecConfig
+    from .pretrain import pretrain
 
     space = spaces.get_space(args.space)
     out = writable_file(args.out, "--out")
@@ -116,9 +115,9 @@ def _io_train(args) -> int:
     from narnas.errors import ConfigError
     from narnas.files import atomic_write_bytes, writable_file
 
-    from .arch2vec.io_dataset import load_io_dataset
-    from .arch2vec.io_model import IOModelConfig, IOTrainer
-    from .arch2vec.pretrain import space_graphs
+    from .io_dataset import load_io_dataset
+    from .io_model import IOModelConfig, IOTrainer
+    from .pretrain import space_graphs
 
     out = writable_file(args.out, "--out")
     json_out = writable_file(args.json, "--json") if args.json else None
@@ -165,7 +164,7 @@ def _encode(args) -> int:
     import spaces
     from narnas.files import atomic_write_bytes, writable_file
 
-    from .arch2vec.embedding import load_arch2vec
+    from .embedding import load_arch2vec
 
     model = load_arch2vec(args.model)
     out = writable_file(args.out, "--out")
@@ -193,7 +192,7 @@ def _encode(args) -> int:
 
 
 def _info(args) -> int:
-    from .arch2vec.embedding import read_state
+    from .embedding import read_state
     state = read_state(args.model)
     print(json.dumps({k: state.get(k) for k in ("space", "vocab", "max_nodes", "config", "epochs_done", "corpus",
                                                  "versions", "history")}, indent=2))

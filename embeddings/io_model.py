@@ -8,7 +8,7 @@ preprocessed pooled features on that image (the second output). Training alterna
 ``labelled_batches`` batches of (network, image, features) - loss: the VAE loss + L1 on the
 features - with ``unlabelled_batches`` batches of the space's architectures (the VAE loss).
 
-The saved file is an arch2vec model file (``predictor.embed encode``, the ``arch2vec``
+The saved file is an arch2vec model file (``embeddings encode``, the ``arch2vec``
 predictor and the latent strategies read it) with the rest of the model beside it.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch import nn
 from narnas.files import atomic_torch_save
 from narnas.progress import Progress, interactive
 
-from ..errors import PredictorError
+from predictor.errors import PredictorError
 from .embedding import PretrainedArch2Vec, graph_arrays
 from .io_features import fit_normaliser, normalise
 from .model import Arch2Vec, Arch2VecConfig

@@ -1,9 +1,9 @@
-"""``python -m predictor.latency_bench``: how well a predictor predicts measured latencies.
+"""``python -m bench.latency``: how well a predictor predicts measured latencies.
 
-  python -m predictor.latency_bench --data runs/latency/cpu --split random --predictor narformer
-  python -m predictor.latency_bench --data runs/latency/cpu --split family --test-family efficientnet \\
+  python -m bench.latency --data runs/latency/cpu --split random --predictor narformer
+  python -m bench.latency --data runs/latency/cpu --split family --test-family efficientnet \\
       --predictor gnn --json results/latency/gnn_efficientnet.json
-  python -m predictor.latency_bench --data NNLQP/dataset/unseen_structure --split family \\
+  python -m bench.latency --data NNLQP/dataset/unseen_structure --split family \\
       --test-family all --predictor flops
 
 ``--split random``: a seeded random ``--train-size`` networks to train on (default 80%), the
@@ -27,7 +27,7 @@ from narnas.cli import parse_overrides, run_main
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m predictor.latency_bench", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--data", required=True, help="a latency dataset folder or a gt.txt (ours or NNLQP's)")
     p.add_argument("--onnx-root", help="folder the table's ONNX paths are relative to (default: the table's)")
@@ -48,7 +48,7 @@ def build_parser():
 def evaluate(predictor_name, overrides, graphs, y, train, test, seed, kernel_ms=None, families=None) -> dict:
     """Fit on ``train``, score on ``test``; with ``families`` (one name per network), the test
     networks' MAPE and Acc(10%) per family too (which families a random split's error comes from)."""
-    from predictor.latency.predictors import get_latency_predictor
+    from latency.predictors import get_latency_predictor
     from predictor.metrics import accuracy_within, kendall_tau, mape, rmse
     predictor = get_latency_predictor(predictor_name, **{"seed": seed, **overrides})
     part = lambda rows: None if kernel_ms is None else kernel_ms[rows]  # noqa: E731
@@ -79,7 +79,7 @@ def layer_sums(data, onnx_root, records, log) -> np.ndarray:
     import onnx
 
     from narnas.files import append_jsonl
-    from predictor.latency.kernels import SUMS, KernelTable
+    from latency.kernels import SUMS, KernelTable
     data = Path(data)
     folder = data if data.is_dir() else data.parent
     root = Path(onnx_root) if onnx_root else folder
@@ -109,10 +109,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from narnas.files import print_json, writable_file
     from predictor.errors import PredictorError
-    from predictor.latency.dataset import load_graphs
-    from predictor.latency.predictors import LATENCY_PREDICTORS
-    if args.predictor not in LATENCY_PREDICTORS:
-        raise PredictorError(f"unknown latency predictor {args.predictor!r}; valid: {', '.join(sorted(LATENCY_PREDICTORS))}")
+    from latency.dataset import load_graphs
+    from latency.predictors import LATENCY_PREDICTORS
+    predictor_class = LATENCY_PREDICTORS.get(args.predictor)  # an unknown name lists the valid ones
     overrides = parse_overrides(args.set)
     for flag, path in (("--json", args.json), ("--save", args.save)):
         if path:
@@ -127,7 +126,7 @@ def main(argv=None) -> int:
         records, graphs = [records[i] for i in keep], [graphs[i] for i in keep]
     y = np.array([r.latency_ms for r in records])
     kernel_ms = None
-    if LATENCY_PREDICTORS[args.predictor].needs_kernels:
+    if predictor_class.needs_kernels:
         kernel_ms = layer_sums(args.data, args.onnx_root, records, log)
     families = np.array([r.family for r in records])
     rng = np.random.default_rng(args.seed)
@@ -160,7 +159,7 @@ def main(argv=None) -> int:
         if len(held) == 1:
             result.update(result["families"][held[0]])
     if args.save:
-        from predictor.latency.predictors import get_latency_predictor, save_latency_predictor
+        from latency.predictors import get_latency_predictor, save_latency_predictor
         final = get_latency_predictor(args.predictor, **{"seed": args.seed, **overrides}).fit(graphs, y,
                                                                                                 kernel_ms=kernel_ms)
         save_latency_predictor(final, args.save, data=str(args.data), platform=args.platform, networks=len(y))

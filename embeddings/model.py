@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..base import check_choice, check_device
-from ..errors import PredictorError
+from predictor.base import check_choice, check_device
+from predictor.errors import PredictorError
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``arch2vec``: frozen arch2vec embeddings and a regressor on them (as arch2vec's paper
 predicts accuracy: a Gaussian process; the input-output paper: a random forest).
 
-``model`` names a file made by ``python -m predictor.embed pretrain``. Without one, the
+``model`` names a file made by ``python -m embeddings pretrain``. Without one, the
 predictor pretrains a VAE on the graphs it is given (training, validation and, in a
 search, nothing else): a fallback that sees far fewer architectures than the real thing.
 """
@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..base import Predictor, check_choice, check_training_data
-from ..errors import PredictorError
-from ..registry import make_config, register_predictor
+from predictor.base import Predictor, check_choice, check_training_data
+from predictor.errors import PredictorError
+from predictor.registry import make_config, register_predictor
 from .embedding import POOLS, PretrainedArch2Vec, load_arch2vec
 from .model import Arch2VecConfig
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..tokenizer import sincos_code
+from predictor.tokenizer import sincos_code
 from .graph import NODE_FEATURES, OP_VOCAB, STATIC_FEATURES
 
 CODE = 32  # numbers per code, as in the supplement
