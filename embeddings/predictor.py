@@ -65,6 +65,8 @@ def make_regressor(kind: str, seed: int, trees: int, threads: int, dims: int):
 
 @register_predictor("arch2vec")
 class Arch2VecPredictor(Predictor):
+    """A random forest, GP or MLP on frozen arch2vec embeddings."""
+
     config_class = Arch2VecPredictorConfig
     fixed_width = True  # the VAE is sized for the graphs it was pretrained on
 

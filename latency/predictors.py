@@ -79,7 +79,7 @@ class LinearConfig:
 
 @register_latency_predictor("flops")
 class FlopsPredictor(LatencyPredictor):
-    """latency = a * FLOPs + b."""
+    """A line in FLOPs: latency = a * FLOPs + b."""
 
     config_class = LinearConfig
 
@@ -104,7 +104,9 @@ class FlopsPredictor(LatencyPredictor):
 
 @register_latency_predictor("lut")
 class LUTPredictor(FlopsPredictor):
-    """latency = c * (sum of the layers' latencies measured alone); c is the geometric mean of
+    """Look-up table: c times the sum of the layers' latencies, each measured alone.
+
+    c is the geometric mean of
     latency / sum over the training networks (one scale for the runtime's fusions and the
     measurement's per-layer overhead, fitted on relative error: a line in milliseconds
     would be fitted to the largest networks only)."""
@@ -323,6 +325,8 @@ class NeuralLatencyPredictor(LatencyPredictor):
 
 @register_latency_predictor("narformer")
 class NARFormerLatencyPredictor(NeuralLatencyPredictor):
+    """NAR-Former on whole networks: a token per layer, static features at the head."""
+
     config_class = NARFormerLatencyConfig
 
     def build_model(self, num_static):
@@ -380,6 +384,8 @@ def _graph_attention(adjacency, token_mask, sizes):
 
 @register_latency_predictor("gnn")
 class GNNLatencyPredictor(NeuralLatencyPredictor):
+    """NNLQP's GNN: GraphSAGE layers on per-layer features, static features at the head."""
+
     config_class = GNNLatencyConfig
 
     def build_model(self, num_static):

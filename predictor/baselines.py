@@ -54,6 +54,8 @@ class MLPNet(nn.Module):
 
 @register_predictor("mlp")
 class MLPPredictor(TorchPredictor):
+    """An MLP on the flattened adjacency and one-hot ops."""
+
     config_class = MLPConfig
     fixed_width = True
 
@@ -83,7 +85,9 @@ class RidgeConfig:
 
 @register_predictor("ridge")
 class RidgePredictor(Predictor):
-    """Standardised features, the penalty with the smallest leave-one-out squared error
+    """Ridge regression on the MLP's features, the penalty chosen by exact leave-one-out error.
+
+    Standardised features, the penalty with the smallest leave-one-out squared error
     (from one SVD: the LOO residual is r_i / (1 - h_ii)); ``val`` and ``init_state`` are
     not needed and ignored."""
 
@@ -184,6 +188,8 @@ class GINNet(nn.Module):
 
 @register_predictor("gin")
 class GINPredictor(TorchPredictor):
+    """A graph isomorphism network on one-hot ops, messages along both edge directions."""
+
     config_class = GINConfig
 
     def build_model(self):

@@ -87,6 +87,8 @@ class GCNNet(nn.Module):
 
 @register_predictor("gcn")
 class GCNPredictor(TwinTraining, TorchPredictor):
+    """Neural Predictor's GCN (Wen et al. 2020): convolutions along and against the edges."""
+
     config_class = GCNConfig
 
     def _width(self):

@@ -191,6 +191,8 @@ class NARFormerNet(nn.Module):
 
 @register_predictor("narformer")
 class NARFormerPredictor(TwinTraining, TorchPredictor):
+    """NAR-Former: sine/cosine node tokens, transformer blocks, multi-stage fusion, ranking losses."""
+
     config_class = NARFormerConfig
 
     def build_model(self):

@@ -175,6 +175,8 @@ class TNASPNet(nn.Module):
 
 @register_predictor("tnasp")
 class TNASPPredictor(TorchPredictor):
+    """TNASP: op embeddings + Laplacian encoding, graph-attention transformer, self-evolution."""
+
     config_class = TNASPConfig
 
     def _set_meta(self, graphs):

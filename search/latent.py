@@ -150,6 +150,8 @@ class LatentStrategy(Strategy):
 
 @register_strategy("reinforce")
 class LatentReinforce(LatentStrategy):
+    """REINFORCE with a Gaussian policy over arch2vec's latent space."""
+
     def __init__(self, space, config, seed=0, predictor=None):
         super().__init__(space, config, seed, predictor)
         self.mean = np.zeros(self.pool.x.shape[1])
@@ -218,6 +220,8 @@ class LatentReinforce(LatentStrategy):
 
 @register_strategy("bo")
 class LatentBayesOpt(LatentStrategy):
+    """Bayesian optimisation (GP, expected improvement) over arch2vec's latent space."""
+
     def propose(self, n):
         rows, values = self.evaluated_rows()
         if self.round == 1 or len(rows) < 2 or np.ptp(values) == 0:  # nothing to model yet

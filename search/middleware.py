@@ -201,8 +201,9 @@ def make_strategy(space, config: StrategyConfig, seed: int = 0, predictor: Predi
 
 @register_measure("params")
 def parameters(space):
-    """Parameters of the network ``space.build_model(arch)`` builds (its defaults); spaces
-    that count them without building (ofa_mbv3) answer first."""
+    """Parameters of the network the space builds (its default build config).
+
+    Spaces that count them without building (ofa_mbv3) answer first."""
     from spaces import ModelBuilding, require
     require(space, ModelBuilding, "for the params constraint")
 

@@ -232,9 +232,10 @@ class RandomSearch(Strategy):
 
 @register_strategy("rea")
 class RegularizedEvolution(Strategy):
-    """Regularized evolution (Real et al. 2019): the population is the ``population`` most
-    recently evaluated archs; each child mutates the best of ``tournament`` members drawn at
-    random."""
+    """Regularized evolution (Real et al. 2019): tournaments, mutation, the oldest dies.
+
+    The population is the ``population`` most recently evaluated archs; each child mutates
+    the best of ``tournament`` members drawn at random."""
 
     def propose(self, n):
         if self.round == 1:
@@ -254,9 +255,11 @@ class RegularizedEvolution(Strategy):
 
 @register_strategy("narformer")
 class PredictorGuided(Strategy):
-    """Predictor-guided evolution (NPENAS / the NAR-Former search): refit the predictor on
-    everything evaluated, mutate the top ``parents`` archs (plus a random share) into
-    ``candidates`` new archs, and propose the ones the predictor ranks highest."""
+    """Predictor-guided evolution (NPENAS / NAR-Former's search): the predictor ranks mutants.
+
+    Each round refits the predictor on everything evaluated, mutates the top ``parents``
+    archs (plus a random share) into ``candidates`` new archs, and proposes the ones the
+    predictor ranks highest."""
 
     def __init__(self, space, config, seed=0, predictor=None):
         require(space, GraphEncoding, "by a predictor")

@@ -108,7 +108,10 @@ UNWRITABLE = "/proc/narnas-cannot-write"  # /proc takes no new folders, even for
     (["search.run", "--space", "nb201", "--out", ""], "--out is empty"),
 ])
 def test_bad_input_to_the_new_flags_is_one_line_before_any_work(args, message, tmp_path):
-    done = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    # bench/ is the checkout's, not installed: the checkout on the path, as from its root
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=root))
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr  # no progress line: nothing ran first
@@ -152,3 +155,53 @@ def test_a_plugin_registers_a_space_and_an_evaluator_from_outside_the_package(tm
     missing = cli("search.run", "--plugin", "no_such_plugin", "--space", "line")
     assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
         "error: cannot import plugin 'no_such_plugin': No module named 'no_such_plugin' (is its folder on PYTHONPATH?)"]
+
+
+def narnas(*args, cwd=None, **env):
+    command = os.path.join(os.path.dirname(sys.executable), "narnas")
+    return subprocess.run([command, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, **env})
+
+
+def test_the_narnas_command_runs_each_tool_and_lists_what_is_registered(tmp_path):
+    from importlib.metadata import version
+    assert narnas("--version").stdout.strip() == f"narnas {version('narnas')}"
+    # a subcommand is its python -m tool, flags and output alike
+    assert narnas("spaces", "--space", "nb201", "--sample", "3", "--seed", "0").stdout == \
+        run("spaces", "--space", "nb201", "--sample", "3", "--seed", "0").stdout
+    listed = narnas("list", "strategies", "predictors")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith("strategies:") and any(line.split()[:1] == ["rea"] for line in lines)
+    # arch2vec's predictor lives above predictor and arrives as an installed plugin
+    assert any(line.split()[:2] == ["arch2vec", "A"] for line in lines)
+    everything = narnas("list").stdout
+    assert all(f"\n{kind}:" in "\n" + everything for kind in ("spaces", "evaluators", "executors", "recipes"))
+    for args, message in [(("nope",), "error: unknown subcommand 'nope'; valid: search, report"),
+                          (("list", "things"), "error: narnas list: unknown kind things; valid: spaces,"),
+                          (("bench", "nope"), "error: narnas bench: unknown benchmark 'nope'; valid: "),
+                          (("bench", "search"), "error: narnas bench runs the repository's benchmark commands")]:
+        bad = narnas(*args, cwd=tmp_path if args == ("bench", "search") else None)
+        assert bad.returncode == 2 and bad.stderr.startswith(message), (args, bad.stderr)
+
+
+def test_an_installed_plugin_announces_itself_by_entry_point(tmp_path):
+    """A package whose metadata names a module in the narnas.plugins group: its space is there
+    for the API and every command without --plugin."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dist = tmp_path / "line_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: line-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[narnas.plugins]\nline = line_plugin\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.path.join(root, "examples")])}
+    listed = narnas("list", "spaces", "evaluators", **env)
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.split()[:1] == ["line"] for line in listed.stdout.splitlines())
+    assert "line-distance" in listed.stdout
+    sampled = run("spaces", "--space", "line", "--sample", "2", env=env)
+    assert sampled.returncode == 0 and len(sampled.stdout.split()) == 2, sampled.stderr
+    assert "line" not in narnas("list", "spaces").stdout.split()  # without the package: not there
+    (dist / "entry_points.txt").write_text("[narnas.plugins]\nline = no_such_module\n")
+    broken = narnas("list", "spaces", **env)
+    assert broken.returncode == 2 and broken.stderr.startswith(
+        "error: cannot import plugin 'line' (no_such_module) of line-plugin: No module named 'no_such_module'")

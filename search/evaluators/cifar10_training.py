@@ -22,7 +22,9 @@ class CIFAR10TrainingConfig:
 
 @register_evaluator("cifar10-train")
 class TrainingEvaluator(Evaluator):
-    """Each arch checkpoints every epoch under ``RUN/checkpoints/<key digest>/``, so a
+    """Trains each arch on CIFAR-10 with its space's training recipe (a preset).
+
+    Each arch checkpoints every epoch under ``RUN/checkpoints/<key digest>/``, so a
     retried or resumed trial continues from its last epoch instead of starting over."""
 
     config_class = CIFAR10TrainingConfig

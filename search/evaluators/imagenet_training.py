@@ -62,7 +62,9 @@ class ImageNetTrainingEvaluatorConfig:
 
 @register_evaluator("imagenet")
 class ImageNetTrainingEvaluator(Evaluator):
-    """Checkpoints every epoch under ``RUN/checkpoints/<key digest>/imagenet.pt``: a retried or
+    """Trains each arch (DARTS, OFA subnets) on ImageNet; data-parallel with Ray Train.
+
+    Checkpoints every epoch under ``RUN/checkpoints/<key digest>/imagenet.pt``: a retried or
     resumed trial continues from its last epoch."""
 
     config_class = ImageNetTrainingEvaluatorConfig

@@ -36,6 +36,8 @@ class OFASupernetConfig:
 
 @register_evaluator("ofa-supernet")
 class OFASupernetEvaluator(Evaluator):
+    """OFA subnets with the supernet's weights: BatchNorm recalibrated, ImageNet top-1."""
+
     config_class = OFASupernetConfig
     default_executor = "ray"
     spaces = ("ofa_mbv3",)

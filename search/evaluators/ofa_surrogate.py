@@ -23,6 +23,8 @@ class OFASurrogateConfig:
 
 @register_evaluator("ofa-acc-predictor")
 class OFASurrogateEvaluator(Evaluator):
+    """OFA's released accuracy predictor as a surrogate of ImageNet top-1 (no training)."""
+
     config_class = OFASurrogateConfig
 
     def __init__(self, space, config=None, context=None):

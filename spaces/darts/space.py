@@ -140,7 +140,9 @@ class DartsBuildConfig:
 
 @register_space("darts")
 class DartsSpace(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
-    """No Enumeration: the space has about 10^18 genotypes."""
+    """DARTS CIFAR-10 cells: a normal and a reduction cell, 4 nodes x 2 inputs, 7 ops.
+
+    No Enumeration: the space has about 10^18 genotypes."""
     name = "darts"
     graph_vocab = GRAPH_VOCAB
     evaluators = ("cifar10-train",)

@@ -54,7 +54,9 @@ OFFICIAL_METRICS = {
 
 @register_benchmark("nb201")
 def open_nb201(path=None, *, cache: bool = True) -> Benchmark:
-    """Open an NB201 benchmark file; ``None``: ``$NARNAS_NB201_PATH``, else the packaged CIFAR-10 table."""
+    """Open an NB201 benchmark: the official .pth, NATS-Bench, or a compact table.
+
+    ``None``: ``$NARNAS_NB201_PATH``, else the packaged CIFAR-10 table."""
     if path is None and not os.environ.get(ENV_VAR):
         file = PACKAGED_TABLE
     else:

@@ -32,6 +32,7 @@ IGNORED = {"source_file"}
 
 @register_benchmark("ofa_mbv3")
 def open_ofa_table(path=None, *, cache: bool = True) -> Benchmark:
+    """Open a measured OFA MobileNetV3 accuracy table (DyNAS-T's CSV layout)."""
     file = resolve_data_file(path, env_var=ENV_VAR, default_names=("ofa_mbv3w10_accuracy_dynast.csv.gz",),
                              what="ofa_mbv3 accuracy table", where=WHERE)
     try:

@@ -221,7 +221,9 @@ class OFABuildConfig:
 
 @register_space("ofa_mbv3")
 class OFAMobileNetV3Space(SearchSpace, Sampling, GraphEncoding, ModelBuilding):
-    """No Enumeration: about 10^19 subnets per resolution."""
+    """Once-for-All MobileNetV3 subnets: depth, kernel and expansion per block, resolution.
+
+    No Enumeration: about 10^19 subnets per resolution."""
 
     name = "ofa_mbv3"
     graph_vocab = GRAPH_VOCAB

@@ -37,6 +37,8 @@ class DartsTrainingConfig(TrainerConfig):
 
 @register_recipe("darts")
 class DartsRecipe(Recipe):
+    """The DARTS evaluation protocol on CIFAR-10 (drop-path, auxiliary head, cutout)."""
+
     config_class = DartsTrainingConfig
     dataset = "cifar10"
     presets = {

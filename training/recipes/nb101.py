@@ -23,6 +23,8 @@ class NB101TrainingConfig(CellTrainingConfig):
 
 @register_recipe("nb101")
 class NB101Recipe(CellRecipe):
+    """NAS-Bench-101's training on CIFAR-10, and presets for the IO dataset and smoke runs."""
+
     config_class = NB101TrainingConfig
     presets = {
         # The input-output paper's pretraining (its Table 1): the NB101 network, 12 epochs,

@@ -22,6 +22,8 @@ class NB201TrainingConfig(CellTrainingConfig):
 
 @register_recipe("nb201")
 class NB201Recipe(CellRecipe):
+    """NAS-Bench-201's training on CIFAR-10, and presets for the IO dataset and smoke runs."""
+
     config_class = NB201TrainingConfig
     presets = {
         # NB201's schedule (200 epochs, batch 256, SGD 0.1 -> 0 cosine, momentum 0.9, weight
