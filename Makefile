@@ -22,25 +22,30 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-# A short predictor-guided search over NB201 on an embedded local Ray (a few minutes).
+# What the engine is for, in about a minute: a predictor-guided search over NB201 on an embedded
+# local Ray (100 evaluations), then random search at the same budget for comparison.
 run: $(STAMP)
-	$(PY) -m search.run --space nb201 --strategy narformer --budget 50 --batch 10 --seed 0 --executor ray
+	$(VENV)/bin/narnas search --space nb201 --strategy narformer --budget 100 --batch 10 --seed 0 --executor ray
+	@echo "random search at the same budget and seed, for comparison:"
+	$(VENV)/bin/narnas search --space nb201 --strategy random --budget 100 --batch 10 --seed 0 --executor inline --quiet
 
 # The report's test drives a real headless Chromium (Debian's chromium and chromium-driver).
 test: $(TEST_STAMP) browser
 	$(PY) -m pytest
 
 .PHONY: browser
+# Needs root and the network; where it cannot install them the browser test is skipped (under CI it fails).
 browser:
 	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
 	  echo "installing chromium and chromium-driver (Debian packages) for the report's browser test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "could not install chromium (apt-get needs root and the network): the report's browser test will be skipped"; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Predictor quality figures of the README (each writes results/predictor/<name>.json);
-# `python -m bench.table results/predictor/*.json` prints the README table from them.
+# Predictor quality figures of the docs (each writes results/predictor/<name>.json);
+# `python -m bench.table results/predictor/*.json` prints the table of docs/results.md from them.
 NB101_SUBSET ?= ../shared/data/nb101/nb101_subset_valacc.npz
 BENCH := $(PY) -m bench.predictors --quiet
 NB101 := --space nb101 --data $(NB101_SUBSET)
@@ -73,7 +78,7 @@ bench-predictors: $(STAMP)
 	done
 	$(BENCH) $(NB101) --predictor narformer --train-size 4236 --json $(R)/narformer_nb101_4236_s0.json
 
-# The papers' rows we can run that bench-predictors does not (README "Side by side with the
+# The papers' rows we can run that bench-predictors does not (docs/results.md "Side by side with the
 # papers"; python -m bench.paper_table results/predictor/*.json prints the table). Every JSON
 # also holds the papers' "100 test archs" score (10 draws of 100 held-out archs).
 .PHONY: bench-papers
@@ -149,7 +154,7 @@ bench-ablations: $(STAMP)
 	$(BENCH) $(NB101) --predictor tnasp --train-size 424 --set attention=full --set pe_sign=eigh \
 	  --json $(R)/ablation_tnasp_full_eigh_nb101_424.json
 
-# Predictors on the OFA space (README): DyNAS-T's measured table, 300 and 800 training archs, 3 seeds;
+# Predictors on the OFA space (docs): DyNAS-T's measured table, 300 and 800 training archs, 3 seeds;
 # OFA's own accuracy predictor scored on the same test archs beside each.
 OFA_TABLE ?= ../shared/data/ofa_mbv3/ofa_mbv3w10_accuracy_dynast.csv.gz
 .PHONY: bench-ofa-predictors
@@ -160,13 +165,13 @@ bench-ofa-predictors: $(STAMP)
 	    --score-evaluator ofa-acc-predictor --json $(R)/$${p}_ofa_mbv3_$${n}_s$$s.json; \
 	done; done; done
 
-# Search quality (README): 10 seeds x 100 evaluations on NB201, inline look-ups.
+# Search quality (docs): 10 seeds x 100 evaluations on NB201, inline look-ups.
 .PHONY: bench-search
 bench-search: $(STAMP)
 	$(PY) -m bench.search --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10 \
 	  --json results/search/nb201_budget100_seeds10.json
 
-# What a predictor-guided search costs (README "Search cost"): refits of 300 epochs with full
+# What a predictor-guided search costs (docs/guide/search.md "Search cost"): refits of 300 epochs with full
 # attention (the predictor's own defaults, the search's before), 100 epochs with full attention,
 # and that warm-started.
 BS_NARFORMER := $(PY) -m bench.search --space nb201 --strategies narformer --budget 100 --seeds 10
@@ -178,7 +183,7 @@ bench-search-cost: $(STAMP)
 	$(BS_NARFORMER) --predictor-set attention=full --set strategy.warm_start=True \
 	  --json results/search/nb201_budget100_seeds10_warm.json
 
-# Constrained search on the OFA space with the surrogate (README): 10 seeds x 100 evaluations, plus
+# Constrained search on the OFA space with the surrogate (docs): 10 seeds x 100 evaluations, plus
 # OFA's own evolution with the surrogate as fitness (the oracle row).
 .PHONY: bench-ofa
 bench-ofa: $(STAMP)
@@ -295,7 +300,7 @@ LAT_FAMILIES := alexnet darts efficientnet googlenet mnasnet mobilenetv2 mobilen
 # sum of per-layer latencies each predicted from its layer's stage-1 state (pool=layer_sum), narformer_rawens
 # plain values in an ensemble of 3 seeds (the mean of their log latencies; 3 times a fit), narformer_rawcount
 # plain values and the layer count beside the static features; gnn_count is the GNN with the layer count.
-# The default set is the README's main table (narformer_raw: NAR-Former's chosen variant); the ablations:
+# The default set is the docs' main table (narformer_raw: NAR-Former's chosen variant); the ablations:
 # make bench-latency PREDICTORS="narformer narformer_cost narformer_costraw narformer_rawsum ..." SEEDS=0.
 PREDICTORS ?= flops lut gnn narformer_raw
 SEEDS ?= 0 1 2
@@ -338,7 +343,7 @@ bench-latency-fewshot: $(STAMP)
 	    --seed $$s --json $(RL)/fewshot_nb201_help_s$$s.json > /dev/null; \
 	done
 
-# ImageNet evaluators on this CPU (README "ImageNet evaluation"): loader throughput at 224 px and
+# ImageNet evaluators on this CPU (docs/guide/imagenet.md): loader throughput at 224 px and
 # smoke searches end to end (ofa-supernet, imagenet smoke for darts and ofa_mbv3, 2-worker DDP).
 IMAGENET_SAMPLE ?= ../shared/data/imagenet_sample
 .PHONY: bench-imagenet

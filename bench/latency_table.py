@@ -1,4 +1,4 @@
-"""``python -m bench.latency_table FILE.json ...``: README tables of the latency benchmarks.
+"""``python -m bench.latency_table FILE.json ...``: tables of the docs of the latency benchmarks.
 
 Reads ``bench.latency_fewshot`` results (one table: per target device, median over seeds
 of the few-shot tau / MAPE / Acc(10%) beside its baselines) and ``bench.latency``

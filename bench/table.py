@@ -1,4 +1,4 @@
-"""``python -m bench.table FILE.json ...``: the README's predictor table from
+"""``python -m bench.table FILE.json ...``: the docs' predictor table from
 ``bench.predictors`` JSON files.
 
 Runs of one (space, train size, predictor, variant) are one row: the median Kendall tau

@@ -11,7 +11,7 @@ regression head on the last token give the score.
 
 ``attention="graph"`` is our addition, not the paper's: stage-1 attention then follows the
 cell's edges (plus the depth and end tokens, which stay global), so the wiring need not be
-recovered from the summed source codes alone. It raises tau on both NB101 and NB201 (README).
+recovered from the summed source codes alone. It raises tau on both NB101 and NB201 (docs).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from .transformer import Attention, DropPath, FeedForward, SelfAttentionBlock, a
 
 @dataclass
 class NARFormerConfig(TrainConfig, AidsConfig):
-    """Defaults are the CPU recipe measured in the README (about 5 min for 781 NB201 archs on
+    """Defaults are the CPU recipe measured in the docs (about 5 min for 781 NB201 archs on
     2 cores). The paper's GPU recipe: d_model=192, heads=6, ffn=768, depth=6, lr=1e-4,
     epochs=4000, augment=2."""
 
@@ -53,7 +53,7 @@ class NARFormerConfig(TrainConfig, AidsConfig):
     lambda_sr: float = 0.1  # sequence-ranking loss weight
     lambda_ac: float = 0.5  # architecture-consistency loss weight (needs augment > 0)
     sr_loss: str = "l1"  # or "l2"
-    augment: int = 0  # twins per training arch (the paper: 2); see the README for the trade-off
+    augment: int = 0  # twins per training arch (the paper: 2); see docs/results.md for the trade-off
     augment_kind: str = "flow"  # "flow" (the paper's) or "isomorphism" (GI Aug, its Table 5 rows 10-11)
     self_id: str = "concat"  # own-position code beside the op code, or "add"ed to it (Table 5 row 3)
     epochs: int = 300

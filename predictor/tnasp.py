@@ -9,12 +9,12 @@ defined up to sign, and ``eigh`` picks signs that jump between similar graphs, s
 (``pe_sign="canonical"``) each column's sign is fixed by the graph itself: the first node (in
 topological order, so the input node first) with a non-zero entry gets a positive one.
 ``pe_sign="eigh"`` keeps ``eigh``'s signs; ``"flip"`` flips them at random in training (sign
-invariance learned from data). Measured in the README.
+invariance learned from data). Measured in the docs.
 
 Attention. ``attention="graph"`` (the default) lets a node attend only to itself and its
 neighbours, in both directions, as in the graph transformer TNASP builds on; ``"full"``
 attends to every node, so the structure enters through the position encoding alone (far
-weaker on NB101's varying topologies; measured in the README).
+weaker on NB101's varying topologies; measured in the docs).
 
 Self-evolution (``self_evolution=True``). ``evolution_method="paper"`` (the default) is
 Algorithm 1 of the TNASP paper: after the main training, each round t = 1..T measures the
@@ -44,8 +44,8 @@ instead: NAR-Former's Table 5 rows 3-4, the tokenizer on TNASP's transformer.
 hand: each round keeps training with every validation arch's previous error as a
 constraint |f(v_i) - y_i| <= e_i, through Lagrange multipliers on the squared distance to a
 target ``a_i = f_prev(v_i) + step * (y_i - f_prev(v_i))`` with a dual-ascent step on the
-measured violation after the round. It uses the labels directly. Both are measured in the
-README.
+measured violation after the round. It uses the labels directly. Both are measured in
+docs/results.md.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class TNASPConfig(TrainConfig):
     evolution_epochs: int = 40  # most epochs of one round ("until converged")
     evolution_lr_scale: float = 0.3  # the rounds' learning rate, relative to lr
     # paper: the validation term's weight, the step sizes of ybar (Eq. 12) and lambda (Eq. 13), convergence
-    evolution_alpha: float = 0.1  # 1.0 lowered tau on NB101-424 more (README)
+    evolution_alpha: float = 0.1  # 1.0 lowered tau on NB101-424 more (docs)
     evolution_target_lr: float = 0.02
     evolution_multiplier_lr: float = 0.2
     evolution_penalty: float = 10.0  # rho of the augmented Lagrangian; 0: the slides' plain Lagrangian

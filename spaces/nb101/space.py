@@ -139,7 +139,7 @@ class NB101Space(SearchSpace, Sampling, Enumeration, GraphEncoding, ModelBuildin
     name = "nb101"
     graph_vocab = GRAPH_VOCAB
     evaluators = ("benchmark", "cifar10-train")
-    # The NB101 recipe (the best measured NAR-Former on NB101, README "Predictor quality").
+    # The NB101 recipe (the best measured NAR-Former on NB101, docs/results.md "Predictor quality").
     search_predictor = MappingProxyType({"narformer": MappingProxyType(
         {"augment": 2, "lambda_ac": 0.05, "weight_decay": 0.05, "attention": "graph"})})
     build_config_class = NB101BuildConfig

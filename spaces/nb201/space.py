@@ -106,7 +106,7 @@ class NB201Space(SearchSpace, Sampling, Enumeration, GraphEncoding, ModelBuildin
     graph_vocab = GRAPH_VOCAB
     evaluators = ("benchmark", "cifar10-train")
     # 100 epochs per refit (a quarter of the cost of 300 at the same quality) with attention along
-    # the cell's edges (found the optimum in 10 of 10 searches): README "Search cost".
+    # the cell's edges (found the optimum in 10 of 10 searches): docs/guide/search.md "Search cost".
     search_predictor = MappingProxyType({"narformer": MappingProxyType({"epochs": 100, "attention": "graph"})})
     build_config_class = NB201BuildConfig
 
