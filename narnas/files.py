@@ -86,18 +86,19 @@ def append_jsonl(path: Path, entry: dict) -> None:
         os.fsync(f.fileno())
 
 
-def read_jsonl(path: Path) -> list:
+def read_jsonl(path: Path, repair: bool = True) -> list:
     """The entries of an append-only JSON-lines file ([] when there is none). A last line cut
-    short by a kill is dropped, from the file too, so the next append starts on a fresh line
-    (appended to the torn line, it would damage both); a bad line before it is a
-    DamagedFileError naming the file and the line."""
+    short by a kill is left out, and with ``repair`` dropped from the file too, so the next
+    append starts on a fresh line (appended to the torn line, it would damage both); a reader
+    that does not own the file (a report of a running search) passes ``repair=False``. A bad
+    line before the last is a DamagedFileError naming the file and the line."""
     import json
     path = Path(path)
     if not path.exists():
         return []
     data = path.read_bytes()
     complete = data[:data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
+    if repair and len(complete) != len(data):
         atomic_write_bytes(path, complete)
     entries = []
     for number, line in enumerate(complete.decode(errors="replace").splitlines(), 1):

@@ -116,22 +116,6 @@ def flag_name(path: str) -> str:
     return path
 
 
-def tree_from_flat(flat: dict) -> dict:
-    """The tree of a flat config (the form config.json had before the tree): each old key
-    maps to its flag's path; unset values are left out."""
-    paths = {**{dest: path for dest, (path, _, _) in FLAGS.items()}, "predictor_config": "predictor.config",
-             "train_set": "evaluator.config.train", "warm_start": "strategy.warm_start", "quiet": "run.quiet",
-             "plots": "run.plots"}
-    tree: dict = {}
-    for key, value in flat.items():
-        if value is None or value == {}:
-            continue
-        if key not in paths:
-            raise SearchError(f"unknown config key {key!r} in an old-style config")
-        configs.set_path(tree, paths[key], value)
-    return tree
-
-
 def merge(tree: dict, overrides: dict) -> dict:
     """A copy of ``tree`` with the (nested) ``overrides`` laid over it."""
     out = copy.deepcopy(tree)

@@ -171,14 +171,20 @@ class InlineExecutor:
         return False
 
     def run(self, batch, evaluator, on_result, round_: int = 0):
-        for index, arch_json in enumerate(batch):
-            for attempt in range(1, self.config.max_failures + 2):
-                try:
-                    result = dict(evaluator.evaluate(arch_json), status="ok", attempts=attempt)
-                    break
-                except Exception as err:  # an evaluation may fail in any way; the search goes on
-                    result = {"status": "failed", "error": _error_line(err), "attempts": attempt}
-            on_result(index, result)
+        evaluate_in_turn(batch, evaluator, on_result, self.config.max_failures)
+
+
+def evaluate_in_turn(batch, evaluator, on_result, max_failures: int):
+    """Evaluate the archs one after the other in this process, each tried up to
+    ``max_failures + 1`` times; ``on_result(index, result)`` as each finishes."""
+    for index, arch_json in enumerate(batch):
+        for attempt in range(1, max_failures + 2):
+            try:
+                result = dict(evaluator.evaluate(arch_json), status="ok", attempts=attempt)
+                break
+            except Exception as err:  # an evaluation may fail in any way; the search goes on
+                result = {"status": "failed", "error": _error_line(err), "attempts": attempt}
+        on_result(index, result)
 
 
 #: the reported key that carries the evaluator's whole result dict, as JSON
@@ -276,14 +282,7 @@ class RayExecutor:
         if self.config.workers_per_trial > 1:
             # Each arch's evaluation launches its own Ray Train workers from the driver (a
             # trainer inside a Tune trial would hold a CPU its workers wait for): archs in turn.
-            for index, arch_json in enumerate(batch):
-                for attempt in range(1, self.config.max_failures + 2):
-                    try:
-                        result = dict(evaluator.evaluate(arch_json), status="ok", attempts=attempt)
-                        break
-                    except Exception as err:
-                        result = {"status": "failed", "error": _error_line(err), "attempts": attempt}
-                on_result(index, result)
+            evaluate_in_turn(batch, evaluator, on_result, self.config.max_failures)
             return
         # The old console output obeys verbose=0; the new one prints a table per Tuner.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -10,6 +10,7 @@ state, and each round's predictor from its own seed.
 """
 from __future__ import annotations
 
+import hashlib
 import platform
 import signal
 import sys
@@ -22,7 +23,7 @@ from .errors import SearchError, StateError
 from .evaluators import EvaluationContext
 from .executors import make_executor
 from .middleware import Constrained, find_middleware, make_strategy, measure_functions
-from .rundir import BEST, PARETO, SUMMARY, PredictorStore, RunDir, write_json
+from .rundir import BEST, PARETO, SUMMARY, PredictorStore, RunDir, dumps, write_json
 
 
 def versions() -> dict:
@@ -50,10 +51,7 @@ class Search:
         if resume:
             self.run_dir.lock(create=False)  # before reading: nobody else may be writing
             saved = self.run_dir.read_config()
-            saved_tree = saved["config"]
-            if "space" in saved_tree and not isinstance(saved_tree["space"], dict):  # a flat, older config
-                saved_tree = search_config.tree_from_flat(saved_tree)
-            saved_config, _ = search_config.resolve(search_config.build(saved_tree))
+            saved_config, _ = search_config.resolve(search_config.build(saved["config"]))
             saved_tree = search_config.to_dict(saved_config)
             self.saved_tree = saved_tree
             config = search_config.build(search_config.merge(saved_tree, overrides or {}))
@@ -157,23 +155,21 @@ class Search:
 
     # --- the loop -------------------------------------------------------------------
     def _check_config_unchanged(self, state: dict) -> None:
-        """The state records the config it was saved under; a config.json edited by hand since
-        (a changed seed would silently follow the old search) is refused, naming the keys."""
-        recorded = state.get("config")
-        if not isinstance(recorded, dict):
+        """The state records a digest of the config it was saved under (config.json holds the
+        config itself); a config.json edited by hand since (a changed seed would silently
+        follow the old search) is refused."""
+        recorded = state.get("config_sha256")
+        if recorded is None:
             return  # a state written before states recorded their config
-        diff = search_config.differences(recorded, self.saved_tree)
-        if diff:
-            flat_state, flat_file = search_config.configs.flatten(recorded), search_config.configs.flatten(self.saved_tree)
-            changes = ", ".join(f"{k} (state: {flat_state.get(k)!r}, config.json: {flat_file.get(k)!r})" for k in diff)
-            raise SearchError(f"{self.run_dir.path / 'config.json'} no longer matches the run's saved state in "
-                              f"{changes}; it was edited by hand: restore it (to change a run, pass flags to "
-                              "--resume with --force)")
+        if recorded != config_digest(self.saved_tree):
+            raise SearchError(f"{self.run_dir.path / 'config.json'} no longer matches the config the run's state was "
+                              "saved under: it was edited by hand; restore it (to change a run, pass flags to --resume "
+                              "with --force)")
 
     def _save_state(self, wall: float):
         self.run_dir.write_state({"strategy": self.strategy.state_dict(), "journal_lines": self.journal_lines,
                                   "resumed": self.resumed, "wall_seconds": wall,
-                                  "config": search_config.to_dict(self.config)})
+                                  "config_sha256": config_digest(search_config.to_dict(self.config))})
 
     def run(self) -> dict:
         try:
@@ -309,3 +305,8 @@ def interrupts_raise() -> None:
     if threading.current_thread() is threading.main_thread() \
             and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def config_digest(tree: dict) -> str:
+    """SHA-256 of a config tree in canonical JSON: what a state records of its config."""
+    return hashlib.sha256(dumps(tree).encode()).hexdigest()

@@ -11,8 +11,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from narnas.files import read_jsonl
+
 from .errors import SearchError, StateError
-from .rundir import JOURNAL, PARETO, SUMMARY, RunDir, parse_journal
+from .rundir import JOURNAL, PARETO, SUMMARY, RunDir, evaluation_records
 
 #: Journal fields that are bookkeeping, not an evaluator's metrics.
 RECORD_FIELDS = ("key", "arch", "round", "status", "attempts", "error", "val", "test")
@@ -53,10 +55,6 @@ def read_run(path) -> RunView:
     if not folder.is_dir():
         raise SearchError(f"{folder} holds no run (no such folder)")
     saved = run.read_config()
-    tree = saved["config"]
-    if "space" in tree and not isinstance(tree["space"], dict):  # a flat config of earlier versions
-        from .config import tree_from_flat
-        saved = dict(saved, config=tree_from_flat(tree))
     records = _read_journal(folder / JOURNAL)
     state, predicted = None, {}
     try:
@@ -74,7 +72,7 @@ def read_run(path) -> RunView:
 
 def _read_journal(path: Path) -> list[dict]:
     """Without cutting a partial last line off (the search may be writing it)."""
-    return parse_journal(path.read_bytes(), path) if path.exists() else []
+    return evaluation_records(read_jsonl(path, repair=False), path)
 
 
 def _read_optional(path: Path) -> dict | None:

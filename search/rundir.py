@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from narnas.files import atomic_torch_save, atomic_write_bytes
+from narnas.files import atomic_torch_save, atomic_write_bytes, read_jsonl
 
 from .errors import SearchError, StateError
 
@@ -147,33 +147,20 @@ class RunDir:
     def read_journal(self) -> list[dict]:
         """Every complete line; a last line cut short by a kill is dropped from the file (its
         evaluation is redone), so later appends start on a fresh line."""
-        path = self.path / JOURNAL
-        if not path.exists():
-            return []
-        data = path.read_bytes()
-        complete = data[:data.rfind(b"\n") + 1]
-        if len(complete) != len(data):
-            atomic_write_bytes(path, complete)
-        return parse_journal(complete, path)
+        return evaluation_records(read_jsonl(self.path / JOURNAL), self.path / JOURNAL)
 
     # --- predictor weights ---------------------------------------------------------
     def predictor_path(self, round_: int) -> Path:
         return self.path / "predictor" / f"round_{round_:03d}.pt"
 
 
-def parse_journal(data: bytes, path: Path) -> list[dict]:
-    """The records of a journal's complete lines (a last line without its newline is left
-    out); StateError naming the line when one is not an evaluation record."""
-    records = []
-    for number, line in enumerate(data[:data.rfind(b"\n") + 1].decode(errors="replace").splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise StateError(f"{path}: line {number} is corrupt") from None
+def evaluation_records(entries: list, path: Path) -> list[dict]:
+    """``entries`` of a journal, checked: StateError naming the line when one is not an
+    evaluation record."""
+    for number, record in enumerate(entries, 1):
         if not isinstance(record, dict) or not isinstance(record.get("key"), str) or "arch" not in record:
             raise StateError(f"{path}: line {number} is not an evaluation record (it needs 'key' and 'arch')")
-        records.append(record)
-    return records
+    return entries
 
 
 class PredictorStore:

@@ -146,16 +146,3 @@ def test_a_constrained_runs_page_shows_its_pareto_front(browser, ofa_run):
     best = summary(ofa_run)["best"]
     assert best["macs"] <= 350e6 and best["key"] in browser.find_element(By.ID, "best-key").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.arch g.node")) > 10  # the whole network drawn
-
-
-def test_a_run_with_the_flat_config_of_earlier_versions_is_reported(nb201_run, tmp_path):
-    run = tmp_path / "old"
-    shutil.copytree(nb201_run, run)
-    saved = json.loads((run / "config.json").read_text())
-    saved["config"] = {"space": "nb201", "strategy": "narformer", "budget": 40, "batch": 10, "seed": 5,
-                       "predictor": "mlp", "predictor_config": {}, "executor": "inline"}
-    (run / "config.json").write_text(json.dumps(saved))
-    done = report(str(run), "--html", str(tmp_path / "old.html"))
-    assert done.returncode == 0, done.stderr
-    page = (tmp_path / "old.html").read_text()
-    assert "<span>strategy</span>narformer" in page and "40 of 40" in page
