@@ -180,7 +180,7 @@ bench-search-cost: $(STAMP)
 	$(BS_NARFORMER) --predictor-set epochs=300 --predictor-set attention=full \
 	  --json results/search/nb201_budget100_seeds10_epochs300.json
 	$(BS_NARFORMER) --predictor-set attention=full --json results/search/nb201_budget100_seeds10_full_attention.json
-	$(BS_NARFORMER) --predictor-set attention=full --set strategy.warm_start=True \
+	$(BS_NARFORMER) --predictor-set attention=full --set strategy.config.warm_start=True \
 	  --json results/search/nb201_budget100_seeds10_warm.json
 
 # Constrained search on the OFA space with the surrogate (docs): 10 seeds x 100 evaluations, plus

@@ -133,7 +133,7 @@ def build_parser():
     p.add_argument("--predictor-set", action="append", metavar="KEY=VALUE", help="predictor config override")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", dest="options",
                    help="any other search config key, by its path or its search.run flag name, "
-                        "e.g. strategy.candidates=1000 or candidates=1000")
+                        "e.g. strategy.config.candidates=1000 or candidates=1000")
     p.add_argument("--evaluator", help="how archs are evaluated (default: the space's; nb201: benchmark, "
                                        "ofa_mbv3: ofa-acc-predictor)")
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option (e.g. width_mult=1.2)")
@@ -177,6 +177,22 @@ def base_tree(args) -> dict:
     return tree
 
 
+def strategy_settings(tree: dict, names: list[str]) -> dict[str, dict]:
+    """Each strategy's own settings from the shared ``strategy.config``: every strategy gets the
+    keys it has (``--set population=7`` goes to rea, not to random); a key that none of them
+    has is an error listing what each takes."""
+    import dataclasses
+
+    from search.registry import strategy_class
+    given = tree.get("strategy", {}).get("config", {})
+    fields = {name: {f.name for f in dataclasses.fields(strategy_class(name).config_class)} for name in names}
+    unused = sorted(set(given) - set().union(*fields.values()))
+    if unused:
+        takes = "; ".join(f"{n}: {', '.join(sorted(f)) or 'none'}" for n, f in fields.items())
+        raise SearchError(f"no strategy of --strategies takes {', '.join(unused)} (their settings: {takes})")
+    return {name: {k: v for k, v in given.items() if k in fields[name]} for name in names}
+
+
 def _drop_none(tree: dict) -> dict:
     """Flags not given stay out of the tree (so the space's defaults apply)."""
     out = {}
@@ -203,8 +219,10 @@ def _main(args) -> int:
     out_file = writable_file(args.json, "--json") if args.json else None  # before the searches, not after
     tree = base_tree(args)
     configs = {}
-    for name in names:
-        resolved, _ = search_config.resolve(search_config.build(search_config.merge(tree, {"strategy": {"name": name}})))
+    for name, own in strategy_settings(tree, names).items():
+        strategy_tree = search_config.merge(tree, {"strategy": {"name": name}})
+        strategy_tree["strategy"]["config"] = own
+        resolved, _ = search_config.resolve(search_config.build(strategy_tree))
         configs[name] = [search_config.build(dict(search_config.to_dict(resolved), seed=s)) for s in range(args.seeds)]
     optimum = table_optimum(configs[names[0]][0])
     results = {}
@@ -212,7 +230,8 @@ def _main(args) -> int:
         for name in names:
             start = time.time()
             runs = run_seeds(pool, configs[name], Progress(args.seeds, interactive(args.quiet), f"{name} seeds"))
-            results[name] = summarise(runs, optimum, time.time() - start)
+            results[name] = dict(summarise(runs, optimum, time.time() - start),
+                                 settings=configs[name][0].strategy.config)
             r = results[name]
             shown = "test" if "mean_test" in r else "val"
             rate = f"  optimum {r['optimum_rate']:.0%}" if "optimum_rate" in r else ""
@@ -224,7 +243,7 @@ def _main(args) -> int:
         print(f"oracle     best {results['oracle']['best_val']:.2f} after {results['oracle']['evaluations']:,} "
               f"evaluations, {results['oracle']['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
     shared = search_config.to_dict(configs[names[0]][0])
-    shared["strategy"] = dict(shared["strategy"], name=None)
+    shared["strategy"] = dict(shared["strategy"], name=None, config=None)  # each strategy's: its "settings"
     out = {"strategies": results, "config": dict(shared, seed=None, strategies=names, seeds=args.seeds,
                                                  workers=args.workers),
            "optimum": None if optimum is None else {"by_metric": optimum[0], "by_test": optimum[1],
@@ -234,7 +253,8 @@ def _main(args) -> int:
     if out_file is not None:
         atomic_write_bytes(out_file, (text + "\n").encode())
         plot(results, out_file.with_suffix(".png"), args.space)
-    print(json.dumps({n: {k: v for k, v in r.items() if k not in ("per_seed", "curve")} for n, r in results.items()}))
+    print(json.dumps({n: {k: v for k, v in r.items() if k not in ("per_seed", "curve", "settings")}
+                      for n, r in results.items()}))
     return 0
 
 

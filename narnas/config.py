@@ -34,7 +34,7 @@ def build(cls, values: dict | None = None, path: str = ""):
     if unknown:
         where = f" in {path}" if path else f" for {cls.__name__}"
         raise ConfigError(f"unknown config key(s) {', '.join(map(str, unknown))}{where}; "
-                          f"valid: {', '.join(sorted(fields))}")
+                          f"valid: {', '.join(sorted(fields)) or 'none (it has no settings)'}")
     hints = typing.get_type_hints(cls)
     kwargs = {name: coerce(hints[name], value, _join(path, name)) for name, value in values.items()}
     config = cls(**kwargs)

@@ -3,7 +3,8 @@
 
     seed                      the run's one seed
     space.name                a registered space
-    strategy.*                StrategyConfig (name, budget, batch, ..., constraints)
+    strategy.*                StrategyConfig (name, budget, batch, init, constraints, ...)
+    strategy.config           the strategy's own settings (its config_class)
     predictor.name, .config   a registered predictor and its own config fields
     evaluator.name, .config   a registered evaluator (None: the space's default) and its config
     executor.*                ExecutorConfig (name None: the evaluator's default)
@@ -24,7 +25,7 @@ from narnas import config as configs
 from .errors import SearchError
 from .executors import ExecutorConfig
 from .latency import LatencySection
-from .strategies import PredictorSection, StrategyConfig
+from .strategies import PredictorSection, StrategyConfig, strategy_settings
 
 
 @dataclass
@@ -69,13 +70,13 @@ FLAGS = {
     "batch": ("strategy.batch", int, "archs per round (default 10)"),
     "init": ("strategy.init", int, "random archs of the first round (default 10)"),
     "seed": ("seed", int, "the run's one seed (default 0)"),
-    "population": ("strategy.population", int, "rea: population size (default 20)"),
-    "tournament": ("strategy.tournament", int, "rea: tournament size (default 5)"),
-    "parents": ("strategy.parents", int, "narformer: top archs mutated (default 10)"),
-    "candidates": ("strategy.candidates", int, "narformer: candidates ranked per round (default 500)"),
-    "random_share": ("strategy.random_share", float, "narformer: share of random candidates (default 0.1)"),
-    "max_mutations": ("strategy.max_mutations", int, "narformer: mutations per candidate, at most (default 2)"),
-    "embedding": ("strategy.embedding", str, "reinforce / bo: an arch2vec model file (python -m embeddings "
+    "population": ("strategy.config.population", int, "rea: population size (default 20)"),
+    "tournament": ("strategy.config.tournament", int, "rea: tournament size (default 5)"),
+    "parents": ("strategy.config.parents", int, "narformer: top archs mutated (default 10)"),
+    "candidates": ("strategy.config.candidates", int, "narformer: candidates ranked per round (default 500)"),
+    "random_share": ("strategy.config.random_share", float, "narformer: share of random candidates (default 0.1)"),
+    "max_mutations": ("strategy.config.max_mutations", int, "narformer: mutations per candidate, at most (default 2)"),
+    "embedding": ("strategy.config.embedding", str, "reinforce / bo: an arch2vec model file (python -m embeddings "
                                              "pretrain) or its encode .npz"),
     "predictor": ("predictor.name", str, "predictor of the narformer strategy (default narformer)"),
     "evaluator": ("evaluator.name", str, "how archs are evaluated (default: the space's; benchmark for "
@@ -105,7 +106,7 @@ FLAGS = {
 ITEM_FLAGS = {"predictor_set": "predictor.config", "train_set": "evaluator.config.train",
               "constraint": "strategy.constraints", "space_set": "space.options", "latency_set": "latency"}
 #: switches -> (path, the value they set)
-SWITCHES = {"warm_start": ("strategy.warm_start", True), "quiet": ("run.quiet", True), "plots": ("run.plots", False)}
+SWITCHES = {"warm_start": ("strategy.config.warm_start", True), "quiet": ("run.quiet", True), "plots": ("run.plots", False)}
 
 
 def flag_name(path: str) -> str:
@@ -152,7 +153,8 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
 
     config = copy.deepcopy(config)
     space = make_space(config.space)
-    STRATEGIES.get(config.strategy.name)
+    strategy = STRATEGIES.get(config.strategy.name)
+    config.strategy.config = configs.to_dict(strategy_settings(strategy, config.strategy.config))
     check_limits(config.strategy.constraints)
     if "latency" in config.strategy.constraints:
         from .latency import check as check_latency

@@ -47,7 +47,7 @@ def build_pool(space, embedding: str, size: int, seed: int) -> LatentPool:
     if not embedding:
         raise SearchError("the latent-space strategies need an arch2vec model: pretrain one with "
                           "python -m embeddings pretrain --space SPACE --out FILE and pass "
-                          "--embedding FILE (strategy.embedding; or the .npz of its encode)")
+                          "--embedding FILE (strategy.config.embedding; or the .npz of its encode)")
     path = Path(embedding)
     if not path.is_file():
         raise SearchError(f"embedding file {path} not found (an arch2vec model from python -m embeddings "
@@ -96,12 +96,35 @@ def _from_model(space, path: Path, size: int, seed: int):
     return [str(space.key(a)) for a in archs], archs, model.embed([space.to_graph(a) for a in archs])
 
 
+@dataclass
+class LatentSettings:
+    embedding: str = ""  # an arch2vec model file (python -m embeddings pretrain) or its encode .npz
+    latent_pool: int = 100_000  # candidate archs drawn from a space that cannot be enumerated
+
+    def validate(self):
+        if self.latent_pool < 1:
+            raise SearchError(f"latent_pool must be >= 1, got {self.latent_pool}")
+
+
+@dataclass
+class ReinforceSettings(LatentSettings):
+    lr: float = 0.5  # step of the policy's mean, in standardised embedding units
+    std: float = 0.5  # the policy's spread
+
+    def validate(self):
+        super().validate()
+        if not self.lr > 0 or not self.std > 0:
+            raise SearchError(f"lr and std must be > 0, got {self.lr}, {self.std}")
+
+
 class LatentStrategy(Strategy):
     """Shared: the pool, and which of its archs may still be proposed."""
 
+    config_class = LatentSettings
+
     def __init__(self, space, config, seed=0, predictor=None):
         super().__init__(space, config, seed, predictor)
-        self.pool = build_pool(space, config.embedding, config.latent_pool, seed)
+        self.pool = build_pool(space, self.settings.embedding, self.settings.latent_pool, seed)
         self.row = {k: i for i, k in enumerate(self.pool.keys)}
 
     def state_dict(self):
@@ -152,6 +175,8 @@ class LatentStrategy(Strategy):
 class LatentReinforce(LatentStrategy):
     """REINFORCE with a Gaussian policy over arch2vec's latent space."""
 
+    config_class = ReinforceSettings
+
     def __init__(self, space, config, seed=0, predictor=None):
         super().__init__(space, config, seed, predictor)
         self.mean = np.zeros(self.pool.x.shape[1])
@@ -163,7 +188,7 @@ class LatentReinforce(LatentStrategy):
         self._learn()
         if self.round == 1:
             return self.first_round(n)
-        cfg = self.config
+        cfg = self.settings
         open_rows = self.open_rows()
         if not len(open_rows):
             return []
@@ -171,7 +196,7 @@ class LatentReinforce(LatentStrategy):
         for _ in range(n * 20):
             if len(out) == n or not len(open_rows):
                 break
-            point = self.mean + cfg.reinforce_std * self.rng.standard_normal(len(self.mean))
+            point = self.mean + cfg.std * self.rng.standard_normal(len(self.mean))
             nearest = open_rows[np.argmin(((self.pool.x[open_rows] - point) ** 2).sum(1))]
             open_rows = open_rows[open_rows != nearest]
             taken = self.take([nearest], 1)
@@ -185,7 +210,7 @@ class LatentReinforce(LatentStrategy):
         point the policy drew (the arch is the pool's nearest to it), so (point - mean) / std^2
         is the log-likelihood's gradient; rewards are the values minus a moving baseline,
         scaled by their spread. The random first round only sets the baseline."""
-        cfg = self.config
+        cfg = self.settings
         rounds = sorted({e["round"] for e in self.history})
         for r in rounds[self.told_rounds:]:
             batch = [e for e in self.history if e["round"] == r and e["value"] is not None]
@@ -203,8 +228,8 @@ class LatentReinforce(LatentStrategy):
             x = np.array([self.points[e["key"]] for e in drawn])
             spread = values.std() if values.std() > 0 else 1.0
             advantage = (values - self.baseline) / spread
-            self.mean = self.mean + cfg.reinforce_lr * (advantage[:, None] * (x - self.mean)).mean(0) \
-                / cfg.reinforce_std ** 2
+            self.mean = self.mean + cfg.lr * (advantage[:, None] * (x - self.mean)).mean(0) \
+                / cfg.std ** 2
             self.baseline = 0.9 * self.baseline + 0.1 * float(values.mean())
 
     def state_dict(self):

@@ -5,7 +5,7 @@
   python -m search.run --resume runs/NAME [--force]
 
 Every flag sets one key of the config tree (seed, space, strategy, predictor, evaluator,
-executor, run); --set reaches any key, e.g. --set strategy.candidates=1000 or
+executor, run); --set reaches any key, e.g. --set strategy.config.candidates=1000 or
 --set evaluator.config.train.epochs=5. Writes runs/NAME/: config.json, journal.jsonl,
 state.json, predictor/round_*.pt, summary.json, best.json and plots/.
 """
@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-set", dest="latency_set", action="append", metavar="KEY=VALUE",
                    help="how latency is measured: threads, batch_size, warmup, repeats [latency]")
     p.add_argument("--set", dest="sets", action="append", metavar="PATH=VALUE",
-                   help="any config key by its path, repeatable (e.g. strategy.candidates=1000)")
+                   help="any config key by its path, repeatable (e.g. strategy.config.candidates=1000)")
     p.add_argument("--warm-start", dest="warm_start", action="store_true",
-                   help="start each round's predictor from the previous round's weights [strategy.warm_start]")
+                   help="start each round's predictor from the previous round's weights [strategy.config.warm_start]")
     p.add_argument("--out", help="run folder (default runs/<space>-<strategy>-s<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
     p.add_argument("--force", action="store_true", help="accept a resume whose config differs")

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from narnas import config as configs
 from spaces.base import GraphEncoding, Sampling, require
 
 from .errors import SearchError
@@ -22,53 +23,75 @@ from .registry import register_strategy
 
 @dataclass
 class StrategyConfig:
+    """What every strategy shares; ``config`` holds the chosen strategy's own settings (the
+    fields of its ``config_class``: ``--set strategy.config.population=50``)."""
+
     name: str = "narformer"  # narformer, rea, random, reinforce or bo (any registered strategy)
     budget: int = 100  # evaluations, failed ones included
     batch: int = 10  # archs per round after the first
     init: int = 10  # random archs of the first round
-    # rea: regularized evolution (aging population, tournament selection)
-    population: int = 20
-    tournament: int = 5
-    # narformer: predictor-guided evolution (the predictor is the config's predictor section)
-    parents: int = 10  # the top-k evaluated archs that are mutated
-    candidates: int = 500  # new archs ranked by the predictor each round
-    random_share: float = 0.1  # of the candidates, sampled at random instead of mutated
-    max_mutations: int = 2  # a candidate is 1..max_mutations mutations away from its parent
-    warm_start: bool = False  # start each round's predictor from the previous round's weights
-    # How narformer makes the archs it ranks: "mutation" (``candidates`` mutants of the top
-    # ``parents``) or "evolution" (OFA's evolutionary search on the predictor's scores, seeded
-    # with every evaluated arch, as NAR-Former's MobileNet search runs it; search.evolution)
-    proposal: str = "mutation"
-    evolution_population: int = 100
-    evolution_generations: int = 100
-    # reinforce / bo: search in arch2vec's latent space (search.latent)
-    embedding: str = ""  # an arch2vec model file (python -m embeddings pretrain) or its encode .npz
-    latent_pool: int = 100_000  # candidate archs drawn from a space that cannot be enumerated
-    reinforce_lr: float = 0.5  # step of the policy's mean, in standardised embedding units
-    reinforce_std: float = 0.5  # the policy's spread
+    config: dict = field(default_factory=dict)  # the strategy's own settings
     # middleware (search.middleware)
     constraints: dict = field(default_factory=dict)  # measure name -> the largest value allowed
     stop_if_first_round_fails: bool = True  # nothing to search from when every first evaluation failed
 
     def validate(self):
-        for name in ("budget", "batch", "init", "population", "tournament", "parents", "candidates",
-                     "max_mutations"):
+        for name in ("budget", "batch", "init"):
             if getattr(self, name) < 1:
                 raise SearchError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.budget < self.init:
             raise SearchError(f"budget ({self.budget}) is smaller than the initial population (init {self.init})")
+        return self
+
+
+@dataclass
+class NoSettings:
+    """A strategy without settings of its own."""
+
+
+@dataclass
+class REASettings:
+    population: int = 20  # the most recently evaluated archs that compete
+    tournament: int = 5  # members drawn per child; the best is its parent
+
+    def validate(self):
+        if self.population < 1 or self.tournament < 1:
+            raise SearchError(f"population and tournament must be >= 1, got {self.population}, {self.tournament}")
         if self.tournament > self.population:
             raise SearchError(f"tournament ({self.tournament}) cannot be larger than the population "
                               f"({self.population})")
+
+
+@dataclass
+class PredictorGuidedSettings:
+    parents: int = 10  # the top-k evaluated archs that are mutated
+    candidates: int = 500  # new archs ranked by the predictor each round
+    random_share: float = 0.1  # of the candidates, sampled at random instead of mutated
+    max_mutations: int = 2  # a candidate is 1..max_mutations mutations away from its parent
+    warm_start: bool = False  # start each round's predictor from the previous round's weights
+    # How the archs it ranks are made: "mutation" (``candidates`` mutants of the top ``parents``)
+    # or "evolution" (OFA's evolutionary search on the predictor's scores, seeded with every
+    # evaluated arch, as NAR-Former's MobileNet search runs it; search.evolution)
+    proposal: str = "mutation"
+    evolution_population: int = 100
+    evolution_generations: int = 100
+
+    def validate(self):
+        for name in ("parents", "candidates", "max_mutations"):
+            if getattr(self, name) < 1:
+                raise SearchError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.proposal not in ("mutation", "evolution"):
             raise SearchError(f"proposal must be 'mutation' or 'evolution', got {self.proposal!r}")
         if self.evolution_population < 2 or self.evolution_generations < 1:
             raise SearchError("evolution_population must be >= 2 and evolution_generations >= 1")
-        if self.latent_pool < 1 or not self.reinforce_lr > 0 or not self.reinforce_std > 0:
-            raise SearchError("latent_pool must be >= 1, reinforce_lr and reinforce_std > 0")
         if not 0 <= self.random_share <= 1:
             raise SearchError(f"random_share must be in [0, 1], got {self.random_share}")
-        return self
+
+
+def strategy_settings(cls: type, values: dict):
+    """The strategy class ``cls``'s own settings from ``values``; a key it does not have is a
+    ConfigError listing the ones it has."""
+    return configs.build(cls.config_class, values, path=f"strategy {cls.name}'s config")
 
 
 @dataclass
@@ -84,12 +107,15 @@ class Strategy:
     """The shared bookkeeping: history, in-flight batch, rounds and the RNG."""
 
     name: str
+    #: the dataclass of this strategy's own settings (``StrategyConfig.config``)
+    config_class: type = NoSettings
     #: how many distinct archs a proposal may try before it gives up (small spaces run out)
     attempts_per_arch = 200
 
     def __init__(self, space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None):
         require(space, Sampling, "to search it")
         self.space, self.config, self.seed = space, config.validate(), seed
+        self.settings = strategy_settings(type(self), config.config)
         self.predictor_section = predictor or PredictorSection()
         self.rng = np.random.default_rng(seed)
         self.round = 0
@@ -237,15 +263,17 @@ class RegularizedEvolution(Strategy):
     The population is the ``population`` most recently evaluated archs; each child mutates
     the best of ``tournament`` members drawn at random."""
 
+    config_class = REASettings
+
     def propose(self, n):
         if self.round == 1:
             return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n)]
-        population = self.evaluated_ok()[-self.config.population:]
+        population = self.evaluated_ok()[-self.settings.population:]
         if not population:  # everything failed so far: start again from random archs
             return RandomSearch.propose(self, n)
 
         def child():
-            size = min(self.config.tournament, len(population))
+            size = min(self.settings.tournament, len(population))
             drawn = self.rng.choice(len(population), size=size, replace=False)
             best = max(drawn, key=lambda i: (population[i]["value"], -i))
             parent = population[best]
@@ -260,6 +288,8 @@ class PredictorGuided(Strategy):
     Each round refits the predictor on everything evaluated, mutates the top ``parents``
     archs (plus a random share) into ``candidates`` new archs, and proposes the ones the
     predictor ranks highest."""
+
+    config_class = PredictorGuidedSettings
 
     def __init__(self, space, config, seed=0, predictor=None):
         require(space, GraphEncoding, "by a predictor")
@@ -288,14 +318,14 @@ class PredictorGuided(Strategy):
         graphs = [self.graph(e["key"], e["arch"]) for e in ok]
         y = np.array([e["value"] for e in ok])
         model = self.make_predictor()
-        init = self.predictor_store.get(self.round - 1) if self.config.warm_start else None
+        init = self.predictor_store.get(self.round - 1) if self.settings.warm_start else None
         model.fit(graphs, y, init_state=init, capacity=self.space.max_graph_nodes)  # None: the graphs seen
         self.predictor_store[self.round] = model.state_dict()
         self.predictor = model
         return model
 
     def propose(self, n):
-        cfg = self.config
+        cfg = self.settings
         if self.round == 1 or len(self.evaluated_ok()) < 2:
             return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n)]
         values = [e["value"] for e in self.evaluated_ok()]
@@ -326,7 +356,7 @@ class PredictorGuided(Strategy):
         """The n best new archs of an evolution on the predictor's scores; the evaluated archs
         seed it with their measured values."""
         from .evolution import Evolution, EvolutionSettings
-        cfg = self.config
+        cfg = self.settings
         seeds = [(e["key"], self.arch(e["key"], e["arch"]), e["value"]) for e in self.evaluated_ok()]
         settings = EvolutionSettings(population=cfg.evolution_population, generations=cfg.evolution_generations)
         evolution = Evolution(self.space, lambda archs: model.predict([self.space.to_graph(a) for a in archs]),

@@ -132,11 +132,16 @@ def test_predictor_bench_scores_a_reference_evaluator_on_the_same_test_archs(sha
 
 
 def test_bench_search_set_takes_paths_flag_names_and_switches():
-    from bench.search import base_tree, build_parser
-    tree = base_tree(build_parser().parse_args(["--set", "strategy.candidates=50", "--set", "population=7",
+    from bench.search import base_tree, build_parser, strategy_settings
+    tree = base_tree(build_parser().parse_args(["--set", "strategy.config.candidates=50", "--set", "population=7",
                                                 "--set", "warm_start=True"]))
-    assert tree["strategy"]["candidates"] == 50 and tree["strategy"]["population"] == 7
-    assert tree["strategy"]["warm_start"] is True
+    assert tree["strategy"]["config"] == {"candidates": 50, "population": 7, "warm_start": True}
+    # each strategy gets the settings it has; one that no strategy has is refused
+    assert strategy_settings(tree, ["narformer", "rea", "random"]) == {
+        "narformer": {"candidates": 50, "warm_start": True}, "rea": {"population": 7}, "random": {}}
+    from search.errors import SearchError
+    with pytest.raises(SearchError, match="no strategy of --strategies takes candidates, warm_start"):
+        strategy_settings(tree, ["rea", "random"])
 
 
 def test_holdout_draws_are_seeded_subsets_of_the_test_archs():

@@ -30,7 +30,8 @@ def nb201(tmp_path_factory):
 
 def make(name, nb201, seed=0, **config):
     space, _, path = nb201
-    return make_strategy(space, StrategyConfig(name=name, embedding=str(path), **config), seed)
+    common = {k: config.pop(k) for k in ("budget", "batch", "init") if k in config}
+    return make_strategy(space, StrategyConfig(name=name, **common, config=dict(config, embedding=str(path))), seed)
 
 
 def drive(strategy, nb201, stop_after=None):
@@ -80,7 +81,7 @@ def test_reinforce_steps_the_policy_by_the_policy_gradient(nb201):
     moves by lr * mean(advantage * (point - mean)) / std^2 over the points drawn for round 2,
     the advantage being the values minus the baseline over their spread, so it moves towards
     the points whose archs beat the baseline."""
-    s = make("reinforce", nb201, 0, budget=40, init=10, batch=10, reinforce_lr=0.5, reinforce_std=0.5)
+    s = make("reinforce", nb201, 0, budget=40, init=10, batch=10, lr=0.5, std=0.5)
     drive(s, nb201, stop_after=20)  # returns once round 3 is asked for
     policy = s.base
     rounds = [[e for e in policy.history if e["round"] == r] for r in (1, 2)]
@@ -116,13 +117,13 @@ def test_bad_embeddings_are_reported(nb201, tmp_path):
     with pytest.raises(SearchError, match="need an arch2vec model"):
         make_strategy(space, StrategyConfig(name="bo"), 0)
     with pytest.raises(SearchError, match="not found"):
-        make_strategy(space, StrategyConfig(name="bo", embedding=str(tmp_path / "none.pt")), 0)
+        make_strategy(space, StrategyConfig(name="bo", config={"embedding": str(tmp_path / "none.pt")}), 0)
     with pytest.raises(SearchError, match="arch2vec model of space nb201, not nb101"):
-        make_strategy(spaces.get_space("nb101"), StrategyConfig(name="bo", embedding=str(path)), 0)
+        make_strategy(spaces.get_space("nb101"), StrategyConfig(name="bo", config={"embedding": str(path)}), 0)
     np.savez(tmp_path / "e.npz", embeddings=np.zeros((1, 4), np.float32), archs=np.array(["x"]),
              space=np.array("nb101"))
     with pytest.raises(SearchError, match="embeddings of space nb101, not nb201"):
-        make_strategy(space, StrategyConfig(name="reinforce", embedding=str(tmp_path / "e.npz")), 0)
+        make_strategy(space, StrategyConfig(name="reinforce", config={"embedding": str(tmp_path / "e.npz")}), 0)
     s = make("bo", nb201, 0, budget=20)
     drive(s, nb201, stop_after=12)
     state = s.state_dict()

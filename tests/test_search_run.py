@@ -343,7 +343,7 @@ def test_warm_start_reads_the_previous_rounds_weights(tmp_path):
     done = search(*FAST, "--budget", "30", "--warm-start", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert search(*FAST, "--budget", "30", "--out", str(cold)).returncode == 0
-    assert json.loads((out / "config.json").read_text())["config"]["strategy"]["warm_start"] is True
+    assert json.loads((out / "config.json").read_text())["config"]["strategy"]["config"]["warm_start"] is True
     assert sorted(p.name for p in (out / "predictor").iterdir()) == ["round_002.pt", "round_003.pt"]
     assert summary(out)["evaluations"] == 30
     # round 2 has no earlier weights (the same fit as the cold run); round 3 starts from round 2's

@@ -13,13 +13,22 @@ from search.registry import strategy_class
 from search.strategies import PredictorGuided, StrategyConfig
 
 
+COMMON = ("budget", "batch", "init", "constraints", "stop_if_first_round_fails")
+
+
+def strategy_config(name="narformer", **values):
+    """The shared settings by their names, the rest as the strategy's own."""
+    common = {k: values.pop(k) for k in COMMON if k in values}
+    return StrategyConfig(name=name, **common, config=values)
+
+
 def make(name, space, seed=0, **config):
     """A registered strategy inside the standard middleware."""
-    return make_strategy(space, StrategyConfig(name=name, **config), seed)
+    return make_strategy(space, strategy_config(name, **config), seed)
 
 
 def oracle_guided(space, seed=0, **config):
-    return FailureHandling(Deduplicate(OracleGuided(space, StrategyConfig(**config), seed)))
+    return FailureHandling(Deduplicate(OracleGuided(space, strategy_config(**config), seed)))
 
 
 class LineSpace(spaces.Sampling, spaces.GraphEncoding):
@@ -161,7 +170,7 @@ def test_predictor_guided_proposes_what_the_predictor_ranks_best():
     s = oracle_guided(space, **cfg)
     drive(s, space)
     best = max(e["value"] for e in s.history)
-    rnd = make("random", space, **cfg)
+    rnd = make("random", space, budget=cfg["budget"])
     drive(rnd, space)
     assert best == 0.0 > max(e["value"] for e in rnd.history)  # found 1234 itself
     for e in s.history[10:]:
@@ -414,9 +423,9 @@ def test_evolution_proposals_are_the_predictors_best_new_archs():
         assert predicted == sorted(predicted, reverse=True) and None not in predicted
     assert max(e["value"] for e in later) == 0.0  # the oracle predictor leads it to the peak (1234)
     with pytest.raises(SearchError, match="proposal must be 'mutation' or 'evolution', got 'genetic'"):
-        StrategyConfig(proposal="genetic").validate()
+        make("narformer", space, proposal="genetic")
     with pytest.raises(SearchError, match="evolution_population must be >= 2"):
-        StrategyConfig(evolution_population=1).validate()
+        make("narformer", space, evolution_population=1)
 
 
 def test_evolution_keeps_its_best_and_its_members_admissible():
@@ -460,3 +469,19 @@ def test_a_search_takes_the_spaces_measured_predictor_settings_and_the_users_win
     import predictor
     assert predictor.get_predictor("narformer").config.epochs == 300  # the predictor itself is unchanged
     assert "quiet" not in predictor_of({"space": {"name": "nb201"}})  # a display setting, not recorded
+
+
+def test_each_strategy_takes_only_its_own_settings():
+    """A setting of another strategy is refused, naming the ones this strategy has; the
+    shared ones (budget, batch, init) belong to every strategy."""
+    from narnas.errors import ConfigError
+    space = LineSpace()
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) population in strategy random's config; "
+                                          r"valid: none \(it has no settings\)"):
+        make("random", space, population=50)
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) candidates in strategy rea's config; "
+                                          r"valid: population, tournament"):
+        make("rea", space, candidates=50)
+    rea = make("rea", space, budget=30, population=7)
+    assert rea.base.settings.population == 7 and rea.base.settings.tournament == 5
+    assert make("narformer", space).base.settings.candidates == 500
