@@ -47,8 +47,19 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread where Ctrl-C raises KeyboardInterrupt."""
 
 
+_sigterm_received = False
+
+
 def _terminate(signum, frame):
+    global _sigterm_received
+    _sigterm_received = True
     raise Terminated()
+
+
+def interruption(message: str) -> KeyboardInterrupt:
+    """The exception that ends a stop a library caught on its way (Ray Tune ends its fit on an
+    interrupt and returns): Terminated when a SIGTERM came, else a Ctrl-C's KeyboardInterrupt."""
+    return Terminated(message) if _sigterm_received else KeyboardInterrupt(message)
 
 
 def interrupt_code(err: KeyboardInterrupt) -> int:

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from narnas.cli import interruption
+
 from .errors import SearchError
 from .registry import EXECUTORS, register_executor
 
@@ -337,7 +339,7 @@ class RayExecutor:
         if len(reported) < len(batch):
             # Tune stops early on SIGINT (it handles the signal itself): the unfinished trials
             # stay in flight and a resume re-queues them.
-            raise KeyboardInterrupt(f"Ray Tune stopped with {len(batch) - len(reported)} trials unfinished")
+            raise interruption(f"Ray Tune stopped with {len(batch) - len(reported)} trials unfinished")
 
 
 def _trial_error(trial) -> str:

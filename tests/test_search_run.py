@@ -232,16 +232,18 @@ def test_bad_command_lines_give_one_line(tmp_path, reference):
         assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr, (args, out.stderr)
 
 
-def ray_processes(marker):
-    """PIDs of processes whose command line mentions ``marker``."""
+def processes_with(variable: str, value: str) -> list[int]:
+    """PIDs of the processes whose environment holds ``variable=value``: those a test started
+    (Ray's workers and helpers inherit the driver's environment), never another search's."""
+    marker = f"{variable}={value}".encode()
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    found.append(int(pid))
         except OSError:
             continue
-        if marker in cmd:
-            found.append(int(pid))
     return found
 
 
@@ -250,8 +252,9 @@ def test_ray_executor_gives_the_inline_search_and_cleans_up(tmp_path):
             "epochs=20", "--candidates", "100", "--quiet", "--no-plots"]
     inline = search(*args, "--out", str(tmp_path / "inline"))
     assert inline.returncode == 0, inline.stderr
-    before = set(ray_processes("narnas-ray-"))
-    on_ray = search(*args, "--executor", "ray", "--out", str(tmp_path / "ray"))
+    mark = f"{os.getpid()}-{tmp_path.name}"  # this test's search and whatever it starts
+    on_ray = search(*args, "--executor", "ray", "--out", str(tmp_path / "ray"),
+                    env=dict(os.environ, NARNAS_TEST_MARK=mark))
     assert on_ray.returncode == 0, on_ray.stderr
     assert [line.split()[:2] for line in on_ray.stderr.strip().splitlines()] == [["results", "in"]]  # Ray quiet too
     assert summary(tmp_path / "ray")["best"] == summary(tmp_path / "inline")["best"]
@@ -259,8 +262,10 @@ def test_ray_executor_gives_the_inline_search_and_cleans_up(tmp_path):
     # the executors pass the evaluator's whole result on: the same fields reach the journal
     fields = lambda folder: {tuple(sorted(e)) for e in journal(folder)}
     assert fields(tmp_path / "ray") == fields(tmp_path / "inline") and "seconds" in journal(tmp_path / "ray")[0]
-    time.sleep(2)
-    assert set(ray_processes("narnas-ray-")) - before == set()
+    deadline = time.time() + 10
+    while processes_with("NARNAS_TEST_MARK", mark) and time.time() < deadline:
+        time.sleep(0.2)
+    assert processes_with("NARNAS_TEST_MARK", mark) == []  # Ray's processes ended with the search
 
 
 def test_the_ray_a_killed_search_leaves_behind_is_reclaimed_at_the_next_start(tmp_path):
