@@ -132,3 +132,7 @@ def test_timing_a_tiny_model():
     assert 0 < s.min_ms <= s.p10_ms <= s.median_ms <= s.p90_ms <= s.max_ms
     longer = measure(model, threads=1, warmup=0, repeats=1, min_seconds=0.05)
     assert longer.repeats > 1  # kept timing until 50 ms were timed
+    # a network with ~2,000x the multiply-adds times slower (measured: ~0.01 ms against ~3 ms)
+    heavy = module_to_onnx(nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1)),
+                           (1, 3, 64, 64))
+    assert measure(heavy, threads=1, warmup=2, repeats=7).median_ms > 5 * s.median_ms

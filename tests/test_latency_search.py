@@ -49,16 +49,21 @@ def _journal(run):
 
 def test_search_under_a_measured_latency_limit(tmp_path):
     out = tmp_path / "run"
+    # 1.5 ms: about half of NB201's networks here (0.5-2.4 ms at batch 1 on one thread)
     done = _run("--space", "nb201", "--strategy", "random", "--budget", "10", "--batch", "5", "--init", "5", "--constraint",
-                "latency<=2.0", "--latency-set", "repeats=5", "--latency-set", "warmup=1", "--quiet", "--no-plots",
+                "latency<=1.5", "--latency-set", "repeats=5", "--latency-set", "warmup=1", "--quiet", "--no-plots",
                 "--out", str(out))
     assert done.returncode == 0, done.stderr
     entries = _journal(out)
-    assert len(entries) == 10 and all(0 < e["latency"] <= 2.0 for e in entries)
+    assert len(entries) == 10 and all(0 < e["latency"] <= 1.5 for e in entries)
     cached = [json.loads(x) for x in (out / CACHE).read_text().splitlines()]
     assert {e["key"] for e in entries} <= {c["key"] for c in cached}
+    # the limit turned measured archs away, and none of them was evaluated
+    slow = {c["key"] for c in cached if c["latency_ms"] > 1.5}
+    rejected = json.loads((out / "state.json").read_text())["payload"]["strategy"]["middleware"]["constraints"]
+    assert slow and rejected["rejected"]["latency"] >= len(slow) and not slow & {e["key"] for e in entries}
     pareto = json.loads((out / "pareto.json").read_text())
-    assert pareto["minimise"] == ["latency"] and pareto["limits"] == {"latency": 2.0}
+    assert pareto["minimise"] == ["latency"] and pareto["limits"] == {"latency": 1.5}
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["latency"] == {"source": "measured", "threads": 1, "batch_size": 1, "warmup": 1, "repeats": 5}
 

@@ -55,7 +55,8 @@ def test_smoke_training_lowers_the_training_loss(cifar_dir):
     result = DARTS.train(space.from_json(spaces.darts.DARTS_V2), space, data, config)
     losses = [h["train_loss"] for h in result["history"]]
     assert len(losses) == 4 and losses[-1] < losses[0] - 0.05, losses
-    assert 0 <= result["val"] <= 100 and 0 <= result["test"] <= 100 and result["params"] > 0
+    # chance is 10%; measured 26.5 / 21.2 (about 100 validation and 500 test images)
+    assert result["val"] > 15 and result["test"] > 15 and result["params"] > 0, result
 
 
 def test_augmentation_keeps_shapes_and_is_seeded():
