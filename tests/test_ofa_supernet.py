@@ -74,6 +74,21 @@ def test_smoke_search_with_the_supernet_on_the_shared_images(tmp_path, supernet_
     assert summary["metric"] == "imagenet_holdout_top1" and summary["test_metric"] == "imagenet_val_top1"
 
 
+def test_the_evaluated_subnet_carries_the_supernets_weights(supernet_file):
+    """What the evaluator builds (space.build_model on a space with --supernet) takes the
+    trained supernet's tensors; without the file, the same arch has its own random ones."""
+    import numpy as np
+
+    import spaces
+    supernet = torch.load(supernet_file, weights_only=False)["state_dict"]
+    space = spaces.get_space("ofa_mbv3", supernet=str(supernet_file), resolutions=[128, 160])
+    arch = space.sample(np.random.default_rng(0))
+    taken = space.build_model(arch).state_dict()
+    scratch = spaces.get_space("ofa_mbv3", resolutions=[128, 160]).build_model(arch).state_dict()
+    for name in ("first_conv.conv.weight", "classifier.linear.weight", "final_expand_layer.conv.weight"):
+        assert torch.equal(taken[name], supernet[name]) and not torch.equal(scratch[name], supernet[name]), name
+
+
 def test_missing_supernet_or_images_are_one_line_errors(tmp_path, supernet_file, monkeypatch):
     monkeypatch.setenv("NARNAS_DATA", str(tmp_path))
     no_weights = _search("--data-dir", str(SAMPLE))
