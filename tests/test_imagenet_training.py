@@ -23,7 +23,10 @@ def test_class_subset_and_splits_of_the_sample():
         splits(SAMPLE, ImageNetTrainingConfig())
 
 
-def test_training_checkpoints_every_epoch_and_resumes(tmp_path):
+def test_a_training_killed_mid_way_resumes_to_the_uninterrupted_result(tmp_path):
+    """Killed after epoch 1 of 2 (the checkpoint of epoch 1 written), the resumed training
+    re-trains nothing and ends as the uninterrupted one: model, optimiser, scheduler and the
+    RNG of the crops, flips and drop-outs all come back."""
     import spaces
     space = spaces.get_space("darts")
     arch = space.sample(__import__("numpy").random.default_rng(0))
@@ -31,17 +34,22 @@ def test_training_checkpoints_every_epoch_and_resumes(tmp_path):
     cfg = ImageNetTrainingConfig(epochs=2, batch_size=8, lr=0.05, schedule="cosine", classes=10, holdout_images=4,
                                  val_images=10, eval_batch_size=10, workers=0, allow_val_only=True)
     data = splits(SAMPLE, cfg)
-    ckpt = tmp_path / "imagenet.pt"
-    logs = []
-    first = fit(lambda: space.build_model(arch, build), data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "a"},
-                log=logs.append)
-    assert ckpt.exists() and len(first["history"]) == 2 and 0 <= first["val"] <= 100
-    again = fit(lambda: space.build_model(arch, build), data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "a"},
-                log=logs.append)
-    assert any("resuming ImageNet training from epoch 2" in line for line in logs)
-    assert again["history"] == first["history"] and again["val"] == first["val"]
+    model = lambda: space.build_model(arch, build)  # noqa: E731
+    whole = fit(model, data, cfg, 64, checkpoint=tmp_path / "whole.pt", extra_state={"arch": "a"})
+    ckpt, logs = tmp_path / "imagenet.pt", []
+
+    def kill_at_epoch_2(net, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt("killed")
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "a"}, on_epoch=kill_at_epoch_2)
+    resumed = fit(model, data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "a"}, log=logs.append)
+    assert any("resuming ImageNet training from epoch 1 of 2" in line for line in logs)
+    assert [line for line in logs if line.startswith("epoch ")][0].startswith("epoch 2/2")  # epoch 1 not again
+    assert resumed["history"] == whole["history"] and resumed["val"] == whole["val"]
+    assert resumed["test"] == whole["test"]
     with pytest.raises(Exception, match="another arch"):
-        fit(lambda: space.build_model(arch, build), data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "b"})
+        fit(model, data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "b"})
 
 
 @pytest.mark.parametrize("space", ["darts", "ofa_mbv3"])

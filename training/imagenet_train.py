@@ -148,6 +148,13 @@ def fit(build: Callable[[], nn.Module], data: ImageNetSplits, cfg: ImageNetTrain
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, history, spent = state["epoch"], state["history"], state["seconds"]
+        # the crops, flips and dropout of the epochs to come draw from where the killed run stood
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        if cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         log(f"resuming ImageNet training from epoch {start_epoch} of {cfg.epochs} ({checkpoint})")
     loss_fn = _loss(cfg)
     for epoch in range(start_epoch, cfg.epochs):
@@ -176,7 +183,9 @@ def fit(build: Callable[[], nn.Module], data: ImageNetSplits, cfg: ImageNetTrain
             save_checkpoint(checkpoint, {**(extra_state or {}), "config": dataclasses.asdict(cfg),
                                          "model": model.state_dict(), "optimizer": opt.state_dict(),
                                          "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": history,
-                                         "seconds": spent})
+                                         "seconds": spent, "scaler": scaler.state_dict(),
+                                         "torch_rng": torch.get_rng_state(),
+                                         "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None})
     evaluate = lambda files: top1(model, imagenet.loader(files, imagenet.eval_transform(resolution),  # noqa: E731
                                                          cfg.eval_batch_size, workers=cfg.workers,
                                                          device=str(device)), device)
@@ -274,6 +283,8 @@ def _data_parallel_worker(config: dict) -> None:
     for epoch in range(start_epoch, cfg.epochs):
         began = time.time()
         model.train()
+        # each worker's crops, flips and dropout follow (seed, epoch, rank): a resume goes on exactly
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch * world + rank)
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(data.train))[:usable]
         mine = [data.train[i] for i in order[rank::world]]
         batches = imagenet.loader(mine, imagenet.train_transform(resolution), per_worker, workers=cfg.workers,
