@@ -122,8 +122,8 @@ class LatentStrategy(Strategy):
 
     config_class = LatentSettings
 
-    def __init__(self, space, config, seed=0, predictor=None):
-        super().__init__(space, config, seed, predictor)
+    def __init__(self, space, config, seed=0, predictor=None, middleware=()):
+        super().__init__(space, config, seed, predictor, middleware)
         self.pool = build_pool(space, self.settings.embedding, self.settings.latent_pool, seed)
         self.row = {k: i for i, k in enumerate(self.pool.keys)}
 
@@ -177,8 +177,8 @@ class LatentReinforce(LatentStrategy):
 
     config_class = ReinforceSettings
 
-    def __init__(self, space, config, seed=0, predictor=None):
-        super().__init__(space, config, seed, predictor)
+    def __init__(self, space, config, seed=0, predictor=None, middleware=()):
+        super().__init__(space, config, seed, predictor, middleware)
         self.mean = np.zeros(self.pool.x.shape[1])
         self.baseline: float | None = None
         self.told_rounds = 0  # rounds whose rewards updated the policy

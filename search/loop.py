@@ -22,7 +22,7 @@ from .config import SearchConfig
 from .errors import SearchError, StateError
 from .evaluators import EvaluationContext
 from .executors import make_executor
-from .middleware import Constrained, find_middleware, make_strategy, measure_functions
+from .middleware import Constrained, make_strategy, measure_functions
 from .rundir import BEST, PARETO, SUMMARY, PredictorStore, RunDir, dumps, write_json
 
 
@@ -75,8 +75,9 @@ class Search:
                                           config.latency, self.run_dir.path)
         self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures)
         # The constraint wrapper measures each arch once (cached by key); pareto.json reads it there.
-        self.constrained = find_middleware(self.strategy, Constrained)
+        self.constrained = self.strategy.link(Constrained)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
+        self.fresh = not resume
         if resume:
             self._restore(journal)
         else:
@@ -92,11 +93,8 @@ class Search:
             self._save_state(self.previous_wall)  # the resume counts even if it is killed before any result
 
     def _attach_store(self):
-        base = self.strategy.base
-        if hasattr(base, "predictor_store"):
-            base.predictor_store = PredictorStore(self.run_dir)
-            # A progress bar with a time estimate for each refit, on a terminal and not --quiet.
-            base.predictor_quiet = self.config.run.quiet or not sys.stderr.isatty()
+        # A progress bar with a time estimate for each refit, on a terminal and not --quiet.
+        self.strategy.attach(PredictorStore(self.run_dir), self.config.run.quiet or not sys.stderr.isatty())
 
     # --- resume ---------------------------------------------------------------------
     def _restore(self, journal: list[dict]):
@@ -128,7 +126,7 @@ class Search:
         else:
             self.strategy = make_strategy(self.space, self.config.strategy, self.config.seed, self.config.predictor,
                                           self.measures)  # fresh: a failed load may have half-filled it
-            self.constrained = find_middleware(self.strategy, Constrained)
+            self.constrained = self.strategy.link(Constrained)
             self._replay(journal)
             self.resumed = 1
 
@@ -174,6 +172,13 @@ class Search:
     def run(self) -> dict:
         try:
             return self._run()
+        except Exception:
+            # A fresh start refused before its first evaluation (too many CPUs per trial, no
+            # cluster at the address, nothing feasible) leaves nothing behind to refuse the
+            # corrected command. An interrupt keeps the folder: its message says --resume.
+            if self.fresh and self.journal_lines == 0:
+                self.run_dir.discard_new()
+            raise
         finally:
             self.run_dir.unlock()
 

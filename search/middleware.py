@@ -1,12 +1,11 @@
-"""Strategy middleware: deduplication, failure handling and constraints as wrappers
-around a strategy (as NNI composes its strategies).
+"""Strategy middleware: failure handling and constraints as links of a strategy's chain (as
+NNI composes its strategies; deduplication is the strategy's own behaviour).
 
-A wrapper delegates ``ask`` / ``tell`` / ``state_dict`` to the strategy inside it and
-adds one concern. Wrappers that decide which new archs may be proposed add an admission
-check to the base strategy's ``filters``, which it consults wherever it draws a new arch
-(so a rejected arch costs no evaluation and the random draws stay where they were).
-A wrapper with state of its own keeps it under ``state["middleware"][name]``, so resume
-stays exact. ``make_strategy`` builds the standard chain.
+A link is told before each round is proposed (``before_ask``) and after (``after_ask``), and
+is asked whether a new arch may join a proposal (``admit``), wherever the strategy draws
+one, so a rejected arch costs no evaluation and the random draws stay where they were. A
+link with state of its own keeps it under ``state["middleware"][name]`` of the strategy's
+state, so resume stays exact. ``make_strategy`` builds the standard chain.
 """
 from __future__ import annotations
 
@@ -18,55 +17,25 @@ from .strategies import PredictorSection, StrategyConfig
 
 
 class Middleware:
-    """Wraps a strategy (or another wrapper); everything it does not change is delegated."""
+    """One link of a strategy's chain; every hook does nothing unless a link overrides it."""
 
     name = "middleware"
 
-    def __init__(self, inner):
-        self.inner = inner
+    def admit(self, key: str, arch) -> bool:
+        """May this new arch join the proposal being made?"""
+        return True
 
-    def __getattr__(self, attr):  # history, in_flight, round, key(), pending(), ...
-        if attr == "inner":
-            raise AttributeError(attr)
-        return getattr(self.inner, attr)
+    def before_ask(self, strategy) -> None:
+        """Before a round is proposed (a SearchError stops the search)."""
 
-    def ask(self) -> list:
-        return self.inner.ask()
+    def after_ask(self, strategy, batch: list) -> None:
+        """After a round was proposed (``batch`` is empty when nothing could be)."""
 
-    def tell(self, key, value, test=None, error=None) -> None:
-        self.inner.tell(key, value, test, error=error)
-
-    # --- state: the inner one, plus this wrapper's own under "middleware" ---------------
-    def own_state(self) -> dict | None:
+    def state_dict(self) -> dict | None:
         return None
 
-    def load_own_state(self, state: dict) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        state = self.inner.state_dict()
-        own = self.own_state()
-        if own is not None:
-            state = dict(state, middleware=dict(state.get("middleware", {}), **{self.name: own}))
-        return state
-
     def load_state_dict(self, state: dict) -> None:
-        self.inner.load_state_dict(state)
-        own = state.get("middleware", {}).get(self.name)
-        if own is not None:
-            self.load_own_state(own)
-
-
-class Deduplicate(Middleware):
-    """Never propose an arch whose canonical key was evaluated or is in flight (isomorphic
-    cells share a key, so they are one arch)."""
-
-    name = "deduplicate"
-
-    def __init__(self, inner):
-        super().__init__(inner)
-        base = self.base
-        base.filters.append(lambda key, arch: key not in base.seen)
+        pass
 
 
 class FailureHandling(Middleware):
@@ -77,17 +46,15 @@ class FailureHandling(Middleware):
 
     name = "failure_handling"
 
-    def __init__(self, inner, stop_if_first_round_fails: bool = True):
-        super().__init__(inner)
+    def __init__(self, stop_if_first_round_fails: bool = True):
         self.stop = stop_if_first_round_fails
 
-    def ask(self) -> list:
-        first = [e for e in self.history + self.in_flight if e["round"] == 1]
-        if (self.stop and self.round == 1 and first and all(e["done"] and e["value"] is None for e in first)):
+    def before_ask(self, strategy) -> None:
+        first = [e for e in strategy.history + strategy.in_flight if e["round"] == 1]
+        if self.stop and strategy.round == 1 and first and all(e["done"] and e["value"] is None for e in first):
             error = next((e["error"] for e in first if e.get("error")), "unknown")
             raise SearchError(f"every evaluation of the first round failed ({len(first)} of {len(first)}), "
                               f"so there is nothing to search from; the first error: {error}")
-        return self.inner.ask()
 
 
 class Constrained(Middleware):
@@ -98,20 +65,19 @@ class Constrained(Middleware):
 
     name = "constraints"
 
-    def __init__(self, inner, limits: dict, measures: dict):
-        super().__init__(inner)
+    def __init__(self, limits: dict, measures: dict):
         self.limits = dict(limits)
         self.measures = {name: measures[name] for name in self.limits}
         self.values: dict[str, dict[str, float]] = {}
         self.rejected = {name: 0 for name in self.limits}
-        self.base.filters.append(self.accept)
+        self._rejected_before = 0
 
     def measure(self, key: str, arch) -> dict[str, float]:
         if key not in self.values:
             self.values[key] = {name: float(fn(arch)) for name, fn in self.measures.items()}
         return self.values[key]
 
-    def accept(self, key: str, arch) -> bool:
+    def admit(self, key: str, arch) -> bool:
         values = self.measure(key, arch)
         for name, limit in self.limits.items():
             if not values[name] <= limit:
@@ -119,30 +85,21 @@ class Constrained(Middleware):
                 return False
         return True
 
-    def ask(self) -> list:
-        before = sum(self.rejected.values())
-        batch = self.inner.ask()
-        base = self.base
-        if not batch and base.evaluated < base.config.budget and sum(self.rejected.values()) > before:
-            limits = ", ".join(f"{n}<={v:g} (turned away {self.rejected[n]:,})" for n, v in self.limits.items())
-            raise SearchError(f"no arch within the constraints was found in round {base.round + 1} after "
-                              f"{sum(self.rejected.values()) - before:,} tries: {limits}; loosen a limit")
-        return batch
+    def before_ask(self, strategy) -> None:
+        self._rejected_before = sum(self.rejected.values())
 
-    def own_state(self):
+    def after_ask(self, strategy, batch) -> None:
+        tried = sum(self.rejected.values()) - self._rejected_before
+        if not batch and strategy.evaluated < strategy.config.budget and tried > 0:
+            limits = ", ".join(f"{n}<={v:g} (turned away {self.rejected[n]:,})" for n, v in self.limits.items())
+            raise SearchError(f"no arch within the constraints was found in round {strategy.round + 1} after "
+                              f"{tried:,} tries: {limits}; loosen a limit")
+
+    def state_dict(self):
         return {"rejected": dict(self.rejected)}
 
-    def load_own_state(self, state):
+    def load_state_dict(self, state):
         self.rejected = {name: int(state.get("rejected", {}).get(name, 0)) for name in self.limits}
-
-
-def find_middleware(strategy, kind: type):
-    """The wrapper of type ``kind`` in a strategy's chain, or None."""
-    while isinstance(strategy, Middleware):
-        if isinstance(strategy, kind):
-            return strategy
-        strategy = strategy.inner
-    return None
 
 
 def check_limits(limits: dict) -> None:
@@ -186,15 +143,16 @@ def measure_functions(space, names, evaluator=None, latency=None, cache_dir=None
 
 def make_strategy(space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None,
                   measures: dict | None = None):
-    """The registered strategy ``config.name`` inside the standard middleware: deduplication,
-    then constraints (when any; ``measures`` from :func:`measure_functions`, by default the
-    space's and the registered ones), then failure handling."""
+    """The registered strategy ``config.name`` with the standard chain: constraints (when
+    any; ``measures`` from :func:`measure_functions`, by default the space's and the
+    registered ones), then failure handling."""
     check_limits(config.constraints)
-    strategy = Deduplicate(strategy_class(config.name)(space, config, seed=seed, predictor=predictor))
+    chain = []
     if config.constraints:
         measures = measures if measures is not None else measure_functions(space, config.constraints)
-        strategy = Constrained(strategy, config.constraints, measures)
-    return FailureHandling(strategy, config.stop_if_first_round_fails)
+        chain.append(Constrained(config.constraints, measures))
+    chain.append(FailureHandling(config.stop_if_first_round_fails))
+    return strategy_class(config.name)(space, config, seed=seed, predictor=predictor, middleware=chain)
 
 
 # --- built-in measures -------------------------------------------------------------------

@@ -69,6 +69,7 @@ class RunDir:
     def __init__(self, path):
         self.path = Path(path).resolve()
         self._lock: RunLock | None = None
+        self._made: list[Path] = []  # folders this run created, outermost first
 
     def lock(self, create: bool) -> None:
         """Take the folder's exclusive lock (creating the folder for a new run); a SearchError
@@ -77,7 +78,9 @@ class RunDir:
             return
         try:
             if create:
+                missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
                 self.path.mkdir(parents=True, exist_ok=True)
+                self._made = missing[::-1]
             elif not self.path.is_dir():
                 raise SearchError(f"{self.path} holds no run (no such folder)")
             self._lock = RunLock(self.path / LOCK)
@@ -88,6 +91,19 @@ class RunDir:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    def discard_new(self) -> None:
+        """Remove what a fresh start wrote (its config, lock, Ray folder; the folders it made),
+        so the corrected command can start again; a folder that was there before is kept, only
+        emptied of this run's files."""
+        import shutil
+        self.unlock()
+        if self._made:
+            shutil.rmtree(self._made[0], ignore_errors=True)
+        else:
+            for name in (CONFIG, JOURNAL, STATE, LOCK):
+                (self.path / name).unlink(missing_ok=True)
+            shutil.rmtree(self.path / "ray", ignore_errors=True)
 
     def holds_run(self) -> bool:
         return any((self.path / name).exists() for name in (CONFIG, JOURNAL, STATE))

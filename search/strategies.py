@@ -112,10 +112,13 @@ class Strategy:
     #: how many distinct archs a proposal may try before it gives up (small spaces run out)
     attempts_per_arch = 200
 
-    def __init__(self, space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None):
+    def __init__(self, space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None,
+                 middleware=()):
         require(space, Sampling, "to search it")
         self.space, self.config, self.seed = space, config.validate(), seed
         self.settings = strategy_settings(type(self), config.config)
+        # The chain of search.middleware links (constraints, failure handling), in order.
+        self.middleware = list(middleware)
         self.predictor_section = predictor or PredictorSection()
         self.rng = np.random.default_rng(seed)
         self.round = 0
@@ -123,21 +126,29 @@ class Strategy:
         self.in_flight: list[dict] = []  # the current batch, same fields; value set by tell
         self.seen: set[str] = set()  # keys evaluated or in flight
         self.proposing: set[str] = set()  # keys taken by the proposal being made
-        # Admission checks of new archs, (key, arch) -> bool, added by middleware
-        # (deduplication, constraints); consulted wherever a new arch is drawn.
-        self.filters: list[Callable[[str, object], bool]] = []
         self._archs: dict[str, object] = {}  # key -> arch, a cache rebuilt from JSON
 
-    @property
-    def base(self) -> "Strategy":
-        """The strategy itself (middleware wrapping it answers the same)."""
-        return self
+    def link(self, kind: type):
+        """The middleware link of type ``kind`` in the chain, or None."""
+        return next((m for m in self.middleware if isinstance(m, kind)), None)
+
+    def attach(self, predictor_store, quiet: bool) -> None:
+        """Where the run keeps each round's predictor weights, and whether fits may show a
+        progress bar; strategies without a predictor ignore both."""
 
     # --- the interface -------------------------------------------------------------
     def ask(self) -> list:
         """The next batch (empty when the budget is spent); commits the finished batch."""
         if self.pending():
             raise SearchError(f"{len(self.pending())} evaluations of round {self.round} are still running")
+        for link in self.middleware:
+            link.before_ask(self)
+        batch = self._ask()
+        for link in self.middleware:
+            link.after_ask(self, batch)
+        return batch
+
+    def _ask(self) -> list:
         self._commit()
         n = self.config.init if self.round == 0 else min(self.config.batch, self.config.budget - len(self.history))
         if n <= 0:
@@ -179,8 +190,11 @@ class Strategy:
         return self.evaluated >= self.config.budget and not self.pending()
 
     def state_dict(self) -> dict:
-        return {"strategy": self.name, "round": self.round, "rng": self.rng.bit_generator.state,
-                "history": [dict(e) for e in self.history], "in_flight": [dict(e) for e in self.in_flight]}
+        state = {"strategy": self.name, "round": self.round, "rng": self.rng.bit_generator.state,
+                 "history": [dict(e) for e in self.history], "in_flight": [dict(e) for e in self.in_flight]}
+        links = {link.name: link.state_dict() for link in self.middleware}
+        links = {name: own for name, own in links.items() if own is not None}
+        return dict(state, middleware=links) if links else state
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("strategy") != self.name:
@@ -190,6 +204,10 @@ class Strategy:
         self.history = [dict(e) for e in state["history"]]
         self.in_flight = [dict(e) for e in state["in_flight"]]
         self.seen = {e["key"] for e in self.history + self.in_flight}
+        for link in self.middleware:
+            own = state.get("middleware", {}).get(link.name)
+            if own is not None:
+                link.load_state_dict(own)
 
     # --- helpers for subclasses ----------------------------------------------------
     def propose(self, n: int) -> list[tuple]:
@@ -213,8 +231,10 @@ class Strategy:
         self.in_flight = []
 
     def admissible(self, key: str, arch) -> bool:
-        """A new arch may join the proposal: not in it yet, and every filter lets it in."""
-        return key not in self.proposing and all(accept(key, arch) for accept in self.filters)
+        """A new arch may join the proposal: not in it yet, never evaluated nor in flight (its
+        canonical key: isomorphic cells are one arch), and every middleware link admits it."""
+        return key not in self.proposing and key not in self.seen and all(link.admit(key, arch)
+                                                                          for link in self.middleware)
 
     def _new(self, make: Callable[[], object], n: int) -> list[tuple]:
         """Up to n admissible archs from ``make()`` (taken into the proposal)."""
@@ -291,15 +311,18 @@ class PredictorGuided(Strategy):
 
     config_class = PredictorGuidedSettings
 
-    def __init__(self, space, config, seed=0, predictor=None):
+    def __init__(self, space, config, seed=0, predictor=None, middleware=()):
         require(space, GraphEncoding, "by a predictor")
-        super().__init__(space, config, seed, predictor)
+        super().__init__(space, config, seed, predictor, middleware)
         self._graphs: dict[str, object] = {}
         self.predictor = None  # the last fitted predictor
         # Where warm starts find the previous round's weights; the run folder replaces it.
         self.predictor_store: dict = {}
         # The predictor's progress bar is shown unless the run is quiet (the driver sets this).
         self.predictor_quiet = True
+
+    def attach(self, predictor_store, quiet: bool) -> None:
+        self.predictor_store, self.predictor_quiet = predictor_store, quiet
 
     def graph(self, key: str, obj):
         if key not in self._graphs:

@@ -83,7 +83,7 @@ def test_reinforce_steps_the_policy_by_the_policy_gradient(nb201):
     the points whose archs beat the baseline."""
     s = make("reinforce", nb201, 0, budget=40, init=10, batch=10, lr=0.5, std=0.5)
     drive(s, nb201, stop_after=20)  # returns once round 3 is asked for
-    policy = s.base
+    policy = s
     rounds = [[e for e in policy.history if e["round"] == r] for r in (1, 2)]
     baseline = np.mean([e["value"] for e in rounds[0]])
     values = np.array([e["value"] for e in rounds[1]])
@@ -101,10 +101,10 @@ def test_bo_proposes_by_expected_improvement(nb201):
     assert expected_improvement(np.array([3.0]), np.array([1e-9]), 1.0)[0] == pytest.approx(2.0)
     s = make("bo", nb201, 1, budget=30)
     drive(s, nb201, stop_after=10)  # returns once round 2 is proposed
-    round2 = s.base.in_flight
+    round2 = s.in_flight
     assert len(round2) == 10 and all(e["round"] == 2 and e["predicted"] is not None for e in round2)
     # exactly the 10 new archs of highest expected improvement under the GP of round 1
-    bo = s.base
+    bo = s
     rows, values = bo.evaluated_rows()
     open_rows = np.setdiff1d(np.arange(bo.pool.size), rows)
     mean, std = bo._posterior(rows, values, open_rows)

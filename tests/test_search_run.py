@@ -340,6 +340,25 @@ def test_an_address_where_no_cluster_answers_is_one_line_within_seconds(tmp_path
                     "--out", str(tmp_path / "nobody"))
     assert nobody.returncode == 2 and time.time() - start < 30
     assert nobody.stderr.strip().splitlines()[-1].startswith(f"error: no Ray cluster answers at 127.0.0.1:{port}")
+    assert not (tmp_path / "nobody").exists()  # a refused start leaves nothing to refuse the next one
+
+
+def test_a_refused_start_leaves_nothing_and_the_corrected_command_runs(tmp_path):
+    """A trial that asks for more CPUs than the embedded Ray has: one line, no folder (nor the
+    folder above it that the start made), and the same --out then starts; a folder that was
+    there before keeps its own files."""
+    out = tmp_path / "new" / "run"
+    args = ["--space", "nb201", "--strategy", "random", "--budget", "10", "--executor", "ray", "--quiet", "--no-plots"]
+    refused = search(*args, "--cpus-per-trial", "64", "--out", str(out))
+    assert refused.returncode == 2 and "a trial needs 64 CPU(s) but the Ray cluster has" in refused.stderr
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    assert search(*args, "--cpus-per-trial", "64", "--out", str(tmp_path / "mine")).returncode == 2
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    done = search(*args, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert summary(out)["evaluations"] == 10
 
 
 def test_warm_start_reads_the_previous_rounds_weights(tmp_path):

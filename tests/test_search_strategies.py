@@ -8,7 +8,7 @@ import spaces
 
 from search.errors import SearchError
 from search.executors import ExecutorConfig, InlineExecutor
-from search.middleware import Deduplicate, FailureHandling, make_strategy
+from search.middleware import FailureHandling, make_strategy
 from search.registry import strategy_class
 from search.strategies import PredictorGuided, StrategyConfig
 
@@ -28,7 +28,7 @@ def make(name, space, seed=0, **config):
 
 
 def oracle_guided(space, seed=0, **config):
-    return FailureHandling(Deduplicate(OracleGuided(space, strategy_config(**config), seed)))
+    return OracleGuided(space, strategy_config(**config), seed, middleware=[FailureHandling()])
 
 
 class LineSpace(spaces.Sampling, spaces.GraphEncoding):
@@ -281,15 +281,16 @@ def test_a_first_round_that_failed_entirely_stops_the_search_or_goes_on_at_rando
         restored.ask()
 
 
-def test_without_deduplication_a_strategy_proposes_known_archs_again():
-    """Deduplication is the wrapper's doing: the bare strategy repeats itself on a tiny space."""
+def test_deduplication_is_the_strategys_own_behaviour():
+    """Even without any middleware, no arch is proposed twice: on a 30-arch space, 25
+    evaluations are 25 distinct archs, and the 31st cannot be had."""
     space = LineSpace(n=30)
     bare = strategy_class("random")(space, StrategyConfig(name="random", budget=25), 0)
     drive(bare, space)
-    assert len({e["key"] for e in bare.history}) < 25
-    wrapped = make("random", space, budget=25)
-    drive(wrapped, space)
-    assert len({e["key"] for e in wrapped.history}) == 25
+    assert len(bare.history) == 25 and len({e["key"] for e in bare.history}) == 25
+    everything = strategy_class("random")(space, StrategyConfig(name="random", budget=40, init=10), 0)
+    drive(everything, space)
+    assert len({e["key"] for e in everything.history}) == len(everything.history) == 30
 
 
 def test_constraints_keep_every_proposal_within_the_limit_and_resume_exactly():
@@ -396,7 +397,7 @@ def test_pareto_front_of_a_hand_made_set():
 
 
 def test_a_benchmark_column_is_a_constraint_measure_and_the_space_comes_first():
-    from search.evaluators.benchmark import BenchmarkEvaluator
+    from search.evaluators.benchmark import BenchmarkConfig, BenchmarkEvaluator
     from search.middleware import measure_functions
     space = spaces.get_space("nb201")
     evaluator = BenchmarkEvaluator(space)
@@ -405,8 +406,16 @@ def test_a_benchmark_column_is_a_constraint_measure_and_the_space_comes_first():
     arch = bench.arch(6111)
     assert fns["c10valid_params_mb"](arch) == bench.query(arch, "c10valid_params_mb")
     assert fns["params"](arch) == sum(p.numel() for p in space.build_model(arch).parameters())  # the registry's
-    with pytest.raises(SearchError, match="unknown constraint measure 'macs'; this run offers: .*c10_test_200.*params"):
+    with pytest.raises(SearchError, match="unknown constraint measure 'macs'; this run offers: .*c10valid_val_12.*params"):
         measure_functions(space, {"macs": 1}, evaluator)
+    # a test value never steers a search: it is not offered, and naming it is refused with the reason
+    offered = evaluator.measure_names()
+    assert "c10_test_200" not in offered and "c10_test_12" not in offered and "c10valid_params_mb" in offered
+    for test_column in ("c10_test_200", "c10_test_12"):
+        with pytest.raises(SearchError, match=f"constraint {test_column} is a test metric: a test value must never"):
+            measure_functions(space, {test_column: 90}, evaluator)
+    with pytest.raises(SearchError, match="--metric c10_test_200 is a test metric"):
+        BenchmarkEvaluator(space, BenchmarkConfig(metric="c10_test_200"))
     ofa = spaces.get_space("ofa_mbv3")
     arch = ofa.sample(np.random.default_rng(0))
     assert measure_functions(ofa, {"params": 1})["params"](arch) == ofa.params(arch)  # analytic, no network built
@@ -484,5 +493,5 @@ def test_each_strategy_takes_only_its_own_settings():
                                           r"valid: population, tournament"):
         make("rea", space, candidates=50)
     rea = make("rea", space, budget=30, population=7)
-    assert rea.base.settings.population == 7 and rea.base.settings.tournament == 5
-    assert make("narformer", space).base.settings.candidates == 500
+    assert rea.settings.population == 7 and rea.settings.tournament == 5
+    assert make("narformer", space).settings.candidates == 500

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ..errors import SearchError
 from ..registry import register_evaluator
 from . import Evaluator
 
@@ -41,6 +42,19 @@ class BenchmarkEvaluator(Evaluator):
         _, bench = self._open()
         for m in (self.metric, self.test_metric):
             bench.column(m)  # unknown metrics list the valid ones
+        if self.metric in self.test_columns():
+            raise SearchError(f"--metric {self.metric} is a test metric: a test value is reported, never searched "
+                              f"on; search on a validation column ({', '.join(self.search_columns())})")
+
+    def test_columns(self) -> set[str]:
+        """The table's test values (the reported metric, unless it is the search metric itself,
+        and every column named ``*_test_*``): never a search value nor a constraint, so they
+        cannot steer a search."""
+        named = {m for m in self.table.metrics if "test" in m.lower().split("_")}
+        return named | ({self.test_metric} if self.test_metric != self.metric else set())
+
+    def search_columns(self) -> list[str]:
+        return [m for m in self.table.metrics if m not in self.test_columns()]
 
     @property
     def metric(self) -> str:
@@ -64,10 +78,13 @@ class BenchmarkEvaluator(Evaluator):
         space, bench = self._open()
         if name not in bench.metrics:
             return None
+        if name in self.test_columns():
+            raise SearchError(f"constraint {name} is a test metric: a test value must never steer a search (it is "
+                              f"reported, never selected on); constrain one of {', '.join(self.measure_names())}")
         return lambda arch: bench.query(arch, name)
 
     def measure_names(self) -> list[str]:
-        return self._open()[1].metrics
+        return self.search_columns()
 
     def describe(self) -> dict:
         return dict(super().describe(), data=self._bench.source if self._bench else self.config.data)

@@ -1,0 +1,1 @@
+"""Packaged data files (see README.md beside this file); no code."""
