@@ -223,6 +223,7 @@ def _main(args) -> int:
         strategy_tree = search_config.merge(tree, {"strategy": {"name": name}})
         strategy_tree["strategy"]["config"] = own
         resolved, _ = search_config.resolve(search_config.build(strategy_tree))
+        resolved.strategy.check_budget()  # here, not in each seed's worker
         configs[name] = [search_config.build(dict(search_config.to_dict(resolved), seed=s)) for s in range(args.seeds)]
     optimum = table_optimum(configs[names[0]][0])
     results = {}

@@ -126,7 +126,23 @@ def merge(tree: dict, overrides: dict) -> dict:
 
 
 def build(values: dict) -> SearchConfig:
+    """The config tree from (nested) values: the registered names it gives first (an unknown
+    space, strategy, predictor, evaluator or executor lists the valid ones), then the values."""
+    check_names(values)
     return configs.build(SearchConfig, values)
+
+
+def check_names(values: dict) -> None:
+    from predictor.registry import PREDICTORS
+    from spaces.registry import SPACES
+
+    from .registry import EVALUATORS, EXECUTORS, STRATEGIES
+    registries = {"space": SPACES, "strategy": STRATEGIES, "predictor": PREDICTORS, "evaluator": EVALUATORS,
+                  "executor": EXECUTORS}
+    for section, registry in registries.items():
+        given = values.get(section)
+        if isinstance(given, dict) and isinstance(given.get("name"), str):
+            registry.get(given["name"])
 
 
 def to_dict(config: SearchConfig) -> dict:

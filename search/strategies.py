@@ -39,6 +39,11 @@ class StrategyConfig:
         for name in ("budget", "batch", "init"):
             if getattr(self, name) < 1:
                 raise SearchError(f"{name} must be >= 1, got {getattr(self, name)}")
+        return self
+
+    def check_budget(self):
+        """Budget against the first round: checked after every name and file of a config (an
+        unknown space is the error to show first, not the budget it was given)."""
         if self.budget < self.init:
             raise SearchError(f"budget ({self.budget}) is smaller than the initial population (init {self.init})")
         return self
@@ -115,7 +120,7 @@ class Strategy:
     def __init__(self, space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None,
                  middleware=()):
         require(space, Sampling, "to search it")
-        self.space, self.config, self.seed = space, config.validate(), seed
+        self.space, self.config, self.seed = space, config.validate().check_budget(), seed
         self.settings = strategy_settings(type(self), config.config)
         # The chain of search.middleware links (constraints, failure handling), in order.
         self.middleware = list(middleware)

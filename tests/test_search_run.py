@@ -451,3 +451,17 @@ def test_every_part_is_checked_before_the_first_evaluation(args, message, tmp_pa
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert message in done.stderr, done.stderr
     assert not out.exists()  # nothing was evaluated, no folder is left to refuse a fresh start
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "foo"], "error: unknown space 'foo'; valid: darts, nb101, nb201, ofa_mbv3"),
+    (["--strategy", "nope"], "error: unknown strategy 'nope'; valid: bo, narformer, random, rea, reinforce"),
+    (["--predictor", "nope"], "error: unknown predictor 'nope'; valid: arch2vec, gcn, gin, mlp, narformer"),
+    (["--data", "/nonexistent.csv"], "error: NAS-Bench-201 file not found (looked for /nonexistent.csv)"),
+    ([], "error: budget (5) is smaller than the initial population (init 10)"),
+])
+def test_names_and_files_are_reported_before_the_values_that_depend_on_them(args, message, tmp_path):
+    done = search(*args, "--budget", "5", "--quiet", "--out", str(tmp_path / "run"))
+    assert done.returncode == 2 and done.stderr.startswith(message), done.stderr
+    assert not (tmp_path / "run").exists()
+
