@@ -53,7 +53,7 @@ def read_run(path) -> RunView:
     run = RunDir(path)
     folder = run.path
     if not folder.is_dir():
-        raise SearchError(f"{folder} holds no run (no such folder)")
+        raise SearchError(f"{folder} holds no run ({'a file, not a run folder' if folder.exists() else 'no such folder'})")
     saved = run.read_config()
     records = _read_journal(folder / JOURNAL)
     state, predicted = None, {}

@@ -82,7 +82,8 @@ class RunDir:
                 self.path.mkdir(parents=True, exist_ok=True)
                 self._made = missing[::-1]
             elif not self.path.is_dir():
-                raise SearchError(f"{self.path} holds no run (no such folder)")
+                what = "a file, not a run folder" if self.path.exists() else "no such folder"
+                raise SearchError(f"{self.path} holds no run ({what})")
             self._lock = RunLock(self.path / LOCK)
         except OSError as err:
             raise SearchError(f"cannot write the run folder {self.path}: {err.strerror or err}") from None

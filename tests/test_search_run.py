@@ -465,3 +465,15 @@ def test_names_and_files_are_reported_before_the_values_that_depend_on_them(args
     assert done.returncode == 2 and done.stderr.startswith(message), done.stderr
     assert not (tmp_path / "run").exists()
 
+
+def test_a_file_where_a_folder_is_expected_is_named_a_file(tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("x")
+    resumed = search("--resume", str(file))
+    assert resumed.returncode == 2 and resumed.stderr.strip() == f"error: {file} holds no run (a file, not a run folder)"
+    report = subprocess.run([sys.executable, "-m", "search.report", str(file)], capture_output=True, text=True)
+    assert report.returncode == 2 and "(a file, not a run folder)" in report.stderr
+    trained = subprocess.run([sys.executable, "-m", "search.train", "--arch", "darts_v2", "--preset", "smoke",
+                              "--data-dir", str(file), "--out", str(tmp_path / "t")], capture_output=True, text=True)
+    assert trained.returncode == 2 and f"CIFAR-10 folder {file} (from --data-dir) is a file, not a folder" in trained.stderr
+

@@ -82,7 +82,8 @@ def resolve_dir(data_dir=None, download: bool = True) -> Path:
             path = Path(value).expanduser()
             folder = path / FOLDER if (path / FOLDER).is_dir() else path
             if not folder.is_dir():
-                raise TrainingError(f"CIFAR-10 folder {folder} (from {how}) does not exist")
+                what = "is a file, not a folder" if folder.exists() else "does not exist"
+                raise TrainingError(f"CIFAR-10 folder {folder} (from {how}) {what}")
             return folder
     folder = default_data_dir() / FOLDER
     if not folder.is_dir() and download:

@@ -41,7 +41,8 @@ def resolve_root(data_dir=None) -> Path:
         if value:
             root = Path(value).expanduser()
             if not root.is_dir():
-                raise TrainingError(f"ImageNet folder {root} (from {how}) does not exist")
+                what = "is a file, not a folder" if root.exists() else "does not exist"
+                raise TrainingError(f"ImageNet folder {root} (from {how}) {what}")
             return root
     root = default_data_dir() / FOLDER
     if root.is_dir():
