@@ -8,7 +8,6 @@ text form (for DARTS the ``Genotype(normal=[...], ...)`` text), or a name the sp
 (darts_v1, darts_v2). The output folder keeps a checkpoint after every epoch; running the
 same command again continues from the last finished epoch. The result (validation and
 test accuracy, parameters, the per-epoch history and the config) goes to OUT/result.json.
-Spaces with a recipe: those registered in training.recipes (built in: darts, on CIFAR-10).
 """
 from __future__ import annotations
 
@@ -61,13 +60,25 @@ def check_output_folder(out: Path, space, key: str) -> None:
                           "delete it")
 
 
+def recipes_help() -> str:
+    """Each registered recipe with its presets (the first is its default), for --help."""
+    from training.recipes import RECIPES
+    lines = []
+    for space in RECIPES.names():
+        recipe = RECIPES.get(space)
+        presets = list(recipe.presets)
+        lines.append(f"  {space:8s} on {recipe.dataset}: presets {presets[0]} (default), {', '.join(presets[1:])}")
+    return "Spaces with a training recipe (training.recipes):\n" + "\n".join(lines)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m search.train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.split("\n")[1:]))
-    p.add_argument("--space", default="darts", help="the architecture's space (default darts)")
-    p.add_argument("--arch", required=True)
-    p.add_argument("--preset", help="a preset of the recipe (DARTS: final (default), search, smoke)")
+                                epilog="\n".join(__doc__.split("\n")[1:]) + "\n" + recipes_help())
+    p.add_argument("--space", default="darts", help="the architecture's space (default darts; see the recipes below)")
+    p.add_argument("--arch", required=True, help="a JSON file (a run's best.json), the space's JSON or text form, "
+                                                 "or a name the space knows (darts: darts_v1, darts_v2)")
+    p.add_argument("--preset", help="a preset of the space's recipe (listed below; default: its first)")
     p.add_argument("--data-dir", help="the dataset folder (CIFAR-10: the python batches)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options", help="training config override")
     p.add_argument("--out", help="output folder (default runs/train-<space>-<arch digest>-<preset>)")

@@ -209,3 +209,12 @@ def test_a_checkpoint_is_only_continued_by_its_own_config_and_network(tmp_path):
         load_checkpoint(path, TrainerConfig(epochs=4), {"arch": "a"}, "cpu")
     with pytest.raises(TrainingError, match=r"belongs to another arch \(a\)"):
         load_checkpoint(path, cfg, {"arch": "b"}, "cpu")
+
+
+def test_train_help_lists_every_recipe_and_its_presets():
+    from training.recipes import RECIPES
+    shown = subprocess.run([sys.executable, "-m", "search.train", "--help"], capture_output=True, text=True).stdout
+    for space in RECIPES.names():
+        line = next(line for line in shown.splitlines() if line.split()[:1] == [space])
+        assert all(preset in line for preset in RECIPES.get(space).presets), line
+    assert "--arch ARCH" in shown and "darts_v2" in shown
