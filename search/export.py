@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -139,8 +140,15 @@ def _main(args) -> int:
         raise SearchError("--set and --weights exclude each other: the checkpoint fixes the network's shape")
     if build:
         require(space, ModelBuilding, "to export a network").build_config(build)  # bad keys before any file
-    writable_folder(args.out, "--out")
-    result = export(arch, space, Path(args.out), Path(args.weights) if args.weights else None, build)
+    out = Path(args.out)
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    writable_folder(out, "--out")
+    try:
+        result = export(arch, space, out, Path(args.weights) if args.weights else None, build)
+    except Exception:
+        if made:  # a refused export leaves no folder it made behind
+            shutil.rmtree(made[-1], ignore_errors=True)
+        raise
     print(json.dumps(result))
     return 0
 

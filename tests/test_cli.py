@@ -205,3 +205,12 @@ def test_an_installed_plugin_announces_itself_by_entry_point(tmp_path):
     broken = narnas("list", "spaces", **env)
     assert broken.returncode == 2 and broken.stderr.startswith(
         "error: cannot import plugin 'line' (no_such_module) of line-plugin: No module named 'no_such_module'")
+
+
+def test_a_refused_export_leaves_no_folder(tmp_path):
+    weights = tmp_path / "other.pt"
+    weights.write_bytes(b"not a checkpoint")
+    out = tmp_path / "new" / "export"
+    done = run("search.export", "--space", "darts", "--arch", "darts_v2", "--weights", str(weights), "--out", str(out))
+    assert done.returncode == 2 and "is not a PyTorch checkpoint" in done.stderr, done.stderr
+    assert not (tmp_path / "new").exists()
