@@ -5,8 +5,7 @@ import base64
 import bz2
 import json
 import pickle
-
-from spaces.tfrecord import encode_field, write_record
+import struct
 
 
 def nb201_arch_results(index, arch_str, runs, epochs):
@@ -41,20 +40,56 @@ def write_nats_pickle(path, data):
         pickle.dump(data, f)
 
 
+# NAS-Bench-101's lib/model_metrics.proto (proto2), the field numbers as published; encoded here
+# by hand, apart from the reader's own codec, so a wrong number in the reader cannot hide:
+#   ModelMetrics:   evaluation_data = 1 (EvaluationData), trainable_parameters = 2 (int32), total_time = 3 (double)
+#   EvaluationData: current_epoch = 1, training_time = 2, train_accuracy = 3, validation_accuracy = 4,
+#                   test_accuracy = 5 (doubles), checkpoint_path = 6 (string)
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _double(field: int, value: float) -> bytes:  # wire type 1 (64-bit)
+    return bytes([field << 3 | 1]) + struct.pack("<d", value)
+
+
+def _int32(field: int, value: int) -> bytes:  # wire type 0 (varint)
+    return bytes([field << 3 | 0]) + _varint(value)
+
+
+def _bytes(field: int, data: bytes) -> bytes:  # wire type 2 (length-delimited)
+    return bytes([field << 3 | 2]) + _varint(len(data)) + data
+
+
 def nb101_record(module_hash, epochs, matrix, ops, evaluations, params):
     """One record of the official NB101 tfrecord: evaluations = [(time, train, valid, test)] x3
     for init, halfway and final."""
     evaluation_data = b""
     for epoch, (time, train, valid, test) in zip((0.0, epochs / 2, float(epochs)), evaluations):
-        message = (encode_field(1, epoch) + encode_field(2, time) + encode_field(3, train)
-                   + encode_field(4, valid) + encode_field(5, test) + encode_field(6, "/ckpt/model.ckpt-1"))
-        evaluation_data += encode_field(1, message)
-    metrics = evaluation_data + encode_field(2, params) + encode_field(3, 123.0)
+        message = (_double(1, epoch) + _double(2, time) + _double(3, train) + _double(4, valid) + _double(5, test)
+                   + _bytes(6, b"/ckpt/model.ckpt-1"))
+        evaluation_data += _bytes(1, message)
+    metrics = evaluation_data + _int32(2, params) + _double(3, 123.0)
     return json.dumps([module_hash, epochs, "".join(str(v) for row in matrix for v in row), ",".join(ops),
                        base64.b64encode(metrics).decode()]).encode()
 
 
+def _masked_crc32c(data: bytes) -> int:
+    """TFRecord's checksum: CRC-32C (google-crc32c), rotated right by 15 bits, plus 0xa282ead8."""
+    import google_crc32c
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
 def write_tfrecord(path, records):
+    """TFRecord framing: uint64 length, its masked CRC, the data, the data's masked CRC."""
     with open(path, "wb") as f:
         for record in records:
-            write_record(f, record)
+            length = struct.pack("<Q", len(record))
+            f.write(length + struct.pack("<I", _masked_crc32c(length)) + record
+                    + struct.pack("<I", _masked_crc32c(record)))
