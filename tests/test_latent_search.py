@@ -104,11 +104,20 @@ def test_bo_proposes_by_expected_improvement(nb201):
     round2 = s.in_flight
     assert len(round2) == 10 and all(e["round"] == 2 and e["predicted"] is not None for e in round2)
     # exactly the 10 new archs of highest expected improvement under the GP of round 1
+    # under scikit-learn's GP fitted here on round 1 (RBF + noise, hyperparameters by marginal
+    # likelihood), and EI written out: (m - best) Phi(z) + s phi(z), z = (m - best) / s
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
     bo = s
     rows, values = bo.evaluated_rows()
     open_rows = np.setdiff1d(np.arange(bo.pool.size), rows)
-    mean, std = bo._posterior(rows, values, open_rows)
-    top = open_rows[np.argsort(-expected_improvement(mean, std, values.max()))[:10]]
+    dims = bo.pool.x.shape[1]
+    gp = GaussianProcessRegressor(ConstantKernel() * RBF(np.sqrt(dims), (1e-2, 1e3)) + WhiteKernel(0.1, (1e-6, 1e1)),
+                                  normalize_y=True, random_state=1 * 1000 + 2).fit(bo.pool.x[rows], values)
+    mean, std = gp.predict(bo.pool.x[open_rows], return_std=True)
+    z = (mean - values.max()) / np.maximum(std, 1e-12)
+    ei = (mean - values.max()) * norm.cdf(z) + std * norm.pdf(z)
+    top = open_rows[np.argsort(-ei)[:10]]
     assert {bo.pool.keys[i] for i in top} == {e["key"] for e in round2}
 
 
