@@ -47,19 +47,39 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread where Ctrl-C raises KeyboardInterrupt."""
 
 
-_sigterm_received = False
+#: The last SIGINT / SIGTERM, kept: the exception a handler raises can land where Python
+#: ignores it (a weakref callback, a __del__) or in a library that ends its work and returns
+#: (Ray Tune's fit); the tool then stops at its next safe point (``raise_if_interrupted``).
+_received: int | None = None
 
 
 def _terminate(signum, frame):
-    global _sigterm_received
-    _sigterm_received = True
+    global _received
+    _received = signum
     raise Terminated()
 
 
+def on_interrupt(signum, frame):
+    """SIGINT's handler: as Python's own (a KeyboardInterrupt), and remembered."""
+    global _received
+    _received = signum
+    raise KeyboardInterrupt()
+
+
 def interruption(message: str) -> KeyboardInterrupt:
-    """The exception that ends a stop a library caught on its way (Ray Tune ends its fit on an
-    interrupt and returns): Terminated when a SIGTERM came, else a Ctrl-C's KeyboardInterrupt."""
-    return Terminated(message) if _sigterm_received else KeyboardInterrupt(message)
+    """The exception that ends a stop: Terminated after a SIGTERM, else a Ctrl-C's KeyboardInterrupt."""
+    return Terminated(message) if _received == signal.SIGTERM else KeyboardInterrupt(message)
+
+
+def raise_if_interrupted() -> None:
+    """At a safe point: end the work if a SIGINT / SIGTERM came and its exception was lost."""
+    if _received is not None:
+        raise interruption("interrupted")
+
+
+def clear_interrupt() -> None:
+    global _received
+    _received = None
 
 
 def interrupt_code(err: KeyboardInterrupt) -> int:
@@ -70,7 +90,7 @@ def run_main(main: Callable[[], int]) -> int:
     """Run a CLI's body under the shared error policy; returns the exit code."""
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, _terminate), signal.signal(signal.SIGINT, on_interrupt)
     try:
         return main()
     except UserError as err:
@@ -85,4 +105,5 @@ def run_main(main: Callable[[], int]) -> int:
         return 0
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])

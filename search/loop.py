@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+from narnas.cli import clear_interrupt, on_interrupt, raise_if_interrupted
+
 from . import config as search_config
 from .config import SearchConfig
 from .errors import SearchError, StateError
@@ -188,10 +190,12 @@ class Search:
         wall = lambda: self.previous_wall + time.time() - start
         cfg = self.config
         self.evaluated_here = 0  # evaluations finished by this process: the rate behind the estimate
+        clear_interrupt()
         with make_executor(cfg.executor, storage=str(self.run_dir.path / "ray"), quiet=cfg.run.quiet) as executor:
             while True:
                 interrupts_raise()  # the predictor fits here, between the executor's runs
                 batch = self.strategy.pending() or self.strategy.ask()
+                raise_if_interrupted()  # a Ctrl-C during the fit that landed where Python ignores it
                 if not batch:
                     break
                 self._save_state(wall())
@@ -218,6 +222,7 @@ class Search:
                     executor.run(jsons, self.evaluator, on_result, self.strategy.round)
                 finally:
                     bar.close()
+                raise_if_interrupted()
                 self._progress()
                 if cfg.run.plots:
                     self._plots()
@@ -306,10 +311,12 @@ class Search:
 
 def interrupts_raise() -> None:
     """Make Ctrl-C raise KeyboardInterrupt in the driver's own work again, whatever handler a
-    library left installed (Ray Tune's swallows the signal)."""
+    library left installed (Ray Tune's swallows the signal); a stop whose exception was lost
+    ends the search here, between its phases."""
     if threading.current_thread() is threading.main_thread() \
-            and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+            and signal.getsignal(signal.SIGINT) is not on_interrupt:
+        signal.signal(signal.SIGINT, on_interrupt)
+    raise_if_interrupted()
 
 
 def config_digest(tree: dict) -> str:
