@@ -225,6 +225,9 @@ class RayExecutor:
             # when it is imported).
             os.environ["RAY_AUTH_MODE"] = "token"
         import ray
+        # The embedded Ray's start says which token mode it took, at every start of every run:
+        # noise for a private local cluster (a log of its own says so where it matters).
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         if self.quiet:
             # Ray's start-up notices (token authentication, ...) are warnings of its loggers, and
             # Tune logs each failed attempt of a trial it will retry with a traceback: a retry
