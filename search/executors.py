@@ -225,8 +225,8 @@ class RayExecutor:
             # when it is imported).
             os.environ["RAY_AUTH_MODE"] = "token"
         import ray
-        # The embedded Ray's start says which token mode it took, at every start of every run:
-        # noise for a private local cluster (a log of its own says so where it matters).
+        # Ray says which token mode a local start took, at every start of every search: noise
+        # beside the search's own lines (the mode is Ray's default; RAY_AUTH_MODE changes it).
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         if self.quiet:
             # Ray's start-up notices (token authentication, ...) are warnings of its loggers, and
