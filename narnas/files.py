@@ -42,6 +42,13 @@ def print_json(result, path=None) -> None:
     print(text)
 
 
+def outermost_missing(path) -> Path | None:
+    """The outermost of ``path`` and its parents that does not exist (what creating ``path``
+    would make, and removing it would undo); None when ``path`` exists."""
+    missing = [p for p in (Path(path), *Path(path).parents) if not p.exists()]
+    return missing[-1] if missing else None
+
+
 def writable_folder(path, flag: str) -> Path:
     """``path`` as a folder that exists and takes files; checked before any real work, so an
     output that cannot be written costs one line (naming ``flag``), not the finished work."""

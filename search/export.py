@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 from narnas.cli import parse_overrides, run_main
-from narnas.files import writable_folder
+from narnas.files import outermost_missing, writable_folder
 
 from .errors import SearchError
 
@@ -141,13 +141,13 @@ def _main(args) -> int:
     if build:
         require(space, ModelBuilding, "to export a network").build_config(build)  # bad keys before any file
     out = Path(args.out)
-    made = [p for p in (out, *out.parents) if not p.exists()]
+    made = outermost_missing(out)
     writable_folder(out, "--out")
     try:
         result = export(arch, space, out, Path(args.weights) if args.weights else None, build)
     except Exception:
-        if made:  # a refused export leaves no folder it made behind
-            shutil.rmtree(made[-1], ignore_errors=True)
+        if made is not None:  # a refused export leaves no folder it made behind
+            shutil.rmtree(made, ignore_errors=True)
         raise
     print(json.dumps(result))
     return 0

@@ -222,7 +222,6 @@ class Search:
                     executor.run(jsons, self.evaluator, on_result, self.strategy.round)
                 finally:
                     bar.close()
-                raise_if_interrupted()
                 self._progress()
                 if cfg.run.plots:
                     self._plots()

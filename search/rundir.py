@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from narnas.files import atomic_torch_save, atomic_write_bytes, read_jsonl
+from narnas.files import atomic_torch_save, atomic_write_bytes, outermost_missing, read_jsonl
 
 from .errors import SearchError, StateError
 
@@ -69,7 +69,7 @@ class RunDir:
     def __init__(self, path):
         self.path = Path(path).resolve()
         self._lock: RunLock | None = None
-        self._made: list[Path] = []  # folders this run created, outermost first
+        self._made: Path | None = None  # the outermost folder this run created
 
     def lock(self, create: bool) -> None:
         """Take the folder's exclusive lock (creating the folder for a new run); a SearchError
@@ -78,9 +78,8 @@ class RunDir:
             return
         try:
             if create:
-                missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
+                self._made = outermost_missing(self.path)
                 self.path.mkdir(parents=True, exist_ok=True)
-                self._made = missing[::-1]
             elif not self.path.is_dir():
                 what = "a file, not a run folder" if self.path.exists() else "no such folder"
                 raise SearchError(f"{self.path} holds no run ({what})")
@@ -99,8 +98,8 @@ class RunDir:
         emptied of this run's files."""
         import shutil
         self.unlock()
-        if self._made:
-            shutil.rmtree(self._made[0], ignore_errors=True)
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
         else:
             for name in (CONFIG, JOURNAL, STATE, LOCK):
                 (self.path / name).unlink(missing_ok=True)

@@ -180,6 +180,7 @@ def test_the_narnas_command_runs_each_tool_and_lists_what_is_registered(tmp_path
     for args, message in [(("nope",), "error: unknown subcommand 'nope'; valid: search, report"),
                           (("list", "things"), "error: narnas list: unknown kind things; valid: spaces,"),
                           (("bench", "nope"), "error: narnas bench: unknown benchmark 'nope'; valid: "),
+                          (("list", "--plugin", "no_such_plugin"), "error: cannot import plugin 'no_such_plugin'"),
                           (("bench", "search"), "error: narnas bench runs the repository's benchmark commands")]:
         bad = narnas(*args, cwd=tmp_path if args == ("bench", "search") else None)
         assert bad.returncode == 2 and bad.stderr.startswith(message), (args, bad.stderr)

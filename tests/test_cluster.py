@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from test_search_run import _environ_has, journal, search, summary
+from test_search_run import journal, processes_with, search, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.2"
@@ -25,10 +25,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def processes_with(marker: str) -> list[int]:
-    return [int(pid) for pid in filter(str.isdigit, os.listdir("/proc")) if _environ_has(pid, marker.encode())]
 
 
 def kill_all(marker: str) -> None:

@@ -232,19 +232,10 @@ def test_bad_command_lines_give_one_line(tmp_path, reference):
         assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr, (args, out.stderr)
 
 
-def processes_with(variable: str, value: str) -> list[int]:
-    """PIDs of the processes whose environment holds ``variable=value``: those a test started
-    (Ray's workers and helpers inherit the driver's environment), never another search's."""
-    marker = f"{variable}={value}".encode()
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if marker in f.read().split(b"\0"):
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
+def processes_with(marker: str) -> list[int]:
+    """PIDs of the processes whose environment holds ``marker`` (``NAME=value``): those a test
+    started (Ray's workers and helpers inherit the driver's environment), never another search's."""
+    return [int(pid) for pid in filter(str.isdigit, os.listdir("/proc")) if _environ_has(pid, marker.encode())]
 
 
 def test_ray_executor_gives_the_inline_search_and_cleans_up(tmp_path):
@@ -263,9 +254,9 @@ def test_ray_executor_gives_the_inline_search_and_cleans_up(tmp_path):
     fields = lambda folder: {tuple(sorted(e)) for e in journal(folder)}
     assert fields(tmp_path / "ray") == fields(tmp_path / "inline") and "seconds" in journal(tmp_path / "ray")[0]
     deadline = time.time() + 10
-    while processes_with("NARNAS_TEST_MARK", mark) and time.time() < deadline:
+    while processes_with(f"NARNAS_TEST_MARK={mark}") and time.time() < deadline:
         time.sleep(0.2)
-    assert processes_with("NARNAS_TEST_MARK", mark) == []  # Ray's processes ended with the search
+    assert processes_with(f"NARNAS_TEST_MARK={mark}") == []  # Ray's processes ended with the search
 
 
 def test_the_ray_a_killed_search_leaves_behind_is_reclaimed_at_the_next_start(tmp_path):
