@@ -92,8 +92,8 @@ class IOFeatureEvaluator:
         arch = self.space.from_json(arch_json)
         data = self.data()
         result, model = self.recipe.train_model(arch, self.space, data, self.training, log=lambda line: None)
-        val_features = pooled_features(model, data, data.val.x, self.training.eval_batch_size)
-        test_features = pooled_features(model, data, data.test.x, self.training.eval_batch_size)
+        val_features = pooled_features(model, data, data.val.x, self.training.eval_batch_size or 250)
+        test_features = pooled_features(model, data, data.test.x, self.training.eval_batch_size or 250)
         name = f"nets/{digest(str(self.space.key(arch)))}.npz"
         weight = model.classifier.weight.detach().cpu().numpy()
         bias = model.classifier.bias.detach().cpu().numpy()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from training.imagenet_train import ImageNetTrainingConfig, fit, splits
+from training.recipes.imagenet import ImageNetTrainingConfig, splits
+from training.trainer import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "imagenet_sample"
@@ -33,23 +34,23 @@ def test_a_training_killed_mid_way_resumes_to_the_uninterrupted_result(tmp_path)
     build = {"dataset": "imagenet", "channels": 8, "layers": 5, "num_classes": 1000}
     cfg = ImageNetTrainingConfig(epochs=2, batch_size=8, lr=0.05, schedule="cosine", classes=10, holdout_images=4,
                                  val_images=10, eval_batch_size=10, workers=0, allow_val_only=True)
-    data = splits(SAMPLE, cfg)
+    data = splits(SAMPLE, cfg).batches(cfg, 64)
     model = lambda: space.build_model(arch, build)  # noqa: E731
-    whole = fit(model, data, cfg, 64, checkpoint=tmp_path / "whole.pt", extra_state={"arch": "a"})
+    whole, _ = fit(model, data, cfg, checkpoint=tmp_path / "whole.pt", extra_state={"arch": "a"})
     ckpt, logs = tmp_path / "imagenet.pt", []
 
     def kill_at_epoch_2(net, epoch):
         if epoch == 1:
             raise KeyboardInterrupt("killed")
     with pytest.raises(KeyboardInterrupt):
-        fit(model, data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "a"}, on_epoch=kill_at_epoch_2)
-    resumed = fit(model, data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "a"}, log=logs.append)
-    assert any("resuming ImageNet training from epoch 1 of 2" in line for line in logs)
+        fit(model, data, cfg, checkpoint=ckpt, extra_state={"arch": "a"}, on_epoch=kill_at_epoch_2)
+    resumed, _ = fit(model, data, cfg, checkpoint=ckpt, extra_state={"arch": "a"}, progress=True, log=logs.append)
+    assert any("resuming training from epoch 1 of 2" in line for line in logs)
     assert [line for line in logs if line.startswith("epoch ")][0].startswith("epoch 2/2")  # epoch 1 not again
     assert resumed["history"] == whole["history"] and resumed["val"] == whole["val"]
     assert resumed["test"] == whole["test"]
     with pytest.raises(Exception, match="another arch"):
-        fit(model, data, cfg, 64, checkpoint=ckpt, extra_state={"arch": "b"})
+        fit(model, data, cfg, checkpoint=ckpt, extra_state={"arch": "b"})
 
 
 @pytest.mark.parametrize("space", ["darts", "ofa_mbv3"])
@@ -98,3 +99,25 @@ def test_an_arch_trains_as_two_data_parallel_workers(tmp_path):
     cifar = subprocess.run([sys.executable, "-m", "search.run", "--space", "nb201", "--workers-per-trial", "2"],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert cifar.returncode == 2 and "needs an evaluator that trains data-parallel" in cifar.stderr
+
+
+def test_device_decoding_gives_the_images_of_the_pil_pipeline():
+    """decode=device (torchvision.io.decode_jpeg on the training device, here the CPU) shows the
+    network the same evaluation views as PIL in loader workers, and seeded training crops."""
+    import torch
+
+    from training.datasets import imagenet
+    files = imagenet.list_files(SAMPLE, allow_val_only=True).val[:8]
+    spec = lambda decode: imagenet.FolderData(files, files, files, 64, 4, 8, seed=3, workers=0,  # noqa: E731
+                                              decode=decode)
+    pil, labels = next(spec("workers").loader("cpu").evaluate("val"))
+    dev, same_labels = next(spec("device").loader("cpu").evaluate("val"))
+    assert pil.shape == dev.shape == (8, 3, 64, 64) and torch.equal(labels, same_labels)
+    assert (pil - dev).abs().mean() < 0.15 and torch.corrcoef(torch.stack([pil.flatten(), dev.flatten()]))[0, 1] > 0.97
+    other = torch.roll(pil, 1, 0)  # another image's view is far: the comparison can fail
+    assert (other - dev).abs().mean() > 0.5
+    first = [x for x, _ in spec("device").loader("cpu").train(0)]
+    again = [x for x, _ in spec("device").loader("cpu").train(0)]
+    later = [x for x, _ in spec("device").loader("cpu").train(1)]
+    assert [x.shape for x in first] == [(4, 3, 64, 64)] * 2
+    assert all(torch.equal(a, b) for a, b in zip(first, again)) and not torch.equal(first[0], later[0])

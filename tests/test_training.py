@@ -61,14 +61,19 @@ def test_smoke_training_lowers_the_training_loss(cifar_dir):
 
 def test_augmentation_keeps_shapes_and_is_seeded():
     import torch
-    x = torch.randn(8, 3, 32, 32)
-    a = cifar10.augment(x, torch.Generator().manual_seed(0), 16)
-    b = cifar10.augment(x, torch.Generator().manual_seed(0), 16)
-    assert a.shape == x.shape and torch.equal(a, b)
-    no_cutout = cifar10.augment(x, torch.Generator().manual_seed(0), 0)  # same crops and flips
-    hole = ((a == 0) & (no_cutout != 0)).all(1).sum((1, 2))  # a 16x16 square, clipped at the border
-    assert (hole > 0).all() and (hole <= 256).all() and (hole == 256).any()
-    padding = (no_cutout == 0).all(1).sum((1, 2))  # random crops of the 4-padded image
+
+    from training.datasets.arrays import augment
+    x = torch.randint(1, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    fill = torch.tensor([7, 8, 9], dtype=torch.uint8)
+    a = augment(x, torch.Generator().manual_seed(0), cutout=16, fill=fill)
+    b = augment(x, torch.Generator().manual_seed(0), cutout=16, fill=fill)
+    assert a.shape == x.shape and a.dtype == torch.uint8 and torch.equal(a, b)
+    no_cutout = augment(x, torch.Generator().manual_seed(0))  # same crops and flips
+    changed = (a != no_cutout).any(1)
+    assert (a.permute(0, 2, 3, 1)[changed] == fill).all()  # what the cutout changed is the fill colour
+    sizes = changed.sum((1, 2))  # a 16x16 square, clipped at the border
+    assert (sizes > 0).all() and (sizes <= 256).all() and (sizes == 256).any()
+    padding = (no_cutout == 0).all(1).sum((1, 2))  # x has no black pixel: these are the zero padding's
     assert (padding > 0).any()
 
 

@@ -1,11 +1,18 @@
-"""The training loop, for any image classifier on any :class:`~training.datasets.Dataset`.
+"""The one training loop, for any image classifier on any dataset behind a loader, in one
+process or as one replica of a data-parallel training.
 
-SGD with momentum, a cosine learning rate to 0, gradient clipping, mixed precision and
-channels-last on CUDA. Augmentation runs on whole batches of tensors (no per-image
-Python). A checkpoint is written atomically after every epoch; ``fit`` started again
-with the same checkpoint continues after its last epoch, and refuses a checkpoint
-written with another config. What is specific to a network (extra losses, schedules
-such as drop-path, the augmentation) comes from the recipe as hooks.
+SGD with momentum (fused on CUDA), a cosine or per-epoch exponential learning rate after an
+optional linear warm-up, label smoothing, the auxiliary loss of networks that return one,
+gradient clipping, bf16 autocast where the GPU has it (fp16 only on request), channels-last
+and ``cudnn.benchmark`` on CUDA, ``torch.compile`` on request. Nothing inside an epoch waits
+for the GPU: the loss and accuracy are summed on the device and read once per epoch.
+
+A checkpoint is written atomically after every epoch. The order of the data, the augmentation
+and the network's own randomness (dropout, drop-path) of an epoch are functions of
+(seed, epoch, rank), so a training killed at any point and started again with the same
+checkpoint ends exactly as an uninterrupted one; a checkpoint written with another config or
+for another network is refused. What is specific to a network (schedules such as drop-path)
+comes from the caller as the ``on_epoch`` hook.
 """
 from __future__ import annotations
 
@@ -15,8 +22,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -27,6 +35,9 @@ from narnas.progress import Progress, duration, eta, interactive
 
 from .errors import TrainingError
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("cosine", "exponential")
+
 
 @dataclass
 class TrainerConfig:
@@ -35,23 +46,67 @@ class TrainerConfig:
     batch_size: int = 96
     lr: float = 0.025
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    eval_batch_size: int = 500
+    schedule: str = "cosine"  # cosine to 0, or exponential (lr * gamma ** epoch)
+    gamma: float = 0.97
+    warmup_epochs: int = 0  # linear warm-up before the schedule
+    label_smoothing: float = 0.0
+    auxiliary_weight: float = 0.4  # networks that return (logits, auxiliary logits)
+    grad_clip: float = 5.0  # 0 = none
+    eval_batch_size: int = 0  # 0: the loader's default for the device (CIFAR: 2,000 on a GPU, 250 on a CPU)
     seed: int = 0
     device: str = "auto"  # auto = cuda when there is one
-    amp: bool = True  # mixed precision on CUDA
+    precision: str = "auto"  # auto = bf16 on a GPU that has it, else fp32; fp16 only on request
     channels_last: bool = True  # on CUDA
+    compile: bool = False  # torch.compile the network
     threads: int = 0  # torch CPU threads; 0 = all given
 
     def validate(self):
-        at_least(self, 1, "epochs", "batch_size", "eval_batch_size", where="training")
+        at_least(self, 1, "epochs", "batch_size", where="training")
+        at_least(self, 0, "eval_batch_size", where="training")
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f"training.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.schedule not in SCHEDULES:
+            raise TrainingError(f"training.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.warmup_epochs < 0 or self.grad_clip < 0 or not 0 <= self.label_smoothing < 1:
+            raise TrainingError("training.warmup_epochs and grad_clip cannot be negative; "
+                                "label_smoothing must be in [0, 1)")
         return self
 
 
-def cross_entropy(output, y):
-    """(loss, logits) of a network that returns logits."""
-    return F.cross_entropy(output, y), output
+class Loader(Protocol):
+    """Batches of one process (one replica's share under data parallelism), on its device."""
+
+    def train(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The augmented, normalised training batches of ``epoch``: a function of (seed, epoch, rank)."""
+
+    def evaluate(self, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The normalised batches of ``split`` ("val": the search signal, "test": reported)."""
+
+    def size(self, split: str) -> int:
+        """Images in ``split`` ("train": this replica's images per epoch)."""
+
+
+class TrainData(Protocol):
+    """A dataset and how it is batched: ``fit`` asks it for the loader of its device."""
+
+    def loader(self, device: torch.device, rank: int = 0, world: int = 1) -> Loader: ...
+
+
+@dataclass
+class Replica:
+    """This process's place in a data-parallel training (``training.parallel``)."""
+    rank: int
+    world: int
+    device: torch.device
+    wrap: Callable[[nn.Module], nn.Module]  # into DistributedDataParallel
+    all_reduce: Callable[[torch.Tensor], None]  # sums a tensor over the replicas, in place
+
+
+def seed_of(*parts: int) -> int:
+    """A 63-bit seed mixed from ``parts`` (seed, epoch, rank): independent streams per epoch and replica."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,6 +115,39 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise TrainingError(f"device {name!r} requested but CUDA is not available")
     return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device``; None = fp32. On a GPU, fp16 autocast is
+    slower than fp32 for the depthwise convolutions of these networks (sm_90), bf16 is not."""
+    if precision == "auto":
+        cuda = device.type == "cuda"
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+    if precision == "fp16" and device.type != "cuda":
+        raise TrainingError("training.precision fp16 needs a CUDA device (use bf16 or fp32 on a CPU)")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def lr_factor(cfg: TrainerConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` over ``cfg.lr``."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / cfg.warmup_epochs
+    e = epoch - cfg.warmup_epochs
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * e / max(1, cfg.epochs - cfg.warmup_epochs)))
+    return cfg.gamma ** e
+
+
+def classification_loss(cfg: TrainerConfig):
+    """loss(output, y) -> (loss, logits): cross-entropy with ``cfg.label_smoothing``, plus
+    ``cfg.auxiliary_weight`` times the auxiliary head's when the network returns (logits, aux)."""
+    def loss(output, y):
+        logits, aux = output if isinstance(output, tuple) else (output, None)
+        value = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if aux is not None:
+            value = value + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
+        return value, logits
+    return loss
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -82,118 +170,137 @@ def load_checkpoint(path: Path | None, config, extra_state: dict | None, map_loc
     return state
 
 
-def train_step(model, x, y, loss: Callable, opt, scaler, config, device):
-    """One optimisation step: autocast on CUDA when ``config.amp``, scaled backward, gradient
-    clipping at ``config.grad_clip``; returns (loss, logits)."""
-    with torch.autocast(device.type, enabled=device.type == "cuda" and config.amp):
+def make_optimizer(params, cfg: TrainerConfig, device: torch.device) -> torch.optim.Optimizer:
+    # fused: one kernel for every parameter's update on a GPU; the CPU keeps the foreach path
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=cfg.nesterov and cfg.momentum > 0, **fused)
+
+
+def train_step(model, x, y, loss: Callable, opt, scaler, cfg: TrainerConfig, dtype: torch.dtype | None):
+    """One optimisation step under autocast ``dtype`` (None: fp32), the scaler's backward (fp16
+    only), gradient clipping at ``cfg.grad_clip``; returns (loss, logits), still on the device."""
+    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         value, logits = loss(model(x), y)
     opt.zero_grad(set_to_none=True)
     scaler.scale(value).backward()
-    scaler.unscale_(opt)
-    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    if cfg.grad_clip > 0:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     scaler.step(opt)
     scaler.update()
     return value, logits
 
 
-def fit(build: Callable[[], nn.Module], data, config: TrainerConfig, *,
-        augment: Callable | None = None, loss: Callable = cross_entropy,
-        on_epoch: Callable[[nn.Module, int], None] | None = None,
-        checkpoint: Path | None = None, extra_state: dict | None = None,
-        progress: bool = False, log=None) -> tuple[dict, nn.Module]:
+def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, *,
+        on_epoch: Callable[[nn.Module, int], None] | None = None, checkpoint: Path | None = None,
+        extra_state: dict | None = None, progress: bool = False, log=None,
+        replica: Replica | None = None) -> tuple[dict, nn.Module]:
     """Train the network ``build()`` makes on ``data``; (result, trained model).
 
-    ``build`` is called after seeding, so the initial weights follow ``config.seed``.
-    ``augment(x, generator)`` transforms a training batch; ``loss(output, y)`` returns
-    (loss, logits); ``on_epoch(model, epoch)`` runs before each epoch (schedules).
+    ``build`` is called after seeding, so the initial weights follow ``config.seed``;
+    ``on_epoch(model, epoch)`` runs before each epoch (schedules such as drop-path).
     The checkpoint records ``asdict(config)`` plus ``extra_state`` (what the weights belong to:
     space, arch, build config); a checkpoint whose config or any ``extra_state`` entry differs
-    is refused, so it never continues another network's training.
-    The result holds val and test accuracy (%), the last training loss, the per-epoch
-    history, the epochs and the training seconds (resumed runs included).
+    is refused. Under ``replica`` (data parallelism) every replica trains its share of each
+    batch, rank 0 writes the checkpoint and measures the accuracies (the others return None).
+    The result holds val and test accuracy (%), the last training loss, the per-epoch history,
+    the images of each split, the epochs and the training seconds (resumed runs included).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     cfg = config
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = replica.device if replica else resolve_device(cfg.device)
+    rank, world = (replica.rank, replica.world) if replica else (0, 1)
+    dtype = autocast_dtype(cfg.precision, device)
     cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: the fastest convolution kernels, chosen once
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model = build().to(device)
-    if cuda and cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
-    start_epoch, history, spent = 0, [], 0.0
-    state = load_checkpoint(checkpoint, cfg, extra_state, device)
+    inner = build()
+    state = load_checkpoint(checkpoint, cfg, extra_state, "cpu")
     if state is not None:
-        model.load_state_dict(state["model"])
+        inner.load_state_dict(state["model"])
+    inner = inner.to(device)
+    if cuda and cfg.channels_last:
+        inner = inner.to(memory_format=torch.channels_last)
+    model = replica.wrap(inner) if replica else inner
+    opt = make_optimizer(model.parameters(), cfg, device)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: lr_factor(cfg, epoch))
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    start_epoch, history, spent = 0, [], 0.0
+    if state is not None:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        scaler.load_state_dict(state["scaler"])
         start_epoch, history, spent = state["epoch"], state["history"], state["seconds"]
-        log(f"resuming training from epoch {start_epoch} of {cfg.epochs} ({checkpoint})")
-
-    x_train, y_train = data.prepare(data.train.x), torch.from_numpy(data.train.y)
-    n = len(y_train)
-    steps = math.ceil(n / cfg.batch_size)
+        if rank == 0:
+            log(f"resuming training from epoch {start_epoch} of {cfg.epochs} ({checkpoint})")
+    step_model = torch.compile(model) if cfg.compile else model
+    loader = data.loader(device, rank, world)
+    loss = classification_loss(cfg)
+    n = loader.size("train")
+    steps = max(1, math.ceil(n / max(1, cfg.batch_size // world)))
     # On a terminal a bar over every step of the training; in a log one line per epoch.
-    bar = Progress(cfg.epochs * steps, progress and interactive(), "train", start=start_epoch * steps)
+    bar = Progress(cfg.epochs * steps, progress and rank == 0 and interactive(), "train", start=start_epoch * steps)
     began_training = time.time()
     for epoch in range(start_epoch, cfg.epochs):
         began = time.time()
+        torch.manual_seed(seed_of(cfg.seed, epoch, rank))  # this epoch's dropout and drop-path
         model.train()
         if on_epoch is not None:
-            on_epoch(model, epoch)
-        order = torch.randperm(n, generator=gen)
-        total_loss, correct = 0.0, 0
-        for step in range(steps):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = x_train[idx]
-            if augment is not None:
-                x = augment(x, gen)
-            x = x.to(device, non_blocking=True)
-            y = y_train[idx].to(device, non_blocking=True)
-            if cuda and cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            batch_loss, logits = train_step(model, x, y, loss, opt, scaler, cfg, device)
-            total_loss += float(batch_loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            if bar.enabled:
-                seen = min(n, (step + 1) * cfg.batch_size)
-                bar.update(epoch * steps + step + 1, epoch=f"{epoch + 1}/{cfg.epochs}", loss=total_loss / seen,
-                           acc=f"{100.0 * correct / seen:.1f}%")
+            on_epoch(inner, epoch)
+        sums = torch.zeros(3, device=device)  # loss x images, correct, images: read once per epoch
+        for step, (x, y) in enumerate(loader.train(epoch)):
+            value, logits = train_step(step_model, x, y, loss, opt, scaler, cfg, dtype)
+            sums[0] += value.detach().float() * len(y)
+            sums[1] += (logits.argmax(1) == y).sum()
+            sums[2] += len(y)
+            if bar.enabled and step % 20 == 0:  # a terminal's bar may cost a sync now and then
+                seen = float(sums[2])
+                bar.update(epoch * steps + step + 1, epoch=f"{epoch + 1}/{cfg.epochs}", loss=float(sums[0]) / seen,
+                           acc=f"{100.0 * float(sums[1]) / seen:.1f}%")
         sched.step()
+        if replica:
+            replica.all_reduce(sums)
+        total_loss, correct, seen = sums.tolist()
+        seen = max(seen, 1.0)
         spent += time.time() - began
-        history.append({"epoch": epoch + 1, "train_loss": total_loss / n, "train_acc": 100.0 * correct / n})
-        if progress and not bar.enabled:
+        history.append({"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": 100.0 * correct / seen})
+        if progress and rank == 0 and not bar.enabled:
             elapsed = time.time() - began_training
             left = eta(elapsed, epoch + 1 - start_epoch, cfg.epochs - start_epoch)
-            log(f"epoch {epoch + 1}/{cfg.epochs} loss {total_loss / n:.4f} acc {100.0 * correct / n:.1f}% "
+            log(f"epoch {epoch + 1}/{cfg.epochs} loss {total_loss / seen:.4f} acc {100.0 * correct / seen:.1f}% "
                 f"{duration(elapsed)} eta {duration(left)}")
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, {**(extra_state or {}), "config": dataclasses.asdict(cfg),
-                                         "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                         "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                                         "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
-                                         "history": history, "seconds": spent})
+                                         "model": inner.state_dict(), "optimizer": opt.state_dict(),
+                                         "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                                         "epoch": epoch + 1, "history": history, "seconds": spent,
+                                         "workers": world})
     bar.close()
-    val = evaluate(model, data, data.val, cfg, device) if len(data.val) else float("nan")
-    test = evaluate(model, data, data.test, cfg, device)
-    result = {"val": val, "test": test, "train_loss": history[-1]["train_loss"] if history else None,
-              "history": history, "epochs": cfg.epochs, "seconds": round(spent, 2)}
-    return result, model
+    result = {"train_loss": history[-1]["train_loss"] if history else None, "history": history,
+              "epochs": cfg.epochs, "seconds": round(spent, 2), "workers": world,
+              "train_images": n * world, "val_images": loader.size("val"), "test_images": loader.size("test")}
+    if rank == 0:
+        result["val"] = evaluate(inner, loader, "val", dtype)
+        result["test"] = evaluate(inner, loader, "test", dtype)
+    return result, inner
 
 
 @torch.inference_mode()
-def evaluate(model, data, split, cfg: TrainerConfig, device) -> float:
-    """Top-1 accuracy (%) of ``model`` on ``split`` of ``data``."""
+def evaluate(model: nn.Module, loader: Loader, split: str, dtype: torch.dtype | None = None) -> float:
+    """Top-1 accuracy (%) of ``model`` on ``split`` of ``loader``; nan for an empty split."""
+    if loader.size(split) == 0:
+        return float("nan")
     model.eval()
-    correct = 0
-    for i in range(0, len(split), cfg.eval_batch_size):
-        x = data.prepare(split.x[i:i + cfg.eval_batch_size]).to(device)
-        correct += int((model(x).argmax(1).cpu() == torch.from_numpy(split.y[i:i + cfg.eval_batch_size])).sum())
-    return 100.0 * correct / len(split)
+    correct, total = None, 0
+    for x, y in loader.evaluate(split):
+        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        hits = (logits.argmax(1) == y).sum()
+        correct = hits if correct is None else correct + hits
+        total += len(y)
+    return 100.0 * int(correct) / total

@@ -1,4 +1,4 @@
-"""The ``imagenet`` evaluator: each arch trained on ImageNet (``training.imagenet_train``);
+"""The ``imagenet`` evaluator: each arch trained on ImageNet (``training.recipes.imagenet``);
 top-1 on the held-out subset of train is the search value, top-1 on the official val is
 reported. Serves ``darts`` (the DARTS ImageNet network) and ``ofa_mbv3`` (subnets, from the
 supernet's weights when the space has them, else from scratch).
@@ -75,7 +75,7 @@ class ImageNetTrainingEvaluator(Evaluator):
     def __init__(self, space, config=None, context=None):
         from narnas import config as configs
         from narnas.errors import ConfigError
-        from training.imagenet_train import ImageNetTrainingConfig, splits
+        from training.recipes.imagenet import ImageNetTrainingConfig, splits
         super().__init__(space, config or ImageNetTrainingEvaluatorConfig(), context)
         presets = PRESETS.get(space.name)
         if presets is None:
@@ -113,33 +113,37 @@ class ImageNetTrainingEvaluator(Evaluator):
         return Path(self.context.run_dir) / "checkpoints" / hashlib.sha1(key.encode()).hexdigest()[:16] / "imagenet.pt"
 
     def evaluate(self, arch_json) -> dict:
-        from training.imagenet_train import fit
+        from training.parallel import fit_data_parallel
+        from training.trainer import fit
         space = self.space
         arch = space.from_json(arch_json)
         build = dict(self.build, num_classes=self.data.num_classes)
         resolution = self.training.resolution or int(getattr(arch, "r", 224))
+        drop_path, epochs = float(build.get("drop_path", 0.0)), self.training.epochs
 
         def ramp_drop_path(model, epoch):  # DARTS networks ramp drop-path when the build sets one
             if hasattr(model, "drop_path_prob"):
-                model.drop_path_prob = float(build.get("drop_path", 0.0)) * epoch / self.training.epochs
+                model.drop_path_prob = drop_path * epoch / epochs
 
         extra = {"space": space.name, "arch": str(space.key(arch)), "build": build}
         checkpoint = self.checkpoint_path(str(space.key(arch)))
+        batches = self.data.batches(self.training, resolution)
         ctx = self.context
         if ctx.workers_per_trial > 1:
-            from training.imagenet_train import fit_data_parallel
             storage = None if ctx.run_dir is None else str(Path(ctx.run_dir) / "ray_train")
-            result = fit_data_parallel(lambda: space.build_model(arch, build), self.data, self.training, resolution,
+            result = fit_data_parallel(lambda: space.build_model(arch, build), batches, self.training,
                                        workers=ctx.workers_per_trial, cpus_per_worker=ctx.cpus_per_worker,
-                                       gpus_per_worker=ctx.gpus_per_worker, checkpoint=checkpoint,
-                                       extra_state=extra, storage=storage)
+                                       gpus_per_worker=ctx.gpus_per_worker, on_epoch=ramp_drop_path,
+                                       checkpoint=checkpoint, extra_state=extra, storage=storage, name="imagenet")
         else:
-            result = fit(lambda: space.build_model(arch, build), self.data, self.training, resolution,
-                         checkpoint=checkpoint, on_epoch=ramp_drop_path, extra_state=extra)
+            result, _ = fit(lambda: space.build_model(arch, build), batches, self.training, on_epoch=ramp_drop_path,
+                            checkpoint=checkpoint, extra_state=extra)
         model = space.build_model(arch, build)
         params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("auxiliary."))
-        keep = ("val", "test", "seconds", "epochs", "train_loss", "train_images", "holdout_images", "val_images")
-        return {**{k: result[k] for k in keep}, "params": params, "workers": max(1, ctx.workers_per_trial)}
+        return {"val": result["val"], "test": result["test"], "seconds": result["seconds"], "epochs": result["epochs"],
+                "train_loss": result["train_loss"], "train_images": result["train_images"],
+                "holdout_images": result["val_images"], "val_images": result["test_images"], "params": params,
+                "workers": result["workers"]}
 
     def describe(self) -> dict:
         return dict(super().describe(), data_dir=self.data.root, preset=self.config.preset,

@@ -26,12 +26,16 @@ class OFASupernetConfig:
     val_images: int = 0  # 0: the whole official validation set
     batch_size: int = 100
     workers: int = 2
+    decode: str = "auto"  # JPEG decoding: device (on the GPU), workers (PIL), auto = device on CUDA
     device: str = "auto"  # auto: cuda when available
     seed: int = 0  # the calibration images and the held-out subset
 
     def validate(self):
         if self.calib_images < 1 or self.holdout_images < 1 or self.val_images < 0 or self.batch_size < 1:
             raise SearchError("ofa-supernet needs calib_images, holdout_images, batch_size >= 1 and val_images >= 0")
+        from training.datasets.imagenet import DECODERS
+        if self.decode not in DECODERS:
+            raise SearchError(f"ofa-supernet decode must be one of {', '.join(DECODERS)}, got {self.decode!r}")
 
 
 @register_evaluator("ofa-supernet")
@@ -88,25 +92,25 @@ class OFASupernetEvaluator(Evaluator):
 
         from training.bn import recalibrate_bn
         from training.datasets import imagenet
+        from training.trainer import autocast_dtype, evaluate
         start = time.perf_counter()
         c = self.config
         if self.context.threads:
             torch.set_num_threads(self.context.threads)
-        device = self._device()
+        device = torch.device(self._device())
         arch = self.space.from_json(arch_json)
         model = self.space.build_model(arch).to(device)
-        if device.startswith("cuda"):
+        if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         rest, held, val = self._splits()
         rng = np.random.default_rng(c.seed)
         calib = [rest[i] for i in rng.permutation(len(rest))[:c.calib_images]]
         # OFA calibrates on training images as the network sees them in training (its sub-train loader)
-        loader = lambda files, transform: imagenet.loader(files, transform, c.batch_size, workers=c.workers,  # noqa: E731
-                                                          device=device)
-        used = recalibrate_bn(model, loader(calib, imagenet.train_transform(arch.r)), device)
-        eval_transform = imagenet.eval_transform(arch.r)
-        out = {"val": top1(model, loader(held, eval_transform), device),
-               "test": top1(model, loader(val, eval_transform), device),
+        loader = imagenet.FolderData(calib, held, val, arch.r, c.batch_size, c.batch_size, c.seed, c.workers,
+                                     c.decode).loader(device)
+        used = recalibrate_bn(model, loader.train(0), device)
+        dtype = autocast_dtype("auto", device)
+        out = {"val": evaluate(model, loader, "val", dtype), "test": evaluate(model, loader, "test", dtype),
                "params": self.space.params(arch), "macs": self.space.macs(arch),
                "calib_images": used, "holdout_images": len(held), "val_images": len(val)}
         out["seconds"] = time.perf_counter() - start
@@ -114,22 +118,3 @@ class OFASupernetEvaluator(Evaluator):
 
     def describe(self) -> dict:
         return dict(super().describe(), data=self.data_dir, supernet=self.space.options.supernet)
-
-
-def top1(model, batches, device) -> float:
-    """Top-1 accuracy (%) of ``model`` over ``batches``."""
-    import torch
-    with torch.no_grad():
-        return _top1(model, batches, device)
-
-
-def _top1(model, batches, device) -> float:
-    model.eval()
-    correct = total = 0
-    for x, y in batches:
-        pred = model(x.to(device)).argmax(1).cpu()
-        correct += int((pred == y).sum())
-        total += len(y)
-    if total == 0:
-        raise SearchError("no images to evaluate on")
-    return 100.0 * correct / total

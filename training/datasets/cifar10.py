@@ -44,36 +44,6 @@ class CIFAR10(Dataset):
     mean: np.ndarray = field(default_factory=lambda: MEAN)
     std: np.ndarray = field(default_factory=lambda: STD)
 
-    def augment(self, x, gen, cutout: int = 0):
-        return augment(x, gen, cutout)
-
-
-def augment(x, gen, cutout: int = 0):
-    """Random crop (padding 4), horizontal flip and cutout of a [B, C, 32, 32] tensor batch
-    (the DARTS / ResNet CIFAR augmentation), drawn from ``gen``; whole-batch tensor ops."""
-    import torch
-    from torch.nn import functional as F
-    b, _, h, w = x.shape
-    padded = F.pad(x, (4, 4, 4, 4))
-    dy = torch.randint(0, 9, (b,), generator=gen).to(x.device)
-    dx = torch.randint(0, 9, (b,), generator=gen).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    x = padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
-               rows, cols]
-    flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    if cutout > 0:
-        cy = torch.randint(0, h, (b,), generator=gen).to(x.device)
-        cx = torch.randint(0, w, (b,), generator=gen).to(x.device)
-        ys = torch.arange(h, device=x.device)[None, :, None]
-        xs = torch.arange(w, device=x.device)[None, None, :]
-        half = cutout // 2  # a cutout x cutout square centred on (cy, cx), clipped at the border
-        hole = ((ys >= (cy - half)[:, None, None]) & (ys < (cy + cutout - half)[:, None, None])
-                & (xs >= (cx - half)[:, None, None]) & (xs < (cx + cutout - half)[:, None, None]))
-        x = x * (~hole)[:, None].to(x.dtype)
-    return x
-
 
 def resolve_dir(data_dir=None, download: bool = True) -> Path:
     candidates = [("--data-dir", data_dir), (f"${ENV_VAR}", os.environ.get(ENV_VAR))]

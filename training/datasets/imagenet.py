@@ -120,14 +120,15 @@ def holdout_split(train: list, size: int = HOLDOUT, seed: int = 0) -> tuple[list
 
 
 def train_transform(resolution: int):
+    """RandomResizedCrop and flip to uint8 [3, r, r]; normalised on the training device."""
     from torchvision import transforms as T
-    return T.Compose([T.RandomResizedCrop(resolution), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    return T.Compose([T.RandomResizedCrop(resolution), T.RandomHorizontalFlip(), T.PILToTensor()])
 
 
 def eval_transform(resolution: int):
+    """Resize to ``resolution / 0.875``, centre crop, uint8 [3, r, r]."""
     from torchvision import transforms as T
-    return T.Compose([T.Resize(int(round(resolution / CROP_RATIO))), T.CenterCrop(resolution), T.ToTensor(),
-                      T.Normalize(MEAN, STD)])
+    return T.Compose([T.Resize(int(round(resolution / CROP_RATIO))), T.CenterCrop(resolution), T.PILToTensor()])
 
 
 class ImageList:
@@ -146,6 +147,25 @@ class ImageList:
             return self.transform(image.convert("RGB")), label
 
 
+class RawFiles:
+    """A torch Dataset of (file bytes as a uint8 tensor, class): decoding is left to the device."""
+
+    def __init__(self, files):
+        self.files = list(files)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        from torchvision.io import read_file
+        path, label = self.files[index]
+        return read_file(path), label
+
+
+def _as_lists(batch):
+    return [item[0] for item in batch], [item[1] for item in batch]
+
+
 def loader(files, transform, batch_size: int, *, workers: int = 0, shuffle: bool = False, seed: int = 0,
            device: str = "cpu", drop_last: bool = False):
     """A DataLoader over ``files``: worker processes, a seeded shuffle, pinned memory on GPUs."""
@@ -153,5 +173,153 @@ def loader(files, transform, batch_size: int, *, workers: int = 0, shuffle: bool
     from torch.utils.data import DataLoader
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(ImageList(files, transform), batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      num_workers=workers, pin_memory=device.startswith("cuda"), drop_last=drop_last,
-                      persistent_workers=workers > 0)
+                      num_workers=workers, pin_memory=device.startswith("cuda"), drop_last=drop_last)
+
+
+DECODERS = ("auto", "workers", "device")
+
+
+@dataclass
+class FolderData:
+    """ImageNet files batched for :func:`training.trainer.fit` (and the supernet's evaluation):
+    ``train`` with RandomResizedCrop and flip, ``val`` and ``test`` resized to ``resolution / 0.875``
+    and centre-cropped. ``decode``: ``workers`` decodes and augments with PIL in loader processes;
+    ``device`` has the workers only read the files and decodes the JPEGs in batches on the
+    training device (``torchvision.io.decode_jpeg``), cropping and resizing there; ``auto`` is
+    ``device`` on CUDA and ``workers`` elsewhere. ``batch_size`` is the global batch."""
+    train: list
+    val: list
+    test: list
+    resolution: int
+    batch_size: int
+    eval_batch_size: int = 200
+    seed: int = 0
+    workers: int = 4
+    decode: str = "auto"
+    channels_last: bool = True
+
+    def __post_init__(self):
+        if self.decode not in DECODERS:
+            raise TrainingError(f"decode must be one of {', '.join(DECODERS)}, got {self.decode!r}")
+
+    def loader(self, device, rank: int = 0, world: int = 1) -> "FolderLoader":
+        import torch
+        return FolderLoader(self, torch.device(device), rank, world)
+
+
+class FolderLoader:
+    """One process's batches of a :class:`FolderData` (the trainer's ``Loader``)."""
+
+    def __init__(self, spec: FolderData, device, rank: int, world: int):
+        import torch
+        self.spec, self.device, self.rank, self.world = spec, device, rank, world
+        cuda = device.type == "cuda"
+        self.on_device = spec.decode == "device" or (spec.decode == "auto" and cuda)
+        self.mean = torch.tensor(MEAN, device=device)[None, :, None, None] * 255
+        self.inv_std = 1.0 / (torch.tensor(STD, device=device)[None, :, None, None] * 255)
+        self.memory = torch.channels_last if cuda and spec.channels_last else torch.contiguous_format
+        self.eval_batch = spec.eval_batch_size or (500 if cuda else 100)
+
+    def size(self, split: str) -> int:
+        files = getattr(self.spec, split)
+        return len(files) // self.world if split == "train" else len(files)
+
+    def _batches(self, files, transform, batch_size: int, seed: int, drop_last: bool):
+        import torch
+        from torch.utils.data import DataLoader
+        cuda = self.device.type == "cuda"
+        data = RawFiles(files) if self.on_device else ImageList(files, transform)
+        return DataLoader(data, batch_size=batch_size, num_workers=self.spec.workers, pin_memory=cuda,
+                          drop_last=drop_last, generator=torch.Generator().manual_seed(seed),
+                          collate_fn=_as_lists if self.on_device else None)
+
+    def _normalised(self, x):
+        return (x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory).float()
+                - self.mean) * self.inv_std
+
+    def train(self, epoch: int):
+        import torch
+
+        from ..trainer import seed_of
+        s = self.spec
+        order = np.random.default_rng([s.seed, epoch]).permutation(len(s.train))  # the same on every replica
+        if self.world > 1:
+            order = order[:self.size("train") * self.world][self.rank::self.world]
+        mine = [s.train[i] for i in order]
+        per = max(1, s.batch_size // self.world)
+        seed = seed_of(s.seed, epoch, self.rank)
+        draws = np.random.default_rng(seed)  # device decoding: the crops and flips
+        for x, y in self._batches(mine, train_transform(s.resolution), per, seed, drop_last=len(mine) > per):
+            if self.on_device:
+                x = random_resized_crops(decode(x, self.device), s.resolution, draws)
+            yield self._normalised(x), torch.as_tensor(y).to(self.device, non_blocking=True)
+
+    def evaluate(self, split: str):
+        import torch
+        s = self.spec
+        for x, y in self._batches(getattr(s, split), eval_transform(s.resolution), self.eval_batch, 0, False):
+            if self.on_device:
+                x = centre_crops(decode(x, self.device), s.resolution)
+            yield self._normalised(x), torch.as_tensor(y).to(self.device, non_blocking=True)
+
+
+def decode(raws: list, device) -> list:
+    """uint8 RGB [3, H, W] images from file bytes, decoded as one batch on ``device`` (a PNG or a
+    JPEG the device decoder refuses, such as CMYK, is decoded on the host and moved there)."""
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    try:
+        return decode_jpeg(raws, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        images = []
+        for raw in raws:
+            try:
+                images.append(decode_jpeg(raw, mode=ImageReadMode.RGB, device=device))
+            except RuntimeError:
+                images.append(decode_image(raw, mode=ImageReadMode.RGB).to(device))
+        return images
+
+
+def _resized(image, top: int, left: int, height: int, width: int, resolution: int):
+    from torch.nn import functional as F
+    crop = image[None, :, top:top + height, left:left + width].float()
+    return F.interpolate(crop, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+
+
+def random_resized_crops(images: list, resolution: int, rng: np.random.Generator, scale=(0.08, 1.0),
+                         ratio=(3 / 4, 4 / 3)):
+    """torchvision's RandomResizedCrop (area share in ``scale``, log-uniform aspect ``ratio``,
+    ten tries, then the centre) and a horizontal flip, per image, drawn from ``rng``; float [B, 3, r, r]."""
+    import torch
+    out = []
+    for image in images:
+        h, w = image.shape[-2:]
+        box = None
+        for _ in range(10):
+            area = h * w * rng.uniform(*scale)
+            aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+            cw, ch = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+            if 0 < cw <= w and 0 < ch <= h:
+                box = (int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw)
+                break
+        if box is None:  # the whole image, its aspect clamped into ``ratio``
+            aspect = w / h
+            cw, ch = (w, h) if ratio[0] <= aspect <= ratio[1] else \
+                ((w, int(round(w / ratio[1]))) if aspect > ratio[1] else (int(round(h * ratio[0])), h))
+            cw, ch = min(cw, w), min(ch, h)
+            box = ((h - ch) // 2, (w - cw) // 2, ch, cw)
+        crop = _resized(image, *box, resolution)
+        out.append(crop.flip(3) if rng.random() < 0.5 else crop)
+    return torch.cat(out)
+
+
+def centre_crops(images: list, resolution: int):
+    """The evaluation view, per image: the centre square that resizing the shorter side to
+    ``resolution / 0.875`` and cropping ``resolution`` would keep, resized to it; float [B, 3, r, r]."""
+    import torch
+    out = []
+    for image in images:
+        h, w = image.shape[-2:]
+        side = min(h, w) * CROP_RATIO
+        ch, cw = min(h, int(round(side))), min(w, int(round(side)))
+        out.append(_resized(image, (h - ch) // 2, (w - cw) // 2, ch, cw, resolution))
+    return torch.cat(out)

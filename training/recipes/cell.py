@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..errors import TrainingError
+from ..datasets.arrays import ArrayData
 from ..trainer import TrainerConfig, fit
 from . import Recipe
 
@@ -41,8 +42,9 @@ class CellRecipe(Recipe):
     def train_model(self, arch, space, data, config, checkpoint=None, progress=False, log=None):
         """(result, trained model): ``train`` for callers that use the network afterwards."""
         build = self.build_config(space, config, data.num_classes)
-        result, model = fit(lambda: space.build_model(arch, build), data, config,
-                            augment=lambda x, gen: data.augment(x, gen, 0), checkpoint=checkpoint,
+        batches = ArrayData(data, config.batch_size, config.eval_batch_size, config.seed,
+                            channels_last=config.channels_last)
+        result, model = fit(lambda: space.build_model(arch, build), batches, config, checkpoint=checkpoint,
                             extra_state={"space": space.name, "arch": str(space.key(arch)), "build": asdict(build)},
                             progress=progress, log=log)
         return dict(result, params=count_parameters(model)), model

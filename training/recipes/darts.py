@@ -12,6 +12,7 @@ from narnas.config import at_least
 from spaces.darts.model import count_parameters
 
 from ..errors import TrainingError
+from ..datasets.arrays import ArrayData
 from ..trainer import TrainerConfig, fit
 from . import Recipe, register_recipe
 
@@ -23,7 +24,6 @@ class DartsTrainingConfig(TrainerConfig):
     cutout: int = 16  # side of the square cut out; 0 = none
     drop_path: float = 0.2  # final drop-path probability (ramped linearly over the epochs)
     auxiliary: bool = True
-    auxiliary_weight: float = 0.4
     fraction: float = 1.0  # share of every split used (smoke runs)
     val_size: int = 5000  # held out of the training set: the search signal
 
@@ -49,7 +49,7 @@ class DartsRecipe(Recipe):
         "search": dict(epochs=20, channels=16, layers=8, batch_size=128, auxiliary=False, drop_path=0.0),
         # Seconds to minutes on a CPU: a tiny network on 2% of the data for one epoch.
         "smoke": dict(epochs=1, channels=8, layers=5, batch_size=64, fraction=0.02, auxiliary=True,
-                      drop_path=0.1, eval_batch_size=250),
+                      drop_path=0.1),
     }
 
     def load_data(self, config, data_dir=None, warn=None):
@@ -63,20 +63,13 @@ class DartsRecipe(Recipe):
     def train(self, arch, space, data, config, checkpoint=None, progress=False, log=None) -> dict:
         build = self.build_config(space, config, data.num_classes)
 
-        def loss(output, y):
-            import torch.nn.functional as F
-            logits, aux = output if isinstance(output, tuple) else (output, None)
-            value = F.cross_entropy(logits, y)
-            if aux is not None:
-                value = value + config.auxiliary_weight * F.cross_entropy(aux, y)
-            return value, logits
-
         def ramp_drop_path(model, epoch):
             model.drop_path_prob = config.drop_path * epoch / config.epochs
 
-        result, model = fit(lambda: space.build_model(arch, build), data, config,
-                            augment=lambda x, gen: data.augment(x, gen, config.cutout), loss=loss,
-                            on_epoch=ramp_drop_path, checkpoint=checkpoint,
+        batches = ArrayData(data, config.batch_size, config.eval_batch_size, config.seed, cutout=config.cutout,
+                            channels_last=config.channels_last)
+        result, model = fit(lambda: space.build_model(arch, build), batches, config, on_epoch=ramp_drop_path,
+                            checkpoint=checkpoint,
                             extra_state={"space": space.name, "arch": str(space.key(arch)), "build": asdict(build)},
                             progress=progress, log=log)
         return dict(result, params=count_parameters(model))

@@ -36,8 +36,7 @@ class NB101Recipe(CellRecipe):
         "io-cpu": dict(epochs=3, batch_size=128, lr=0.05, momentum=0.9, weight_decay=1e-4, grad_clip=5.0,
                        stem_channels=16, cells_per_stack=1, fraction=0.2),
         # Seconds: a tiny network on 2% of the data for one epoch.
-        "smoke": dict(epochs=1, batch_size=64, stem_channels=8, num_stacks=2, cells_per_stack=1, fraction=0.02,
-                      eval_batch_size=250),
+        "smoke": dict(epochs=1, batch_size=64, stem_channels=8, num_stacks=2, cells_per_stack=1, fraction=0.02),
     }
 
     def build_config(self, space, config, num_classes: int = 10):
