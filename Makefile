@@ -343,12 +343,16 @@ bench-latency-fewshot: $(STAMP)
 	    --seed $$s --json $(RL)/fewshot_nb201_help_s$$s.json > /dev/null; \
 	done
 
-# ImageNet evaluators on this CPU (docs/guide/imagenet.md): loader throughput at 224 px and
-# smoke searches end to end (ofa-supernet, imagenet smoke for darts and ofa_mbv3, 2-worker DDP).
+# ImageNet evaluators on this CPU (docs/guide/imagenet.md): input throughput at 224 px (decoded
+# in loader workers and by the training device), the supernet evaluation's images/s, and smoke
+# searches end to end (ofa-supernet, imagenet smoke for darts and ofa_mbv3, 2-worker DDP).
 IMAGENET_SAMPLE ?= ../shared/data/imagenet_sample
 .PHONY: bench-imagenet
 bench-imagenet: $(STAMP)
 	mkdir -p results/imagenet
-	$(PY) -m bench.loader --data-dir $(IMAGENET_SAMPLE) --resolution 224 --workers 2 --passes 2 \
-	  --json results/imagenet/loader_224.json
+	for d in workers device; do \
+	  $(PY) -m bench.train --what imagenet-input --decode $$d --data-dir $(IMAGENET_SAMPLE) --workers 2 \
+	    --steps 14 --json results/imagenet/input_224_$$d.json; \
+	done
+	$(PY) -m bench.train --what ofa-eval --data-dir $(IMAGENET_SAMPLE) --workers 2 --json results/imagenet/ofa_eval_224.json
 	$(PY) -m bench.imagenet --data-dir $(IMAGENET_SAMPLE) --json results/imagenet/smoke.json

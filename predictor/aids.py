@@ -63,21 +63,19 @@ class TwinTraining:
         n = len(index)
         if "twins" in inputs:
             counts = inputs["twin_counts"][index]
-            slot = (torch.rand(n, generator=gen).to(counts.device) * counts.clamp(min=1)).long()
+            slot = (torch.rand(n, generator=gen, device=gen.device) * counts.clamp(min=1)).long()
             twin = {k: v[index, slot] for k, v in inputs["twins"].items()}
             both = {k: torch.cat([inputs["main"][k][index], twin[k]]) for k in twin}
             pred_all = model(**both)
             pred, pred_twin = pred_all[:n], pred_all[n:]
             loss = 0.5 * (F.mse_loss(pred, y) + F.mse_loss(pred_twin, y))
             if cfg.lambda_ac:
-                has_twin = counts > 0
-                if has_twin.any():
-                    loss = loss + cfg.lambda_ac * consistency_loss(pred[has_twin], pred_twin[has_twin])
+                loss = loss + cfg.lambda_ac * consistency_loss(pred, pred_twin, counts > 0)
         else:
             pred = model(**take(inputs["main"], index))
             loss = F.mse_loss(pred, y)
         if cfg.lambda_sr and n > 1:
-            loss = loss + cfg.lambda_sr * sequence_ranking_loss(pred, y, torch.randperm(n, generator=gen).to(y.device),
+            loss = loss + cfg.lambda_sr * sequence_ranking_loss(pred, y, torch.randperm(n, generator=gen, device=gen.device),
                                                                 cfg.sr_loss)
         return loss
 
@@ -98,6 +96,8 @@ def sequence_ranking_loss(pred, target, perm, kind: str = "l1"):
     return F.l1_loss(diff_pred, diff_true) if kind == "l1" else F.mse_loss(diff_pred, diff_true)
 
 
-def consistency_loss(pred, pred_twin):
-    """L1 distance between the predictions for an arch and for its augmented twin."""
-    return F.l1_loss(pred, pred_twin)
+def consistency_loss(pred, pred_twin, has_twin):
+    """Mean L1 distance between the predictions for an arch and for its augmented twin, over the
+    archs that have one (0 when none has): a mask, not an index, so the GPU never waits for the host."""
+    weight = has_twin.to(pred.dtype)
+    return ((pred - pred_twin).abs() * weight).sum() / weight.sum().clamp(min=1)

@@ -222,8 +222,9 @@ class TorchPredictor(Predictor):
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed)
         device = self._device()
+        # draws on the fit's device: nothing crosses to the host inside an epoch (the same stream as before on a CPU)
+        gen = torch.Generator(device).manual_seed(cfg.seed)
         self._set_meta(graphs)
         self.history = []
         if val is not None:
@@ -279,8 +280,8 @@ class TorchPredictor(Predictor):
         progress = Progress(epochs, interactive(cfg.quiet), f"fit {self.name}{label}")
         for epoch in range(epochs):
             model.train()
-            order = torch.randperm(n, generator=gen).to(target.device)
-            total = 0.0
+            order = torch.randperm(n, generator=gen, device=gen.device)
+            total = torch.zeros((), device=target.device)
             for start in range(0, n, cfg.batch_size):
                 index = order[start:start + cfg.batch_size]
                 loss = self.loss(model, inputs, index, target[index], gen)
@@ -292,8 +293,8 @@ class TorchPredictor(Predictor):
                 sched.step()
                 if ema is not None:
                     _ema_update(ema, model, cfg.ema_decay)
-                total += float(loss.detach()) * len(index)
-            info = {"loss": total / n}
+                total += loss.detach() * len(index)
+            info = {"loss": float(total) / n}
             last = epoch == epochs - 1
             if val is not None and ((epoch + 1) % cfg.val_every == 0 or last):
                 for which, m in (("last", model), ("ema", ema)):

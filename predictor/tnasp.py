@@ -206,7 +206,7 @@ class TNASPPredictor(TorchPredictor):
         batch = take(inputs["main"], index)
         if self.config.pe_sign != "flip" or "pe" not in batch:
             return nn.functional.mse_loss(model(**batch), y)
-        signs = torch.randint(0, 2, (len(index), 1, batch["pe"].shape[-1]), generator=gen).to(y.device) * 2 - 1
+        signs = torch.randint(0, 2, (len(index), 1, batch["pe"].shape[-1]), generator=gen, device=gen.device) * 2 - 1
         batch["pe"] = batch["pe"] * signs
         return nn.functional.mse_loss(model(**batch), y)
 
@@ -247,10 +247,10 @@ class TNASPPredictor(TorchPredictor):
             epochs = 0
             for epochs in range(1, cfg.evolution_epochs + 1):
                 model.train()
-                order = torch.randperm(n, generator=gen).to(device)
+                order = torch.randperm(n, generator=gen, device=gen.device)
                 for start in range(0, n, cfg.batch_size):
                     index = order[start:start + cfg.batch_size]
-                    picked = torch.randint(n_val, (min(n_val, cfg.batch_size),), generator=gen).to(device)
+                    picked = torch.randint(n_val, (min(n_val, cfg.batch_size),), generator=gen, device=gen.device)
                     loss = self.loss(model, inputs, index, target[index], gen) + cfg.evolution_alpha * (
                         (model(**take(val_inputs, picked)) - ybar.detach()[picked]) ** 2).mean()
                     opt.zero_grad(set_to_none=True)

@@ -143,7 +143,11 @@ def test_losses_on_small_tensors():
     assert float(sequence_ranking_loss(pred, target, perm, "l1")) == pytest.approx(0.8 / 3)
     assert float(sequence_ranking_loss(pred, target, perm, "l2")) == pytest.approx((0.04 + 0.04 + 0.16) / 3)
     assert float(sequence_ranking_loss(target, target, perm)) == 0
-    assert float(consistency_loss(pred, torch.tensor([0.1, 0.7, 0.6]))) == pytest.approx(0.5 / 3)
+    twin = torch.tensor([0.1, 0.7, 0.6])
+    assert float(consistency_loss(pred, twin, torch.tensor([True, True, True]))) == pytest.approx(0.5 / 3)
+    # only the archs that have a twin count; none: no loss
+    assert float(consistency_loss(pred, twin, torch.tensor([False, True, True]))) == pytest.approx(0.5 / 2)
+    assert float(consistency_loss(pred, twin, torch.tensor([False, False, False]))) == 0
 
 
 def test_metrics():

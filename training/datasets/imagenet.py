@@ -148,7 +148,8 @@ class ImageList:
 
 
 class RawFiles:
-    """A torch Dataset of (file bytes as a uint8 tensor, class): decoding is left to the device."""
+    """A torch Dataset of (file bytes as a uint8 array, class): decoding is left to the device.
+    Arrays, not tensors: a batch of tensors crosses from a worker as one file descriptor each."""
 
     def __init__(self, files):
         self.files = list(files)
@@ -157,9 +158,8 @@ class RawFiles:
         return len(self.files)
 
     def __getitem__(self, index):
-        from torchvision.io import read_file
         path, label = self.files[index]
-        return read_file(path), label
+        return np.fromfile(path, dtype=np.uint8), label
 
 
 def _as_lists(batch):
@@ -266,7 +266,9 @@ class FolderLoader:
 def decode(raws: list, device) -> list:
     """uint8 RGB [3, H, W] images from file bytes, decoded as one batch on ``device`` (a PNG or a
     JPEG the device decoder refuses, such as CMYK, is decoded on the host and moved there)."""
+    import torch
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    raws = [torch.from_numpy(raw) for raw in raws]
     try:
         return decode_jpeg(raws, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
