@@ -293,7 +293,7 @@ class TNASPPredictor(TorchPredictor):
             aux = prev + cfg.evolution_step * (truth - prev)
 
             def constraint_loss(m, g, lam=lam, aux=aux):
-                idx = torch.randint(n_val, (min(n_val, cfg.batch_size),), generator=g).to(device)
+                idx = torch.randint(n_val, (min(n_val, cfg.batch_size),), generator=g, device=g.device)
                 return (lam[idx] * (m(**take(val_inputs, idx)) - aux[idx]) ** 2).mean()
 
             self._optimise(model, inputs, target, gen, cfg.evolution_epochs, cfg.lr * cfg.evolution_lr_scale,
