@@ -130,7 +130,9 @@ class Search:
                                           self.measures)  # fresh: a failed load may have half-filled it
             self.constrained = self.strategy.link(Constrained)
             self._replay(journal)
-            self.resumed = 1
+            # each record says which process wrote it and when: the counters come back with the results
+            self.resumed = max((r.get("process", 0) for r in journal), default=0) + 1
+            self.previous_wall = max((r.get("wall_seconds", 0.0) for r in journal), default=0.0)
 
     def _replay(self, journal):
         """Rebuild the strategy by running it again with the journal's results as answers."""
@@ -204,7 +206,8 @@ class Search:
                 bar = Progress(len(batch), interactive(cfg.run.quiet), f"round {self.strategy.round} evaluations")
 
                 def on_result(index, result, keys=keys, jsons=jsons, bar=bar, batch=batch):
-                    record = {"key": keys[index], "arch": jsons[index], "round": self.strategy.round, **result}
+                    record = {"key": keys[index], "arch": jsons[index], "round": self.strategy.round, **result,
+                              "process": self.resumed, "wall_seconds": round(wall(), 2)}
                     if self.constrained is not None:  # the measures the constraints already took (cached)
                         measured = self.constrained.measure(keys[index], batch[index])
                         record.update({k: v for k, v in measured.items() if k not in record})
@@ -305,7 +308,8 @@ class Search:
 
     def _plots(self):
         from .report import plot_run
-        plot_run(self.entries(), self.run_dir.path / "plots", f"{self.config.strategy.name} on {self.config.space.name}")
+        plot_run(self.entries(), self.run_dir.path / "plots", f"{self.config.strategy.name} on {self.config.space.name}",
+                 self.evaluator.metric, self.evaluator.test_metric)
 
 
 def interrupts_raise() -> None:

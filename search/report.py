@@ -63,14 +63,20 @@ def _pyplot():
     return plt
 
 
-def figure_best_so_far(entries: list[dict], title: str):
+def figure_best_so_far(entries: list[dict], title: str, metric: str = "search value",
+                       test_metric: str | None = None):
+    """The best ``metric`` after each evaluation and, where the evaluator reports one, the
+    ``test_metric`` of that arch; the axis is named by the metric, whatever its scale or sign."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     x = np.arange(1, len(entries) + 1)
-    ax.plot(x, best_so_far(entries), label="best search value")
-    ax.plot(x, best_test_so_far(entries), label="its test value", linestyle="--")
+    ax.plot(x, best_so_far(entries), label=f"best {metric}")
+    tests = best_test_so_far(entries)
+    if test_metric and np.isfinite(tests).any():
+        ax.plot(x, tests, label=f"its {test_metric}", linestyle="--")
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel(metric)
+    ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
@@ -89,22 +95,29 @@ def figure_predicted_vs_true(entries: list[dict]):
     for ax in axes.flat:
         ax.set_visible(False)
     for ax, (r, tau) in zip(axes.flat, sorted(taus.items())):
-        pts = [(e["predicted"], e["value"]) for e in entries
-               if e["round"] == r and e["predicted"] is not None and e["value"] is not None]
+        pts = np.array([(e["predicted"], e["value"]) for e in entries
+                        if e["round"] == r and e["predicted"] is not None and e["value"] is not None], dtype=float)
         ax.set_visible(True)
-        ax.scatter(*zip(*pts), s=12)
-        ax.set_title(f"round {r}: tau {tau:.2f}", fontsize=9)
-        ax.set_xlabel("predicted", fontsize=8)
-        ax.set_ylabel("true", fontsize=8)
+        # Predictions a hair apart (a predictor that has not learned much yet) would show as one
+        # column under an axis offset of 1e-9: draw ranks then, and say so.
+        ranks = nearly_equal(pts[:, 0])
+        if ranks:
+            pts = np.stack([rank(pts[:, 0]), rank(pts[:, 1])], axis=1)
+        ax.scatter(pts[:, 0], pts[:, 1], s=12)
+        ax.ticklabel_format(useOffset=False)
+        ax.set_title(f"round {r}: tau {tau:.2f}" + (" (ranks)" if ranks else ""), fontsize=9)
+        ax.set_xlabel("predicted rank (values nearly equal)" if ranks else "predicted", fontsize=8)
+        ax.set_ylabel("true rank" if ranks else "true", fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def plot_run(entries: list[dict], folder: Path, title: str) -> None:
+def plot_run(entries: list[dict], folder: Path, title: str, metric: str = "search value",
+             test_metric: str | None = None) -> None:
     """plots/best_so_far.png and plots/predicted_vs_true.png."""
     plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
-    fig = figure_best_so_far(entries, title)
+    fig = figure_best_so_far(entries, title, metric, test_metric)
     _save(fig, folder / "best_so_far.png")
     plt.close(fig)
     fig = figure_predicted_vs_true(entries)
@@ -172,6 +185,18 @@ def figure_pareto(entries: list[dict], measures: dict[str, list[float]], limits:
     return fig
 
 
+def nearly_equal(values: np.ndarray) -> bool:
+    """Whether ``values`` span less than a millionth of their magnitude (but are not all equal)."""
+    spread = float(values.max() - values.min()) if len(values) else 0.0
+    return 0 < spread <= 1e-6 * max(1.0, float(np.abs(values).max()))
+
+
+def rank(values: np.ndarray) -> np.ndarray:
+    """1 for the smallest value; ties share their mean rank."""
+    from scipy.stats import rankdata
+    return rankdata(values)
+
+
 def plot_pareto(entries: list[dict], measures: dict[str, list[float]], limits: dict[str, float],
                 front: list[dict], path: Path, metric: str) -> None:
     plt = _pyplot()
@@ -189,7 +214,9 @@ def redraw_plots(view, space) -> list[Path]:
     entries = view.entries()
     folder = view.path / "plots"
     cfg = view.config
-    plot_run(entries, folder, f"{cfg.get('strategy', {}).get('name')} on {cfg.get('space', {}).get('name')}")
+    evaluator = view.saved.get("evaluator", {})
+    plot_run(entries, folder, f"{cfg.get('strategy', {}).get('name')} on {cfg.get('space', {}).get('name')}",
+             evaluator.get("metric", "search value"), evaluator.get("test_metric"))
     written = [folder / "best_so_far.png"] + ([folder / "predicted_vs_true.png"] if round_taus(entries) else [])
     limits = cfg.get("strategy", {}).get("constraints") or {}
     if limits and entries:

@@ -213,7 +213,9 @@ def render(view: RunView, space) -> str:
                 facts_html(view, entries, best)]
     sections.append("<h2>Best arch" + (" within the constraints" if limits else "") + "</h2>" + best_html(space, best))
     if entries:
-        sections.append("<h2>Best so far</h2>" + figure_png(figure_best_so_far(entries, title)))
+        evaluator = view.saved.get("evaluator", {})
+        sections.append("<h2>Best so far</h2>" + figure_png(figure_best_so_far(
+            entries, title, evaluator.get("metric", "search value"), evaluator.get("test_metric"))))
         fig = figure_predicted_vs_true(entries)
         if fig is not None:
             taus = "".join(f"<tr><td>{t['round']}</td><td class=\"n\">{t['tau']:.3f}</td><td class=\"n\">{t['n']}</td></tr>"

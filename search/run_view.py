@@ -17,7 +17,7 @@ from .errors import SearchError, StateError
 from .rundir import JOURNAL, PARETO, SUMMARY, RunDir, evaluation_records
 
 #: Journal fields that are bookkeeping, not an evaluator's metrics.
-RECORD_FIELDS = ("key", "arch", "round", "status", "attempts", "error", "val", "test")
+RECORD_FIELDS = ("key", "arch", "round", "status", "attempts", "error", "val", "test", "process", "wall_seconds")
 
 
 @dataclass

@@ -146,3 +146,21 @@ def test_a_constrained_runs_page_shows_its_pareto_front(browser, ofa_run):
     best = summary(ofa_run)["best"]
     assert best["macs"] <= 350e6 and best["key"] in browser.find_element(By.ID, "best-key").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.arch g.node")) > 10  # the whole network drawn
+
+
+def test_plots_name_their_metric_and_show_ranks_of_nearly_equal_predictions():
+    from search.report import figure_best_so_far, figure_predicted_vs_true
+    entries = [{"value": v, "test": None, "round": 2, "predicted": 12.1212121254 + i * 1e-10, "key": str(i)}
+               for i, v in enumerate([-3.0, -1.0, -2.0, -0.5])]
+    fig = figure_best_so_far(entries, "rea on line", "negative_distance", "test_distance")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "negative_distance"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["best negative_distance"]  # no test values
+    with_test = [dict(e, test=e["value"] - 1) for e in entries]
+    legend = figure_best_so_far(with_test, "t", "ofa_surrogate_top1", "imagenet_val_top1").axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["best ofa_surrogate_top1", "its imagenet_val_top1"]
+    panel = figure_predicted_vs_true(entries).axes[0]
+    assert "(ranks)" in panel.get_title() and panel.get_xlabel().startswith("predicted rank")
+    assert sorted(panel.collections[0].get_offsets()[:, 0].tolist()) == [1, 2, 3, 4]
+    spread = [dict(e, predicted=float(i)) for i, e in enumerate(entries)]
+    assert "(ranks)" not in figure_predicted_vs_true(spread).axes[0].get_title()

@@ -88,11 +88,16 @@ def test_killed_search_resumes_to_the_same_result(reference, tmp_path):
 
 def test_corrupt_state_is_rebuilt_from_the_journal(reference, tmp_path):
     out = tmp_path / "run"
-    assert kill_when(FAST + ["--out", str(out)], out, 25)
+    assert kill_when(FAST + ["--out", str(out)], out, 12)
+    assert kill_when(["--resume", str(out), "--quiet"], out, 30)  # a second process: resumed 1
     state = out / "state.json"
+    before = json.loads(state.read_text())["payload"]
     state.write_text(state.read_text()[: len(state.read_text()) // 2])  # truncated
     done = search("--resume", str(out))
     assert done.returncode == 0, done.stderr
+    # the counters come back from the journal: this is the third process, and the time spent before counts
+    assert summary(out)["resumed"] == before["resumed"] + 1 == 2
+    assert summary(out)["wall_seconds"] >= max(e["wall_seconds"] for e in journal(out)[:25]) > 0
     assert "state.json is truncated or corrupt" in done.stderr and "rebuilding the state from the journal" in done.stderr
     assert summary(out)["best"] == summary(reference)["best"]
     assert len({e["key"] for e in journal(out)}) == len(journal(out)) == 40

@@ -205,7 +205,8 @@ def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, 
     is refused. Under ``replica`` (data parallelism) every replica trains its share of each
     batch, rank 0 writes the checkpoint and measures the accuracies (the others return None).
     The result holds val and test accuracy (%), the last training loss, the per-epoch history,
-    the images of each split, the epochs and the training seconds (resumed runs included).
+    the images of each split, the epochs, the training seconds (resumed runs included), and the
+    seed, device, precision and CPU threads it ran with.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     cfg = config
@@ -280,8 +281,11 @@ def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, 
                                          "epoch": epoch + 1, "history": history, "seconds": spent,
                                          "workers": world})
     bar.close()
+    # the thread count and precision change the float sums: recorded beside the seed
     result = {"train_loss": history[-1]["train_loss"] if history else None, "history": history,
-              "epochs": cfg.epochs, "seconds": round(spent, 2), "workers": world,
+              "epochs": cfg.epochs, "seconds": round(spent, 2), "workers": world, "seed": cfg.seed,
+              "device": str(device), "precision": str(dtype or torch.float32).replace("torch.", ""),
+              "threads": torch.get_num_threads(),
               "train_images": n * world, "val_images": loader.size("val"), "test_images": loader.size("test")}
     if rank == 0:
         result["val"] = evaluate(inner, loader, "val", dtype)

@@ -52,7 +52,7 @@ class TrainingEvaluator(Evaluator):
         return "cifar10_test_acc"
 
     def metrics(self):
-        return ["seconds", "params", "epochs", "train_loss"]
+        return ["seconds", "params", "epochs", "train_loss", "threads", "precision"]
 
     def _load(self):
         if self._data is None:
@@ -70,7 +70,8 @@ class TrainingEvaluator(Evaluator):
         arch = space.from_json(arch_json)
         result = self.recipe.train(arch, space, self._load(), self.training,
                                    checkpoint=self.checkpoint_path(str(space.key(arch))))
-        return {k: result[k] for k in ("val", "test", "seconds", "params", "epochs", "train_loss")}
+        return {k: result[k] for k in ("val", "test", "seconds", "params", "epochs", "train_loss", "threads",
+                                       "precision")}
 
     def describe(self) -> dict:
         return dict(super().describe(), data_dir=self.data_dir, preset=self.config.preset,
