@@ -209,10 +209,12 @@ class TorchPredictor(Predictor):
     def _unmap(self, scores: np.ndarray) -> np.ndarray:
         m = self.target_map
         if m["kind"] == "rank":
-            # Monotone, so the ranking is the model's; a tiny slope keeps ties apart
-            # beyond the range of the training targets.
+            # Monotone, so the ranking is the model's. Beyond the training targets' range the
+            # line continues at their mean slope: mutants of the best archs, scored above all of
+            # them, keep values as far apart as their scores (not all the best training value).
             q, v = np.asarray(m["quantiles"]), np.asarray(m["values"])
-            return np.interp(scores, q, v) + 1e-6 * (scores - np.clip(scores, q[0], q[-1]))
+            slope = (v[-1] - v[0]) / (q[-1] - q[0]) if len(q) > 1 and v[-1] > v[0] else 1e-6
+            return np.interp(scores, q, v) + slope * (scores - np.clip(scores, q[0], q[-1]))
         return scores * (m["hi"] - m["lo"]) + m["lo"]
 
     def fit(self, graphs, y, val=None, init_state=None, capacity=None):

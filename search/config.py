@@ -18,6 +18,7 @@ every error surfaces before the first evaluation.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 from narnas import config as configs
@@ -44,6 +45,12 @@ class EvaluatorSection:
 class RunSection:
     quiet: bool = False  # no progress lines
     plots: bool = True  # draw plots/ after every round
+    keep_checkpoints: int = 5  # training evaluators: the best N finished archs keep their checkpoints; 0: all
+
+    def validate(self):
+        if self.keep_checkpoints < 0:
+            raise SearchError(f"run.keep_checkpoints cannot be negative, got {self.keep_checkpoints}")
+        return self
 
 
 @dataclass
@@ -101,6 +108,8 @@ FLAGS = {
                                                              "Ray Train data-parallel workers (DDP), each with "
                                                              "--cpus-per-trial / --gpus-per-trial (default 1)"),
     "max_failures": ("executor.max_failures", int, "retries of a failing evaluation (default 2)"),
+    "keep_checkpoints": ("run.keep_checkpoints", int, "training evaluators: keep the per-epoch checkpoints of the "
+                                                      "best N finished archs, delete the others' (default 5; 0: all)"),
 }
 #: flags of repeatable KEY=VALUE items -> the section they fill
 ITEM_FLAGS = {"predictor_set": "predictor.config", "train_set": "evaluator.config.train",
@@ -186,6 +195,9 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
                           "not a predictor config seed")
     given = dict(config.predictor.config)
     defaults = dict(getattr(space, "search_predictor", {}).get(config.predictor.name, {}))
+    from predictor.registry import predictor_class
+    fields = {f.name for f in dataclasses.fields(predictor_class(config.predictor.name).config_class)}
+    defaults.update({k: v for k, v in cls.predictor_defaults(evaluator_config).items() if k in fields})
     made = predictors.get_predictor(config.predictor.name, **{**defaults, **given})  # checks keys and values
     # The seed follows the run's; "quiet" (the fit's progress bar) follows the terminal and
     # --quiet unless given: neither is recorded as the predictor's own setting.

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import shutil
 import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from narnas.cli import clear_interrupt, on_interrupt, raise_if_interrupted
 
@@ -67,6 +69,10 @@ class Search:
                                   f"(saved: {', '.join(f'{n}={flat.get(k)!r}' for n, k in named)}); "
                                   "--force accepts the change")
         self.config = config
+        # config.json's config, which the state's digest vouches for: the saved one on a resume
+        # (this invocation's runtime settings, such as --quiet, are not written there), the
+        # new one on a fresh start or a --force
+        self.recorded_tree = saved_tree if resume and not diff else search_config.to_dict(config)
         self.space = parts.space
         ex = config.executor
         context = EvaluationContext(run_dir=str(self.run_dir.path), threads=max(1, int(ex.cpus_per_trial)),
@@ -95,8 +101,11 @@ class Search:
             self._save_state(self.previous_wall)  # the resume counts even if it is killed before any result
 
     def _attach_store(self):
-        # A progress bar with a time estimate for each refit, on a terminal and not --quiet.
-        self.strategy.attach(PredictorStore(self.run_dir), self.config.run.quiet or not sys.stderr.isatty())
+        # A progress bar with a time estimate for each refit, on a terminal and not --quiet;
+        # in a log, a line when a refit starts and when it ends.
+        quiet, terminal = self.config.run.quiet, sys.stderr.isatty()
+        self.strategy.attach(PredictorStore(self.run_dir), quiet or not terminal,
+                             say=self.log if not quiet and not terminal else None)
 
     # --- resume ---------------------------------------------------------------------
     def _restore(self, journal: list[dict]):
@@ -171,7 +180,7 @@ class Search:
     def _save_state(self, wall: float):
         self.run_dir.write_state({"strategy": self.strategy.state_dict(), "journal_lines": self.journal_lines,
                                   "resumed": self.resumed, "wall_seconds": wall,
-                                  "config_sha256": config_digest(search_config.to_dict(self.config))})
+                                  "config_sha256": config_digest(self.recorded_tree)})
 
     def run(self) -> dict:
         try:
@@ -191,15 +200,27 @@ class Search:
         start = self.started = time.time()
         wall = lambda: self.previous_wall + time.time() - start
         cfg = self.config
-        self.evaluated_here = 0  # evaluations finished by this process: the rate behind the estimate
+        self.evaluated_here = 0  # evaluations finished by this process
+        self.timings: list[RoundTiming] = []  # what this process measured: the estimate's rates
+        self.last_line = 0.0  # when the last line went to the log
         clear_interrupt()
+        log_lines = not cfg.run.quiet and not interactive(cfg.run.quiet)  # a log, not a terminal
+        if self.resumed and not cfg.run.quiet:
+            again = len(self.strategy.pending())
+            self.log(f"resuming {self.run_dir.path} at {self.strategy.evaluated}/{cfg.strategy.budget} evaluations, "
+                     f"round {self.strategy.round}" + (f" ({again} to evaluate again)" if again else ""))
         with make_executor(cfg.executor, storage=str(self.run_dir.path / "ray"), quiet=cfg.run.quiet) as executor:
             while True:
                 interrupts_raise()  # the predictor fits here, between the executor's runs
-                batch = self.strategy.pending() or self.strategy.ask()
+                known, began = self.strategy.evaluated, time.time()
+                pending = self.strategy.pending()
+                with Heartbeat(log_lines, self.log, lambda: f"round {self.strategy.round + 1}: still choosing "
+                                                           "archs (the strategy's refit and ranking)"):
+                    batch = pending or self.strategy.ask()
                 raise_if_interrupted()  # a Ctrl-C during the fit that landed where Python ignores it
                 if not batch:
                     break
+                timing = RoundTiming(None if pending else time.time() - began, known, len(batch))
                 self._save_state(wall())
                 jsons = [self.space.to_json(a) for a in batch]
                 keys = [self.strategy.key(a) for a in batch]
@@ -215,16 +236,24 @@ class Search:
                     self.journal_lines += 1
                     self._tell(record)
                     self._save_state(wall())
+                    self._prune_checkpoints()
                     self.evaluated_here += 1
                     if result["status"] != "ok":
                         bar.close()
                         self.log(f"evaluation of {keys[index]} failed: {result['error']}")
+                    elif log_lines and time.time() - self.last_line >= EVALUATION_LINE_GAP:
+                        self._evaluation_line(record)
                     bar.update(bar.done + 1)
 
+                began = self.last_line = time.time()
                 try:
-                    executor.run(jsons, self.evaluator, on_result, self.strategy.round)
+                    with Heartbeat(log_lines, self.log, lambda bar=bar, batch=batch: (
+                            f"round {self.strategy.round}: {bar.done}/{len(batch)} evaluations done")):
+                        executor.run(jsons, self.evaluator, on_result, self.strategy.round)
                 finally:
                     bar.close()
+                timing.evaluate = time.time() - began
+                self.timings.append(timing)
                 self._progress()
                 if cfg.run.plots:
                     self._plots()
@@ -238,6 +267,22 @@ class Search:
         if cfg.run.plots:
             self._plots()
         return summary
+
+    def _prune_checkpoints(self) -> None:
+        """Delete the checkpoint folders of finished archs outside the best ``keep_checkpoints``
+        (a failed arch's too): a 100-arch search at the final preset would keep gigabytes. Archs
+        still being evaluated keep theirs, so a resume continues their training."""
+        keep = self.config.run.keep_checkpoints
+        path_of = getattr(self.evaluator, "checkpoint_path", None)
+        if not keep or path_of is None:
+            return
+        finished = self.entries()
+        best = {e["key"] for e in sorted((e for e in finished if e["value"] is not None),
+                                         key=lambda e: -e["value"])[:keep]}
+        for entry in finished:
+            path = path_of(entry["key"]) if entry["key"] not in best else None
+            if path is not None and path.parent.is_dir():
+                shutil.rmtree(path.parent, ignore_errors=True)
 
     # --- reporting ------------------------------------------------------------------
     def entries(self) -> list[dict]:
@@ -290,7 +335,7 @@ class Search:
         rate, predictor refits included)."""
         if self.config.run.quiet:
             return
-        from narnas.progress import duration, eta
+        from narnas.progress import duration
 
         from .report import best_entry, round_taus
         entries = self.entries()
@@ -301,15 +346,101 @@ class Search:
         best_text = f"best {best['value']:.2f}{test}" if best else "best -"
         budget = self.config.strategy.budget
         elapsed = time.time() - self.started
-        left = eta(elapsed, self.evaluated_here, self.evaluated_here + max(0, budget - len(entries)))
-        timing = f"  {duration(elapsed)} eta {duration(left)}" if left is not None else ""
+        left = estimate_left(self.timings, len(entries), budget, self.config.strategy.batch, self.strategy.refits)
+        timing = f"  {duration(elapsed)} eta {'?' if left is None else duration(left)}"
         self.log(f"round {self.strategy.round:3d}  evaluations {len(entries):4d}/{budget}  "
                  f"{best_text}{tau}{timing}")
+        self.last_line = time.time()
+
+    def _evaluation_line(self, record: dict) -> None:
+        """One line for a finished evaluation, in a log during slow rounds."""
+        from narnas.progress import duration
+        seconds = record.get("seconds")
+        took = f" ({duration(seconds)})" if isinstance(seconds, (int, float)) else ""
+        value = record.get("val")
+        shown = f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
+        self.log(f"round {record['round']}: evaluated {record['key'][:60]}: {self.evaluator.metric} {shown}{took}")
+        self.last_line = time.time()
 
     def _plots(self):
         from .report import plot_run
         plot_run(self.entries(), self.run_dir.path / "plots", f"{self.config.strategy.name} on {self.config.space.name}",
                  self.evaluator.metric, self.evaluator.test_metric)
+
+
+#: In a log, a finished evaluation gets its own line when the last line is this old (seconds):
+#: trainings are each reported, thousands of table look-ups are not.
+EVALUATION_LINE_GAP = 5.0
+#: In a log, a long phase (a refit, a round of trainings) says it is alive this often (seconds).
+HEARTBEAT_SECONDS = 60.0
+
+
+@dataclass
+class RoundTiming:
+    """What one round cost this process: the strategy's ask (None for a batch re-queued by a
+    resume), the results it was asked with, the archs it proposed, the evaluations' wall time."""
+    ask: float | None
+    known: int
+    size: int
+    evaluate: float = 0.0
+
+
+def estimate_left(timings: list[RoundTiming], evaluated: int, budget: int, batch: int, refits: bool) -> float | None:
+    """Seconds the rest of the budget will take, from this process's rounds: the evaluations at
+    their measured wall time per arch, and each coming ask at a cost fitted to the asks measured
+    so far as a line in the number of known results (a refit has a fixed part, epochs of a few
+    batches, and a part that grows with the data); one measured ask is taken as the cost of each.
+    None while a refitting strategy has not been timed on a refit yet (after its random first
+    round): the estimate would leave the refits out."""
+    import numpy as np
+    remaining = max(0, budget - evaluated)
+    if remaining == 0:
+        return 0.0
+    archs = sum(t.size for t in timings)
+    asks = [(t.known, t.ask) for t in timings if t.ask is not None and t.known > 0]
+    if not archs or (refits and not asks):
+        return None
+    per_arch = sum(t.evaluate for t in timings) / archs
+    if len({k for k, _ in asks}) >= 2:
+        known, seconds = np.array(asks, dtype=float).T
+        slope = max(0.0, float(np.polyfit(known, seconds, 1)[0]))
+        cost = lambda n: max(0.0, float(seconds.mean() + slope * (n - known.mean())))  # noqa: E731
+    else:
+        mean = float(np.mean([a for _, a in asks])) if asks else 0.0
+        cost = lambda n: mean  # noqa: E731
+    ask_left, known_now = 0.0, evaluated
+    for start in range(0, remaining, max(1, batch)):
+        ask_left += cost(known_now)
+        known_now += min(batch, remaining - start)
+    return ask_left + per_arch * remaining
+
+
+class Heartbeat:
+    """``with Heartbeat(enabled, log, message):`` logs ``message()`` every ``HEARTBEAT_SECONDS``
+    while the block runs (a refit, a round of trainings), so a log never goes silent for long."""
+
+    def __init__(self, enabled: bool, log, message):
+        self.enabled, self.log, self.message = enabled, log, message
+        self.stop = threading.Event()
+        self.thread = None
+
+    def __enter__(self):
+        if self.enabled:
+            began = time.time()
+
+            def beat():
+                from narnas.progress import duration
+                while not self.stop.wait(HEARTBEAT_SECONDS):
+                    self.log(f"{self.message()} ({duration(time.time() - began)} so far)")
+            self.thread = threading.Thread(target=beat, name="narnas-heartbeat", daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+        return False
 
 
 def interrupts_raise() -> None:

@@ -85,6 +85,8 @@ def _main(args) -> int:
             recorded = RunDir(args.resume).read_config().get("plugins", []) if Path(args.resume).is_dir() else []
             plugins = load_plugins(list(recorded) + list(given))
             tree = config_tree(args)
+            # quiet belongs to this invocation (a log or a terminal), not to the run it continues
+            tree.setdefault("run", {})["quiet"] = bool(getattr(args, "quiet", False))
             search = Search(None, args.resume, resume=True, force=getattr(args, "force", False), overrides=tree)
         else:
             plugins = load_plugins(given)

@@ -9,6 +9,8 @@ evaluation has value ``None``, counts against the budget and is never a parent.
 """
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -132,14 +134,20 @@ class Strategy:
         self.seen: set[str] = set()  # keys evaluated or in flight
         self.proposing: set[str] = set()  # keys taken by the proposal being made
         self._archs: dict[str, object] = {}  # key -> arch, a cache rebuilt from JSON
+        self.say = None  # one-line notes for a log (refits): the driver sets it
+
+    #: whether each round's ask fits a model on the results (its time grows with them)
+    refits = False
 
     def link(self, kind: type):
         """The middleware link of type ``kind`` in the chain, or None."""
         return next((m for m in self.middleware if isinstance(m, kind)), None)
 
-    def attach(self, predictor_store, quiet: bool) -> None:
-        """Where the run keeps each round's predictor weights, and whether fits may show a
-        progress bar; strategies without a predictor ignore both."""
+    def attach(self, predictor_store, quiet: bool, say=None) -> None:
+        """Where the run keeps each round's predictor weights, whether fits may show a
+        progress bar, and ``say(line)`` for notes in a log; strategies without a predictor
+        ignore the first two."""
+        self.say = say
 
     # --- the interface -------------------------------------------------------------
     def ask(self) -> list:
@@ -326,8 +334,10 @@ class PredictorGuided(Strategy):
         # The predictor's progress bar is shown unless the run is quiet (the driver sets this).
         self.predictor_quiet = True
 
-    def attach(self, predictor_store, quiet: bool) -> None:
-        self.predictor_store, self.predictor_quiet = predictor_store, quiet
+    refits = True
+
+    def attach(self, predictor_store, quiet: bool, say=None) -> None:
+        self.predictor_store, self.predictor_quiet, self.say = predictor_store, quiet, say
 
     def graph(self, key: str, obj):
         if key not in self._graphs:
@@ -342,12 +352,18 @@ class PredictorGuided(Strategy):
         return predictors.get_predictor(self.predictor_section.name, **cfg)
 
     def fit_predictor(self):
+        from narnas.progress import duration
         ok = self.evaluated_ok()
         graphs = [self.graph(e["key"], e["arch"]) for e in ok]
         y = np.array([e["value"] for e in ok])
         model = self.make_predictor()
         init = self.predictor_store.get(self.round - 1) if self.settings.warm_start else None
+        began = time.time()
+        if self.say:
+            self.say(f"round {self.round}: fitting the {model.name} predictor on {len(ok)} results")
         model.fit(graphs, y, init_state=init, capacity=self.space.max_graph_nodes)  # None: the graphs seen
+        if self.say:
+            self.say(f"round {self.round}: {model.name} fitted in {duration(time.time() - began)}")
         self.predictor_store[self.round] = model.state_dict()
         self.predictor = model
         return model

@@ -1,6 +1,7 @@
 import json
 import math
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -485,3 +486,18 @@ def test_fit_progress_shows_a_time_estimate_on_a_terminal(nb201, capsys, monkeyp
     assert "fit mlp [" in err and " 4/4 " in err and "eta" in err
     predictor.get_predictor("mlp", hidden=(8,), epochs=4).fit(graphs[:20], y[:20])
     assert capsys.readouterr().err == ""  # quiet by default
+
+
+def test_scores_beyond_the_training_targets_keep_their_spread():
+    """The rank transform maps scores back to values; scores above every training target (mutants
+    of the best archs) continue the line at the targets' mean slope instead of all becoming the
+    best training value (a round-2 prediction of 10 equal values, as reported)."""
+    from predictor.base import TorchPredictor
+    p = SimpleNamespace(target_map=None)
+    p.target_map = {"kind": "rank", "quantiles": [0.25, 0.75], "values": [10.0, 12.0]}
+    p._unmap = lambda scores: TorchPredictor._unmap(p, scores)
+    inside = p._unmap(np.array([0.25, 0.5, 0.75]))
+    np.testing.assert_allclose(inside, [10.0, 11.0, 12.0])
+    above = p._unmap(np.array([0.80, 0.85, 0.95]))
+    np.testing.assert_allclose(above, [12.2, 12.4, 12.8])  # slope 2 / 0.5 = 4 per unit of score
+    assert p._unmap(np.array([0.0]))[0] == pytest.approx(9.0)

@@ -84,3 +84,72 @@ def test_a_search_in_a_log_has_round_lines_only_and_quiet_has_none(tmp_path):
     assert "\r" not in logged.stderr
     code, _, shown = run_on_a_terminal([*FAST, "--budget", "30", "--out", str(tmp_path / "quiet")])
     assert code == 0 and not re.search("\r(?!\n)", shown) and "round" not in shown, shown  # the terminal ends lines in \r\n
+
+
+def test_the_estimate_counts_the_refits_to_come_or_says_it_does_not_know():
+    from search.loop import RoundTiming, estimate_left
+    # a scripted run: 60 evaluations in rounds of 10, a refit costing 2 s + 0.05 s per known result,
+    # an evaluation 0.1 s; the estimate after each round against what the rest really costs
+    refit = lambda known: 2 + 0.05 * known  # noqa: E731
+    timings = [RoundTiming(0.01, 0, 10, 1.0)]
+    assert estimate_left(timings, 10, 60, 10, refits=True) is None  # no refit timed yet: unknown, not "0s"
+    assert estimate_left(timings, 10, 60, 10, refits=False) > 0  # random search needs no refit
+    for known in range(10, 60, 10):
+        timings.append(RoundTiming(refit(known), known, 10, 1.0))
+        done = known + 10
+        truth = sum(refit(k) + 1.0 for k in range(done, 60, 10))
+        got = estimate_left(timings, done, 60, 10, refits=True)
+        assert abs(got - truth) <= 0.5 * truth + 1e-9, (done, got, truth)
+    assert estimate_left(timings, 60, 60, 10, refits=True) == 0
+
+
+def test_a_search_in_a_log_speaks_through_refits_and_its_estimate_holds(tmp_path):
+    """The default NAR-Former search on NB201, its stderr a log: a line when each refit starts and
+    ends, "eta ?" until a refit was timed, then an estimate within 50% of what the rest took."""
+    logged = subprocess.run([sys.executable, "-m", "search.run", "--space", "nb201", "--budget", "50", "--seed", "1",
+                             "--executor", "inline", "--no-plots", "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=600)
+    assert logged.returncode == 0, logged.stderr
+    assert "round 2: fitting the narformer predictor on 10 results" in logged.stderr
+    assert re.search(r"^round 2: narformer fitted in \d+s$", logged.stderr, re.M)
+    rounds = re.findall(r"^round +(\d+) +evaluations .* (\S+) eta (\S+)$", logged.stderr, re.M)
+    seconds = lambda text: sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in re.findall(r"(\d+)([hms])", text))  # noqa: E731
+    assert rounds[0][2] == "?" and rounds[-1][2] == "0s"
+    truth = seconds(rounds[-1][1]) - seconds(rounds[1][1])
+    assert abs(seconds(rounds[1][2]) - truth) <= 0.5 * max(truth, 2), rounds
+
+
+def test_a_long_phase_beats_and_slow_evaluations_get_lines(tmp_path, monkeypatch):
+    import time
+
+    from search import loop
+    beats = []
+    monkeypatch.setattr(loop, "HEARTBEAT_SECONDS", 0.05)
+    with loop.Heartbeat(True, beats.append, lambda: "round 3: 2/10 evaluations done"):
+        time.sleep(0.3)
+    assert len(beats) >= 2 and beats[0].startswith("round 3: 2/10 evaluations done (")
+    with loop.Heartbeat(False, beats.append, lambda: "never"):
+        time.sleep(0.1)
+    assert "never" not in " ".join(beats)
+    # every finished evaluation gets a line once the last line is old enough (trainings, not look-ups)
+    monkeypatch.setattr(loop, "EVALUATION_LINE_GAP", 0.0)
+    from search import config as search_config
+    lines = []
+    config = search_config.build({"space": {"name": "nb201"}, "seed": 2, "run": {"plots": False},
+                                  "strategy": {"name": "random", "budget": 12, "batch": 6, "init": 6},
+                                  "executor": {"name": "inline"}})
+    loop.Search(config, tmp_path / "run", log=lines.append).run()
+    evaluated = [line for line in lines if ": evaluated |" in line]
+    assert len(evaluated) == 12 and "c10valid_val_200_mean" in evaluated[0], lines
+
+
+def test_a_resume_announces_itself(tmp_path):
+    from test_search_run import kill_when
+    out = tmp_path / "run"
+    assert kill_when(FAST + ["--out", str(out)], out, 15)
+    resumed = subprocess.run([sys.executable, "-m", "search.run", "--resume", str(out), "--no-plots"],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    first = resumed.stderr.splitlines()[0]
+    assert re.fullmatch(rf"resuming {re.escape(str(out))} at \d+/40 evaluations, round \d( \(\d+ to evaluate again\))?",
+                        first), first

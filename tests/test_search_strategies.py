@@ -495,3 +495,15 @@ def test_each_strategy_takes_only_its_own_settings():
     rea = make("rea", space, budget=30, population=7)
     assert rea.settings.population == 7 and rea.settings.tournament == 5
     assert make("narformer", space).settings.candidates == 500
+
+
+def test_the_predictor_refits_short_when_evaluations_are_smoke_trainings():
+    from search import config as search_config
+
+    def resolved(preset, predictor=None):
+        tree = {"space": {"name": "darts"}, "evaluator": {"name": "cifar10-train", "config": {"preset": preset}},
+                "predictor": {"config": predictor or {}}}
+        return search_config.resolve(search_config.build(tree))[0].predictor.config["epochs"]
+    assert resolved("search") == 1000  # a real training: the paper's schedule (the space's default)
+    assert resolved("smoke") == 100  # seconds per training: a short refit, recorded in config.json
+    assert resolved("smoke", {"epochs": 700}) == 700  # the user's word wins

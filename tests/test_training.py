@@ -1,4 +1,5 @@
 """CIFAR-10 reading and DARTS training on the mini CIFAR set converted to the standard layout."""
+import hashlib
 import json
 import re
 import signal
@@ -142,7 +143,7 @@ def test_darts_search_trains_its_candidates(cifar_dir, tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "search.run", "--space", "darts", "--preset", "smoke", "--budget", "4", "--init", "2",
             "--batch", "2", "--data-dir", str(cifar_dir), "--executor", "inline", "--predictor", "mlp",
-            "--predictor-set", "epochs=10", "--quiet", "--out", str(out)]
+            "--predictor-set", "epochs=10", "--keep-checkpoints", "2", "--quiet", "--out", str(out)]
     for item in TINY[1::2]:
         args += ["--train-set", item]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -152,7 +153,11 @@ def test_darts_search_trains_its_candidates(cifar_dir, tmp_path):
     space = spaces.get_space("darts")
     best = space.from_json(json.loads((out / "best.json").read_text()))
     assert space.key(best) == summary["best"]["key"]
-    assert len(list((out / "checkpoints").iterdir())) == 4  # one checkpoint folder per trained arch
+    # each trained arch had its checkpoint folder; the two best finished ones keep theirs
+    entries = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    best_two = sorted(entries, key=lambda e: -e["val"])[:2]
+    digest = lambda e: hashlib.sha1(e["key"].encode()).hexdigest()[:16]  # noqa: E731
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == sorted(digest(e) for e in best_two)
     config = json.loads((out / "config.json").read_text())
     assert config["evaluator"]["kind"] == "cifar10-train" and config["evaluator"]["training"]["channels"] == 4
     assert config["config"]["evaluator"]["name"] == "cifar10-train" and config["config"]["executor"]["name"] == "inline"

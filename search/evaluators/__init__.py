@@ -18,6 +18,10 @@ from ..errors import SearchError
 from ..registry import EVALUATORS
 
 
+#: The refit of a search whose evaluations are smoke trainings (seconds each).
+SMOKE_PREDICTOR_EPOCHS = 100
+
+
 @dataclass
 class EvaluationContext:
     """What the run gives its evaluator: where to keep per-arch files, and the CPU
@@ -62,6 +66,13 @@ class Evaluator:
     def metrics(self) -> list[str]:
         """The keys of the result dict besides val and test."""
         return []
+
+    @classmethod
+    def predictor_defaults(cls, config) -> dict:
+        """Predictor settings that suit what an evaluation costs under ``config``, laid over the
+        space's and under the user's: an evaluator whose results come in seconds (a smoke preset)
+        gets a short refit, so the search does not wait minutes on its predictor."""
+        return {}
 
     def evaluate(self, arch_json) -> dict:
         raise NotImplementedError
