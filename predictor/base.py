@@ -212,9 +212,11 @@ class TorchPredictor(Predictor):
             # Monotone, so the ranking is the model's. Beyond the training targets' range the
             # line continues at their mean slope: mutants of the best archs, scored above all of
             # them, keep values as far apart as their scores (not all the best training value).
+            # Tied training values (accuracies on a few hundred images come in steps) make flat
+            # stretches; a slope of 1e-9 keeps the model's order there, which ranking relies on.
             q, v = np.asarray(m["quantiles"]), np.asarray(m["values"])
             slope = (v[-1] - v[0]) / (q[-1] - q[0]) if len(q) > 1 and v[-1] > v[0] else 1e-6
-            return np.interp(scores, q, v) + slope * (scores - np.clip(scores, q[0], q[-1]))
+            return np.interp(scores, q, v) + slope * (scores - np.clip(scores, q[0], q[-1])) + 1e-9 * scores
         return scores * (m["hi"] - m["lo"]) + m["lo"]
 
     def fit(self, graphs, y, val=None, init_state=None, capacity=None):

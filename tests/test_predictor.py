@@ -501,3 +501,8 @@ def test_scores_beyond_the_training_targets_keep_their_spread():
     above = p._unmap(np.array([0.80, 0.85, 0.95]))
     np.testing.assert_allclose(above, [12.2, 12.4, 12.8])  # slope 2 / 0.5 = 4 per unit of score
     assert p._unmap(np.array([0.0]))[0] == pytest.approx(9.0)
+    # tied training values: the model's order survives the flat stretch between them
+    p.target_map = {"kind": "rank", "quantiles": [0.125, 0.375, 0.625, 0.875], "values": [10.0, 12.0, 12.0, 14.0]}
+    flat = p._unmap(np.array([0.40, 0.50, 0.60]))
+    np.testing.assert_allclose(flat, 12.0)
+    assert flat[0] < flat[1] < flat[2]
