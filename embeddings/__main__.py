@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from narnas.cli import parse_overrides, run_main
+from narnas.cli import parse_overrides, prog, run_main
 from predictor.errors import PredictorError
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m embeddings", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m embeddings"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     sub = p.add_subparsers(dest="command", required=True)
     pre = sub.add_parser("pretrain", help="pretrain arch2vec on a space's architectures")

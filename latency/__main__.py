@@ -20,12 +20,12 @@ import argparse
 import json
 import sys
 
-from narnas.cli import run_main
+from narnas.cli import prog, run_main
 
 
 def build_parser():
     from latency.families import family_names
-    p = argparse.ArgumentParser(prog="python -m latency", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m latency"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="measure networks into a dataset folder (resumable)")

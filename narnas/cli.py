@@ -18,6 +18,22 @@ from typing import Callable
 from .errors import ConfigError, UserError
 
 
+#: The name the ``narnas`` command runs a tool under (``narnas train``); None: its ``python -m`` name.
+_invoked_as: str | None = None
+
+
+def invoked_as(name: str | None) -> None:
+    """Say that the tools run next are the ``narnas`` subcommand ``name`` (for their usage lines)."""
+    global _invoked_as
+    _invoked_as = name
+
+
+def prog(default: str) -> str:
+    """A tool's program name for ``--help`` and usage errors: ``narnas SUB`` when the ``narnas``
+    command runs it, else ``default`` (its ``python -m`` name)."""
+    return _invoked_as or default
+
+
 def parse_overrides(items, flag: str = "--set") -> dict:
     """``KEY=VALUE`` strings -> dict; values are Python literals where they parse
     (numbers, booleans, tuples, None), else strings (``pool=mean``)."""

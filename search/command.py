@@ -106,6 +106,8 @@ def main(argv=None) -> int:
         print(f"narnas {version('narnas')}")
         return 0
     if command in TOOLS:
+        from narnas.cli import invoked_as
+        invoked_as(f"narnas {command}")
         return importlib.import_module(TOOLS[command][0]).main(rest)
 
     def other() -> int:

@@ -22,7 +22,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from narnas.cli import parse_overrides, run_main
+from narnas.cli import parse_overrides, prog, run_main
 from narnas.files import outermost_missing, writable_folder
 
 from .errors import SearchError
@@ -115,7 +115,7 @@ def export(arch, space, out: Path, weights: Path | None = None, build: dict | No
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m search.export", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m search.export"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[1:]))
     p.add_argument("--space", default="darts", help="the architecture's space (default darts)")

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from narnas.cli import parse_overrides, run_main
+from narnas.cli import parse_overrides, prog, run_main
 
 from .errors import SearchError
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m search.io_data", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m search.io_data"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train networks and store their features (resumable)")

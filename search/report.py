@@ -231,8 +231,8 @@ def redraw_plots(view, space) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    from narnas.cli import run_main
-    p = argparse.ArgumentParser(prog="python -m search.report", description=__doc__.split("\n")[1],
+    from narnas.cli import prog, run_main
+    p = argparse.ArgumentParser(prog=prog("python -m search.report"), description=__doc__.split("\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="run folder (runs/NAME)")
     p.add_argument("--html", help="where to write the page (default RUN/report.html)")

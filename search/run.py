@@ -18,14 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-from narnas.cli import interrupt_code, run_main
+from narnas.cli import interrupt_code, prog, run_main
 
 from .config import FLAGS
 from .errors import SearchError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m search.run", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m search.run"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[1:]),
                                 argument_default=argparse.SUPPRESS)  # only flags given are set

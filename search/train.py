@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from narnas.cli import parse_overrides, run_main
+from narnas.cli import parse_overrides, prog, run_main
 from narnas.files import writable_folder
 
 from .errors import SearchError
@@ -72,7 +72,7 @@ def recipes_help() -> str:
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m search.train", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m search.train"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[1:]) + "\n" + recipes_help())
     p.add_argument("--space", default="darts", help="the architecture's space (default darts; see the recipes below)")

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from narnas.cli import run_main
+from narnas.cli import prog, run_main
 
 from .base import Enumeration, Sampling, require
 from .errors import SpacesError
@@ -22,7 +22,7 @@ from .registry import get_benchmark, get_space, list_spaces
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m spaces", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m spaces"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("--space", required=True, help=f"search space ({', '.join(list_spaces())})")

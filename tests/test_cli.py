@@ -169,6 +169,10 @@ def test_the_narnas_command_runs_each_tool_and_lists_what_is_registered(tmp_path
     # a subcommand is its python -m tool, flags and output alike
     assert narnas("spaces", "--space", "nb201", "--sample", "3", "--seed", "0").stdout == \
         run("spaces", "--space", "nb201", "--sample", "3", "--seed", "0").stdout
+    # its help and usage errors name it as the user typed it
+    assert narnas("train", "--help").stdout.startswith("usage: narnas train ")
+    assert "usage: python -m search.train " in run("search.train", "--help").stdout
+    assert narnas("search", "--budget", "x").stderr.startswith("usage: narnas search ")
     listed = narnas("list", "strategies", "predictors")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from training.datasets import imagenet
 from training.errors import TrainingError
@@ -65,9 +66,16 @@ def test_held_out_split_is_fixed_and_disjoint():
 def test_transforms_and_loader_on_the_shared_sample():
     files = imagenet.list_files(SAMPLE, allow_val_only=True)
     assert files.num_classes == 1000 and len(files.val) == 1000
-    data = imagenet.loader(files.val[:6], imagenet.eval_transform(160), batch_size=4)
-    x, y = next(iter(data))
-    assert tuple(x.shape) == (4, 3, 160, 160) and y.tolist() == [label for _, label in files.val[:4]]
-    assert abs(float(x.mean())) < 1.5  # normalised
-    train = imagenet.loader(files.val[:4], imagenet.train_transform(128), batch_size=4, shuffle=True, seed=3)
-    assert tuple(next(iter(train))[0].shape) == (4, 3, 128, 128)
+    view = imagenet.eval_transform(160)
+    from PIL import Image
+    with Image.open(files.val[0][0]) as image:
+        assert view(image.convert("RGB")).dtype == torch.uint8  # normalised on the device, not in the workers
+    spec = imagenet.FolderData(files.val[:4], files.val[:6], [], 128, batch_size=4, eval_batch_size=4, seed=3,
+                               workers=1, decode="workers")
+    x, y = next(spec.loader("cpu").evaluate("val"))
+    assert tuple(x.shape) == (4, 3, 128, 128) and x.dtype == torch.float32
+    assert y.tolist() == [label for _, label in files.val[:4]]
+    assert abs(float(x.mean())) < 1.5 and 0.3 < float(x.std()) < 3  # normalised
+    batches = [b for b, _ in spec.loader("cpu").train(0)]
+    assert [tuple(b.shape) for b in batches] == [(4, 3, 128, 128)]
+    assert torch.equal(batches[0], next(spec.loader("cpu").train(0))[0])  # the epoch's crops follow the seed

@@ -166,16 +166,6 @@ def _as_lists(batch):
     return [item[0] for item in batch], [item[1] for item in batch]
 
 
-def loader(files, transform, batch_size: int, *, workers: int = 0, shuffle: bool = False, seed: int = 0,
-           device: str = "cpu", drop_last: bool = False):
-    """A DataLoader over ``files``: worker processes, a seeded shuffle, pinned memory on GPUs."""
-    import torch
-    from torch.utils.data import DataLoader
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(ImageList(files, transform), batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      num_workers=workers, pin_memory=device.startswith("cuda"), drop_last=drop_last)
-
-
 DECODERS = ("auto", "workers", "device")
 
 
