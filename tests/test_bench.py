@@ -7,9 +7,10 @@ import pytest
 
 def test_bench_reports_every_strategy(tmp_path):
     out = tmp_path / "bench.json"
+    # the default predictor (NAR-Former with NB201's search settings), as a user's search runs it
     done = subprocess.run([sys.executable, "-m", "bench.search", "--space", "nb201", "--strategies", "narformer,rea,random",
-                           "--budget", "30", "--seeds", "2", "--predictor", "mlp", "--predictor-set", "epochs=20",
-                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+                           "--budget", "30", "--seeds", "2", "--json", str(out)], capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert set(result["strategies"]) == {"narformer", "rea", "random"}
@@ -27,6 +28,7 @@ def test_bench_reports_every_strategy(tmp_path):
     # the predictor-guided search beats drawing at random (the seeds are fixed: no luck involved)
     best_val = lambda r, n: sum(s["best_val"] for s in r["strategies"][n]["per_seed"])
     assert best_val(result, "narformer") >= best_val(result, "random")
+    assert best_val(result, "narformer") >= best_val(result, "rea")  # measured: 181.40, 179.92, random 180.93
     # evolution needs more than two rounds to pay off: 100 evaluations, 4 seeds (look-ups only)
     runs = []
     for name in ("again", "again2"):

@@ -75,17 +75,6 @@ def test_a_search_on_a_terminal_shows_bars_and_estimates(tmp_path):
     assert '"evaluations": 30' in out and "\r" not in out
 
 
-def test_a_search_in_a_log_has_round_lines_only_and_quiet_has_none(tmp_path):
-    logged = subprocess.run([sys.executable, "-m", "search.run", *LOUD, "--budget", "30", "--out", str(tmp_path / "log")],
-                            capture_output=True, text=True, timeout=600)
-    assert logged.returncode == 0, logged.stderr
-    rounds = re.findall(r"^round +(\d+) +evaluations +(\d+)/30 .* eta (\S+)$", logged.stderr, re.M)
-    assert [(r, n) for r, n, _ in rounds] == [("1", "10"), ("2", "20"), ("3", "30")] and rounds[-1][2] == "0s"
-    assert "\r" not in logged.stderr
-    code, _, shown = run_on_a_terminal([*FAST, "--budget", "30", "--out", str(tmp_path / "quiet")])
-    assert code == 0 and not re.search("\r(?!\n)", shown) and "round" not in shown, shown  # the terminal ends lines in \r\n
-
-
 def test_the_estimate_counts_the_refits_to_come_or_says_it_does_not_know():
     from search.loop import RoundTiming, estimate_left
     # a scripted run: 60 evaluations in rounds of 10, a refit costing 2 s + 0.05 s per known result,
@@ -103,20 +92,25 @@ def test_the_estimate_counts_the_refits_to_come_or_says_it_does_not_know():
     assert estimate_left(timings, 60, 60, 10, refits=True) == 0
 
 
-def test_a_search_in_a_log_speaks_through_refits_and_its_estimate_holds(tmp_path):
-    """The default NAR-Former search on NB201, its stderr a log: a line when each refit starts and
-    ends, "eta ?" until a refit was timed, then an estimate within 50% of what the rest took."""
+def test_a_search_in_a_log_speaks_through_refits_and_its_estimate_holds_and_quiet_says_nothing(tmp_path):
+    """The default NAR-Former search on NB201, its stderr a log: no bars, a line per round, a line
+    when each refit starts and ends (table look-ups get no line each), "eta ?" until a refit was
+    timed, then an estimate within 50% of what the rest took. --quiet on a terminal: nothing."""
     logged = subprocess.run([sys.executable, "-m", "search.run", "--space", "nb201", "--budget", "50", "--seed", "1",
                              "--executor", "inline", "--no-plots", "--out", str(tmp_path / "run")],
                             capture_output=True, text=True, timeout=600)
     assert logged.returncode == 0, logged.stderr
+    assert "\r" not in logged.stderr and ": evaluated |" not in logged.stderr
     assert "round 2: fitting the narformer predictor on 10 results" in logged.stderr
     assert re.search(r"^round 2: narformer fitted in \d+s$", logged.stderr, re.M)
-    rounds = re.findall(r"^round +(\d+) +evaluations .* (\S+) eta (\S+)$", logged.stderr, re.M)
+    rounds = re.findall(r"^round +(\d+) +evaluations +(\d+)/50 .* (\S+) eta (\S+)$", logged.stderr, re.M)
+    assert [(r, n) for r, n, _, _ in rounds] == [(str(i), str(10 * i)) for i in range(1, 6)]
     seconds = lambda text: sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in re.findall(r"(\d+)([hms])", text))  # noqa: E731
-    assert rounds[0][2] == "?" and rounds[-1][2] == "0s"
-    truth = seconds(rounds[-1][1]) - seconds(rounds[1][1])
-    assert abs(seconds(rounds[1][2]) - truth) <= 0.5 * max(truth, 2), rounds
+    assert rounds[0][3] == "?" and rounds[-1][3] == "0s"
+    truth = seconds(rounds[-1][2]) - seconds(rounds[1][2])
+    assert abs(seconds(rounds[1][3]) - truth) <= 0.5 * max(truth, 2), rounds
+    code, _, shown = run_on_a_terminal([*FAST, "--budget", "30", "--out", str(tmp_path / "quiet")])
+    assert code == 0 and not re.search("\r(?!\n)", shown) and "round" not in shown, shown  # the terminal ends lines in \r\n
 
 
 def test_a_long_phase_beats_and_slow_evaluations_get_lines(tmp_path, monkeypatch):
@@ -141,15 +135,3 @@ def test_a_long_phase_beats_and_slow_evaluations_get_lines(tmp_path, monkeypatch
     loop.Search(config, tmp_path / "run", log=lines.append).run()
     evaluated = [line for line in lines if ": evaluated |" in line]
     assert len(evaluated) == 12 and "c10valid_val_200_mean" in evaluated[0], lines
-
-
-def test_a_resume_announces_itself(tmp_path):
-    from test_search_run import kill_when
-    out = tmp_path / "run"
-    assert kill_when(FAST + ["--out", str(out)], out, 15)
-    resumed = subprocess.run([sys.executable, "-m", "search.run", "--resume", str(out), "--no-plots"],
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    first = resumed.stderr.splitlines()[0]
-    assert re.fullmatch(rf"resuming {re.escape(str(out))} at \d+/40 evaluations, round \d( \(\d+ to evaluate again\))?",
-                        first), first

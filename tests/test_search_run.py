@@ -2,6 +2,7 @@
 state corruption, the Ray executor."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +95,9 @@ def test_corrupt_state_is_rebuilt_from_the_journal(reference, tmp_path):
     done = search("--resume", str(out))
     assert done.returncode == 0, done.stderr
     assert "state.json is truncated or corrupt" in done.stderr and "rebuilding the state from the journal" in done.stderr
+    # a resume announces itself (before its rounds), in a log as on a terminal
+    assert re.search(rf"^resuming {re.escape(str(out))} at \d+/40 evaluations, round \d( \(\d+ to evaluate again\))?$",
+                     done.stderr, re.M), done.stderr
     assert summary(out)["best"] == summary(reference)["best"]
     assert len({e["key"] for e in journal(out)}) == len(journal(out)) == 40
 
