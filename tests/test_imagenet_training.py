@@ -33,7 +33,8 @@ def test_a_training_killed_mid_way_resumes_to_the_uninterrupted_result(tmp_path)
     arch = space.sample(__import__("numpy").random.default_rng(0))
     build = {"dataset": "imagenet", "channels": 8, "layers": 5, "num_classes": 1000}
     cfg = ImageNetTrainingConfig(epochs=2, batch_size=8, lr=0.05, schedule="cosine", classes=10, holdout_images=4,
-                                 val_images=10, eval_batch_size=10, workers=0, allow_val_only=True)
+                                 val_images=10, eval_batch_size=10, workers=0, allow_val_only=True,
+                                 threads=2)  # pinned: the compared trainings must not pick threads from the load
     data = splits(SAMPLE, cfg).batches(cfg, 64)
     model = lambda: space.build_model(arch, build)  # noqa: E731
     whole, _ = fit(model, data, cfg, checkpoint=tmp_path / "whole.pt", extra_state={"arch": "a"})

@@ -17,8 +17,9 @@ from training.recipes import get_recipe
 
 DARTS = get_recipe("darts")
 
-TINY = ["--set", "channels=4", "--set", "layers=3", "--set", "val_size=200", "--set", "fraction=0.25",
-        "--set", "batch_size=50", "--set", "eval_batch_size=200"]
+# threads pinned: a training compared with another must not pick its thread count from the load
+TINY = ["--set", "threads=2", "--set", "channels=4", "--set", "layers=3", "--set", "val_size=200",
+        "--set", "fraction=0.25", "--set", "batch_size=50", "--set", "eval_batch_size=200"]
 
 
 def test_reads_the_standard_layout_with_a_checksum_warning(cifar_dir, shared_data):
