@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 
 from narnas.cli import run_main
+from training.datasets.imagenet import DECODERS
+from training.trainer import PRECISIONS
 
 WHAT = ("darts-search", "darts-final", "ofa-224", "imagenet-input", "ofa-eval")
 
@@ -41,7 +43,8 @@ def build_parser():
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("--what", required=True, choices=WHAT)
     p.add_argument("--device", default="auto", help="auto (cuda when there is one), cpu, cuda, cuda:1 ...")
-    p.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16")
     p.add_argument("--batch-size", type=int, help="default: the preset's (darts-search 128, darts-final 96, "
                    "ofa-224 64, ImageNet input 128)")
     p.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
@@ -50,7 +53,7 @@ def build_parser():
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all)")
     p.add_argument("--data-dir", help="CIFAR-10 folder (networks on 32 px) or ImageNet root (imagenet-input, ofa-eval)")
-    p.add_argument("--decode", default="auto", help="ImageNet JPEG decoding: auto, device, workers")
+    p.add_argument("--decode", default="auto", choices=DECODERS, help="ImageNet JPEG decoding (default auto)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="ImageNet loader processes")
     p.add_argument("--concurrent", type=int, default=1, metavar="N",
                    help="run N copies at once on the device and add their images/s (several trials per GPU)")
@@ -67,8 +70,9 @@ def main(argv=None) -> int:
     from narnas.files import print_json, writable_file
     if args.json:
         writable_file(args.json, "--json")
-    if args.steps < 1 or args.warmup < 0 or args.concurrent < 1:
-        raise ConfigError("--steps must be >= 1, --warmup >= 0 and --concurrent >= 1")
+    if args.steps < 1 or args.warmup < 0 or args.concurrent < 1 or args.threads < 0 or args.workers < 0 \
+            or (args.batch_size is not None and args.batch_size < 1):
+        raise ConfigError("--steps, --concurrent and --batch-size must be >= 1; --warmup, --threads and --workers >= 0")
     if args.what in ("imagenet-input", "ofa-eval") and args.data_dir is None:
         raise ConfigError(f"--what {args.what} needs --data-dir (an ImageNet root, e.g. ../shared/data/imagenet_sample)")
     result = concurrent(args, argv) if args.concurrent > 1 else measure(args)

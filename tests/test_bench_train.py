@@ -44,3 +44,7 @@ def test_imagenet_input_with_each_decoder_and_bad_input(tmp_path):
     assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr
     unknown = bench("--what", "resnet")
     assert unknown.returncode == 2 and "darts-search" in unknown.stderr
+    for args, message in [(("--precision", "fp8"), "invalid choice: 'fp8'"), (("--decode", "gpu"), "invalid choice"),
+                          (("--threads", "-1"), "--threads and --workers >= 0"), (("--steps", "0"), "must be >= 1")]:
+        bad = bench("--what", "darts-search", *args)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)

@@ -245,6 +245,7 @@ def test_bad_command_lines_give_one_line(tmp_path, reference):
         (["--out", str(reference)], "already holds a run: use --resume"),
         (["--metric", "nope"], "unknown metric 'nope'"),
         (["--executor", "nope"], "unknown executor 'nope'; valid: inline, ray"),
+        (["--keep-checkpoints", "-1"], "run.keep_checkpoints cannot be negative, got -1"),
     ]
     for args, message in cases:
         out = search(*args, **({} if "--out" in args else {"cwd": tmp_path}))

@@ -133,7 +133,10 @@ def test_bad_training_input(cifar_dir):
     cases = [(["--arch", "nope"], "is neither a file, a known name (darts_v1, darts_v2) nor a darts architecture"),
              (["--arch", "darts_v2", "--preset", "huge"], "unknown preset 'huge'; valid: final, search, smoke"),
              (["--arch", "darts_v2", "--set", "epoch=3"], "unknown config key(s) epoch in training"),
-             (["--arch", "{\"normal\": [], \"reduce\": []}"], "normal has 0 edges")]
+             (["--arch", "{\"normal\": [], \"reduce\": []}"], "normal has 0 edges"),
+             (["--arch", "darts_v2", "--set", "precision=fp8"], "training.precision must be one of auto, fp32, bf16"),
+             (["--arch", "darts_v2", "--set", "threads=-2"], "threads"),
+             (["--arch", "darts_v2", "--set", "schedule=step"], "training.schedule must be one of cosine, exponential")]
     for extra, message in cases:
         done = subprocess.run([sys.executable, "-m", "search.train", "--data-dir", str(cifar_dir), *extra],
                               capture_output=True, text=True, timeout=120)

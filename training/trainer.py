@@ -64,7 +64,7 @@ class TrainerConfig:
 
     def validate(self):
         at_least(self, 1, "epochs", "batch_size", where="training")
-        at_least(self, 0, "eval_batch_size", where="training")
+        at_least(self, 0, "eval_batch_size", "threads", where="training")
         if self.precision not in PRECISIONS:
             raise TrainingError(f"training.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.schedule not in SCHEDULES:
