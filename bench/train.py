@@ -115,7 +115,7 @@ def _without(argv: list, *flags: str) -> list:
 def measure(args) -> dict:
     import torch
 
-    from training.trainer import autocast_dtype, resolve_device
+    from training.trainer import autocast_dtype, precision_name, resolve_device
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -131,8 +131,8 @@ def measure(args) -> dict:
         out = _network(args, device, dtype)
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else _max_rss())
-    return {"what": args.what, **out, "device": _device_name(device), "precision": str(dtype or torch.float32).replace(
-        "torch.", ""), "compile": args.compile, "channels_last": args.channels_last and device.type == "cuda",
+    return {"what": args.what, **out, "device": _device_name(device), "precision": precision_name(dtype),
+        "compile": args.compile, "channels_last": args.channels_last and device.type == "cuda",
         "peak_memory_mib": round(peak / 2 ** 20, 1), "threads": torch.get_num_threads(), "seed": args.seed,
         "torch": torch.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d")}
@@ -207,20 +207,11 @@ def _network(args, device, dtype) -> dict:
         if phases is None:
             train_step(step_model, x, y, loss, opt, scaler, config, dtype)
             return
-        marks = [clock.mark()]
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            value, _ = loss(step_model(x), y)
-        marks.append(clock.mark())
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(value).backward()
-        marks.append(clock.mark())
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        marks.append(clock.mark())
-        for key, start, end in zip(("forward", "backward", "optimizer"), marks, marks[1:]):
-            phases[key] += clock.seconds(start, end)
+        marks = [("start", clock.mark())]
+        train_step(step_model, x, y, loss, opt, scaler, config, dtype, mark=lambda phase: marks.append(
+            (phase, clock.mark())))
+        for (_, start), (phase, end) in zip(marks, marks[1:]):
+            phases[phase] += clock.seconds(start, end)
 
     def run(epoch: int, split: bool):
         """(images/s, ms per phase): warm-up steps, then ``--steps`` of a fresh epoch, whose
@@ -310,11 +301,12 @@ def _ofa_eval(args, device, dtype) -> dict:
     batch = args.batch_size or 200
     loader = imagenet.FolderData([], files, [], 224, batch, batch, args.seed, args.workers, args.decode).loader(device)
     clock = Clock(device)
-    for _ in loader.evaluate("val"):  # warm-up pass: workers, cudnn's kernel choice, the page cache
-        break
-    _wait_for_start(args)
-    began, seen = clock.mark(), 0
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        for x, _ in loader.evaluate("val"):  # warm-up: one batch through workers, decoder and cudnn's choice
+            model(x)
+            break
+        _wait_for_start(args)
+        began, seen = clock.mark(), 0
         for x, _ in loader.evaluate("val"):
             model(x)
             seen += len(x)

@@ -200,7 +200,6 @@ class Search:
         start = self.started = time.time()
         wall = lambda: self.previous_wall + time.time() - start
         cfg = self.config
-        self.evaluated_here = 0  # evaluations finished by this process
         self.timings: list[RoundTiming] = []  # what this process measured: the estimate's rates
         self.last_line = 0.0  # when the last line went to the log
         clear_interrupt()
@@ -237,7 +236,6 @@ class Search:
                     self._tell(record)
                     self._save_state(wall())
                     self._prune_checkpoints()
-                    self.evaluated_here += 1
                     if result["status"] != "ok":
                         bar.close()
                         self.log(f"evaluation of {keys[index]} failed: {result['error']}")

@@ -139,6 +139,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    """float32, bfloat16 or float16: what a result records of the autocast ``dtype``."""
+    return str(dtype or torch.float32).replace("torch.", "")
+
+
 def lr_factor(cfg: TrainerConfig, epoch: int) -> float:
     """The learning rate of ``epoch`` over ``cfg.lr``."""
     if epoch < cfg.warmup_epochs:
@@ -188,18 +193,27 @@ def make_optimizer(params, cfg: TrainerConfig, device: torch.device) -> torch.op
                            nesterov=cfg.nesterov and cfg.momentum > 0, **fused)
 
 
-def train_step(model, x, y, loss: Callable, opt, scaler, cfg: TrainerConfig, dtype: torch.dtype | None):
+def train_step(model, x, y, loss: Callable, opt, scaler, cfg: TrainerConfig, dtype: torch.dtype | None,
+               mark: Callable[[str], None] | None = None):
     """One optimisation step under autocast ``dtype`` (None: fp32), the scaler's backward (fp16
-    only), gradient clipping at ``cfg.grad_clip``; returns (loss, logits), still on the device."""
+    only), gradient clipping at ``cfg.grad_clip``; returns (loss, logits), still on the device.
+    ``mark(phase)``, when given, is called as the forward, backward and optimizer phases end
+    (``bench.train`` times them)."""
     with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         value, logits = loss(model(x), y)
+    if mark:
+        mark("forward")
     opt.zero_grad(set_to_none=True)
     scaler.scale(value).backward()
+    if mark:
+        mark("backward")
     if cfg.grad_clip > 0:
         scaler.unscale_(opt)
         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     scaler.step(opt)
     scaler.update()
+    if mark:
+        mark("optimizer")
     return value, logits
 
 
@@ -294,7 +308,7 @@ def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, 
     # the thread count and precision change the float sums: recorded beside the seed
     result = {"train_loss": history[-1]["train_loss"] if history else None, "history": history,
               "epochs": cfg.epochs, "seconds": round(spent, 2), "workers": world, "seed": cfg.seed,
-              "device": str(device), "precision": str(dtype or torch.float32).replace("torch.", ""),
+              "device": str(device), "precision": precision_name(dtype),
               "threads": torch.get_num_threads(),
               "train_images": n * world, "val_images": loader.size("val"), "test_images": loader.size("test")}
     if rank == 0:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import SearchError
 from ..registry import register_evaluator
-from . import SMOKE_PREDICTOR_EPOCHS, Evaluator
+from . import Evaluator
 
 
 @dataclass
@@ -42,11 +42,6 @@ class TrainingEvaluator(Evaluator):
             self.training.threads = self.context.threads
         self.data_dir = str(cifar10.resolve_dir(self.config.data_dir))  # a missing folder fails in the driver
         self._data = None
-
-    @classmethod
-    def predictor_defaults(cls, config) -> dict:
-        # a smoke training takes seconds: a refit of the paper's 1,000 epochs would take minutes
-        return {"epochs": SMOKE_PREDICTOR_EPOCHS} if config.preset == "smoke" else {}
 
     @property
     def metric(self) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import SearchError
 from ..registry import register_evaluator
-from . import SMOKE_PREDICTOR_EPOCHS, Evaluator
+from . import Evaluator
 
 PRESETS = {
     "darts": {
@@ -95,11 +95,6 @@ class ImageNetTrainingEvaluator(Evaluator):
             self.build["dataset"] = "imagenet"
         space.build_config(self.build)  # bad build keys fail here, not in a trial
         self.data = splits(self.config.data_dir, self.training)  # a missing or bad root fails in the driver
-
-    @classmethod
-    def predictor_defaults(cls, config) -> dict:
-        # a smoke training takes seconds: a refit of the paper's 1,000 epochs would take minutes
-        return {"epochs": SMOKE_PREDICTOR_EPOCHS} if config.preset == "smoke" else {}
 
     @property
     def metric(self) -> str:

@@ -70,12 +70,6 @@ class OFASupernetEvaluator(Evaluator):
     def metrics(self):
         return ["seconds", "params", "macs", "calib_images", "holdout_images", "val_images"]
 
-    def _device(self) -> str:
-        import torch
-        if self.config.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.config.device
-
     def _splits(self):
         from training.datasets import imagenet
         c = self.config
@@ -92,12 +86,12 @@ class OFASupernetEvaluator(Evaluator):
 
         from training.bn import recalibrate_bn
         from training.datasets import imagenet
-        from training.trainer import autocast_dtype, evaluate
+        from training.trainer import autocast_dtype, evaluate, resolve_device
         start = time.perf_counter()
         c = self.config
         if self.context.threads:
             torch.set_num_threads(self.context.threads)
-        device = torch.device(self._device())
+        device = resolve_device(self.config.device)
         arch = self.space.from_json(arch_json)
         model = self.space.build_model(arch).to(device)
         if device.type == "cuda":
