@@ -82,6 +82,20 @@ def on_interrupt(signum, frame):
     raise KeyboardInterrupt()
 
 
+def _unraisable(hook):
+    """Python prints an exception it had to ignore (raised in a weakref callback or a __del__)
+    with its traceback; a stop's exception lost that way is already remembered and acted on at
+    the next safe point, so it is not printed. Anything else goes to the previous hook."""
+    def handle(unraisable):
+        if isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)) and _received is not None:
+            return
+        hook(unraisable)
+    return handle
+
+
+sys.unraisablehook = _unraisable(sys.unraisablehook)
+
+
 def interruption(message: str) -> KeyboardInterrupt:
     """The exception that ends a stop: Terminated after a SIGTERM, else a Ctrl-C's KeyboardInterrupt."""
     return Terminated(message) if _received == signal.SIGTERM else KeyboardInterrupt(message)
