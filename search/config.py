@@ -5,6 +5,7 @@
     space.name                a registered space
     strategy.*                StrategyConfig (name, budget, batch, init, constraints, ...)
     strategy.config           the strategy's own settings (its config_class)
+    schedule.*                ScheduleSection: synchronous rounds or asynchronous slots
     predictor.name, .config   a registered predictor and its own config fields
     evaluator.name, .config   a registered evaluator (None: the space's default) and its config
     executor.*                ExecutorConfig (name None: the evaluator's default)
@@ -53,11 +54,36 @@ class RunSection:
         return self
 
 
+SCHEDULES = ("rounds", "async")
+
+
+@dataclass
+class ScheduleSection:
+    """How evaluations are handed out. ``rounds``: the strategy proposes a batch and waits for
+    all of it (today's searches, reproduced exactly). ``async``: ``slots`` evaluations stay in
+    flight; each result is journaled and told at once and its slot gets a new arch, ranked by
+    the predictor of the current round; a new round (a refit) begins after ``refit_every``
+    results, while the slots keep running."""
+
+    name: str = "rounds"
+    slots: int = 0  # async: evaluations in flight; 0: what the executor runs at once (inline: the batch)
+    refit_every: int = 0  # async: results between refits; 0: the strategy's batch
+
+    def validate(self):
+        if self.name not in SCHEDULES:
+            raise SearchError(f"unknown schedule {self.name!r}; valid: {', '.join(SCHEDULES)}")
+        if self.slots < 0 or self.refit_every < 0:
+            raise SearchError(f"slots and refit_every must be >= 0 (0: the default), got {self.slots}, "
+                              f"{self.refit_every}")
+        return self
+
+
 @dataclass
 class SearchConfig:
     seed: int = 0
     space: SpaceSection = field(default_factory=SpaceSection)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
     predictor: PredictorSection = field(default_factory=PredictorSection)
     evaluator: EvaluatorSection = field(default_factory=EvaluatorSection)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -77,6 +103,11 @@ FLAGS = {
     "batch": ("strategy.batch", int, "archs per round (default 10)"),
     "init": ("strategy.init", int, "random archs of the first round (default 10)"),
     "seed": ("seed", int, "the run's one seed (default 0)"),
+    "schedule": ("schedule.name", str, "rounds (default: propose a batch, wait for all of it) or async "
+                                       "(keep --slots evaluations in flight, refit every --refit-every results)"),
+    "slots": ("schedule.slots", int, "async: evaluations in flight (default: what the executor runs at once; "
+                                     "inline: --batch)"),
+    "refit_every": ("schedule.refit_every", int, "async: results between predictor refits (default: --batch)"),
     "population": ("strategy.config.population", int, "rea: population size (default 20)"),
     "tournament": ("strategy.config.tournament", int, "rea: tournament size (default 5)"),
     "parents": ("strategy.config.parents", int, "narformer: top archs mutated (default 10)"),
@@ -179,6 +210,10 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
     config = copy.deepcopy(config)
     space = make_space(config.space)
     strategy = STRATEGIES.get(config.strategy.name)
+    if config.schedule.name == "async" and not strategy.streams:
+        streaming = sorted(n for n in STRATEGIES.names() if STRATEGIES.get(n).streams)
+        raise SearchError(f"strategy {strategy.name} learns from whole rounds: it runs with --schedule rounds; "
+                          f"asynchronous strategies: {', '.join(streaming)}")
     config.strategy.config = configs.to_dict(strategy_settings(strategy, config.strategy.config))
     check_limits(config.strategy.constraints)
     if "latency" in config.strategy.constraints:

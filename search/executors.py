@@ -1,15 +1,15 @@
-"""Executors run a batch of evaluations and report each result as it finishes.
+"""Executors run evaluations and report each result as it finishes.
 
-``run(batch, evaluator, on_result)`` calls ``on_result(index, result)`` once per arch of
-``batch`` (a list of arch JSONs), in the driver thread, in the order evaluations finish.
-A result is the evaluator's whole dict plus ``status: "ok"``, or ``{"status": "failed",
-"error"}``; both with ``attempts``. Every executor passes the same dict on, so the journal
-does not depend on the executor. Executors are context managers (Ray is started and
-stopped by them) and are registered by name.
+An executor makes a :class:`Pool` for a run: ``submit`` starts an evaluation, ``next``
+returns the next to finish, ``run_batch`` evaluates a synchronous round. A result is the
+evaluator's whole dict plus ``status: "ok"``, or ``{"status": "failed", "error"}``; both
+with ``attempts``, ``cost``, ``began`` and ``ended`` (seconds on the run's clock). Every
+executor passes the same dict on, so the journal does not depend on the executor.
+``run(batch, evaluator, on_result)`` is a round in a pool of its own. Executors are
+context managers (Ray is started and stopped by them) and are registered by name.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -17,9 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from narnas.cli import interruption
 
 from .errors import SearchError
 from .registry import EXECUTORS, register_executor
@@ -157,11 +155,132 @@ def _error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[-1].strip() if lines else ''}".strip()
 
 
+def attempt(evaluator, arch_json) -> dict:
+    """One try at an evaluation: the evaluator's dict with ``status: "ok"``, or ``{"status":
+    "failed", "error"}`` (an evaluation may fail in any way; the search goes on)."""
+    try:
+        return dict(evaluator.evaluate(arch_json), status="ok")
+    except Exception as err:
+        return {"status": "failed", "error": _error_line(err)}
+
+
+def evaluate(evaluator, arch_json, max_failures: int) -> dict:
+    """An evaluation tried up to ``max_failures + 1`` times, with its ``attempts``."""
+    for tries in range(1, max_failures + 2):
+        result = attempt(evaluator, arch_json)
+        if result["status"] == "ok":
+            break
+    return dict(result, attempts=tries)
+
+
+def cost_of(evaluator, result: dict) -> float:
+    """What an evaluation cost on the run's clock (seconds): the evaluator's answer (an object
+    with only ``evaluate``: its seconds, else one unit); a failed evaluation costs nothing."""
+    if result["status"] != "ok":
+        return 0.0
+    from .evaluators import Evaluator
+    return float(getattr(evaluator, "cost", lambda r: Evaluator.cost(None, r))(result))
+
+
+class Pool:
+    """Evaluations in flight, for one run: ``submit(tag, arch_json)`` starts one, ``next()``
+    waits for the next to finish and returns ``(tag, result)``; ``run_batch`` evaluates a
+    whole batch (a synchronous round). Every result carries ``began`` and ``ended``, seconds
+    on the run's clock (``clock``: "simulated" or "wall"), and ``cost``."""
+
+    clock = "wall"
+
+    @property
+    def busy(self) -> int:
+        raise NotImplementedError
+
+    def submit(self, tag, arch_json, began: float | None = None) -> None:
+        raise NotImplementedError
+
+    def next(self) -> tuple:
+        raise NotImplementedError
+
+    def run_batch(self, batch, on_result) -> None:
+        """``on_result(index, result)`` for every arch of ``batch``, as each finishes."""
+        for index, arch_json in enumerate(batch):
+            self.submit(index, arch_json)
+        for _ in batch:
+            on_result(*self.next())
+
+
+class SimulatedPool(Pool):
+    """Evaluations in this process, placed on a simulated clock: each takes ``cost`` seconds
+    (the evaluator's: a benchmark's training time, a training's own seconds) on one of the
+    slots the driver fills, and they finish in simulated order (ties in submission order). The
+    same costs give the same order, so an asynchronous search over a table is reproducible,
+    and its simulated wall time is what a cluster of that many slots would have taken."""
+
+    clock = "simulated"
+
+    def __init__(self, evaluator, max_failures: int, now: float = 0.0):
+        self.evaluator, self.max_failures, self.now = evaluator, max_failures, now
+        self.running: list = []  # heap of (ended, order, tag, result)
+        self.order = 0
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
+
+    def submit(self, tag, arch_json, began=None):
+        import heapq
+        result = evaluate(self.evaluator, arch_json, self.max_failures)
+        cost = cost_of(self.evaluator, result)
+        began = self.now if began is None else began
+        heapq.heappush(self.running, (began + cost, self.order, tag,
+                                      dict(result, cost=cost, began=round(began, 3), ended=round(began + cost, 3))))
+        self.order += 1
+
+    def next(self):
+        import heapq
+        ended, _, tag, result = heapq.heappop(self.running)
+        self.now = max(self.now, ended)
+        return tag, result
+
+    def run_batch(self, batch, on_result):
+        """The archs one after the other (each reported as soon as it is evaluated, in the
+        order given), timed as a round on ``len(batch)`` slots that all start at ``now``."""
+        start = self.now
+        for index, arch_json in enumerate(batch):
+            result = evaluate(self.evaluator, arch_json, self.max_failures)
+            cost = cost_of(self.evaluator, result)
+            self.now = max(self.now, start + cost)
+            on_result(index, dict(result, cost=cost, began=round(start, 3), ended=round(start + cost, 3)))
+
+
+class InProcessPool(Pool):
+    """Evaluations in the driver process, one after the other, on the wall clock (data-parallel
+    trainings: each launches its own Ray Train workers)."""
+
+    def __init__(self, evaluator, max_failures: int, clock):
+        self.evaluator, self.max_failures, self.now = evaluator, max_failures, clock
+        self.done: list = []
+
+    @property
+    def busy(self) -> int:
+        return len(self.done)
+
+    def submit(self, tag, arch_json, began=None):
+        began = self.now()
+        result = evaluate(self.evaluator, arch_json, self.max_failures)
+        self.done.append((tag, dict(result, cost=cost_of(self.evaluator, result), began=round(began, 3),
+                                    ended=round(self.now(), 3))))
+
+    def next(self):
+        return self.done.pop(0)
+
+
 @register_executor("inline")
 class InlineExecutor:
-    """Evaluates in the driver process, one after the other."""
+    """Evaluates in the driver process, on a simulated clock (``SimulatedPool``)."""
 
-    def __init__(self, config: ExecutorConfig, storage: str | None = None, quiet: bool = False):
+    clock = "simulated"
+
+    def __init__(self, config: ExecutorConfig, quiet: bool = False):
         self.config = config.validate()
         if self.config.workers_per_trial > 1:
             raise SearchError("--workers-per-trial runs Ray Train workers: use --executor ray")
@@ -172,49 +291,81 @@ class InlineExecutor:
     def __exit__(self, *exc):
         return False
 
-    def run(self, batch, evaluator, on_result, round_: int = 0):
-        evaluate_in_turn(batch, evaluator, on_result, self.config.max_failures)
+    def capacity(self) -> int | None:
+        """Evaluations it can run at once: None, any number (simulated)."""
+        return None
+
+    def pool(self, evaluator, clock=None, now: float = 0.0) -> Pool:
+        return SimulatedPool(evaluator, self.config.max_failures, now)
+
+    def run(self, batch, evaluator, on_result):
+        self.pool(evaluator).run_batch(batch, on_result)
 
 
-def evaluate_in_turn(batch, evaluator, on_result, max_failures: int):
-    """Evaluate the archs one after the other in this process, each tried up to
-    ``max_failures + 1`` times; ``on_result(index, result)`` as each finishes."""
-    for index, arch_json in enumerate(batch):
-        for attempt in range(1, max_failures + 2):
+def _evaluate_task(evaluator, arch_json) -> tuple:
+    """A Ray task: one try at an evaluation, with its start and end (epoch seconds)."""
+    began = time.time()
+    result = attempt(evaluator, arch_json)
+    return result, began, time.time()
+
+
+class RayPool(Pool):
+    """Each evaluation is a Ray task with the trial's resources, anywhere in the cluster.
+    Retries are the driver's: a try that raised, or whose worker or node died, is submitted
+    again up to ``max_failures`` times, and the attempts are counted."""
+
+    def __init__(self, config: ExecutorConfig, evaluator, clock, quiet: bool):
+        import ray
+        self.config, self.quiet, self.now = config, quiet, clock
+        self.evaluator = evaluator
+        self.shared = ray.put(evaluator)  # shipped once, not with every task
+        self.task = ray.remote(_evaluate_task).options(num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial,
+                                                       max_retries=0)
+        self.running: dict = {}  # ObjectRef -> (tag, arch_json, attempt, submitted at)
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
+
+    def submit(self, tag, arch_json, began=None, attempt_: int = 1):
+        self.running[self.task.remote(self.shared, arch_json)] = (tag, arch_json, attempt_, time.time())
+
+    def next(self):
+        import ray
+        from ray.exceptions import RayError
+        while True:
+            # a short wait at a time: Ctrl-C and SIGTERM are handled between waits
+            ready, _ = ray.wait(list(self.running), num_returns=1, timeout=0.5)
+            if not ready:
+                continue
+            tag, arch_json, tries, submitted = self.running.pop(ready[0])
             try:
-                result = dict(evaluator.evaluate(arch_json), status="ok", attempts=attempt)
-                break
-            except Exception as err:  # an evaluation may fail in any way; the search goes on
-                result = {"status": "failed", "error": _error_line(err), "attempts": attempt}
-        on_result(index, result)
-
-
-#: the reported key that carries the evaluator's whole result dict, as JSON
-RESULT_KEY = "narnas_result"
-
-
-def _tune_trainable(config, evaluator=None):
-    from ray import tune
-    result = evaluator.evaluate(json.loads(config["arch"]))
-    # Tune keeps only what is reported and adds its own keys: the whole result travels as
-    # one JSON text, so every metric an evaluator yields reaches the journal unchanged.
-    tune.report({RESULT_KEY: json.dumps(result), **{k: v for k, v in result.items()
-                                                   if isinstance(v, (int, float)) and not isinstance(v, bool)}})
+                result, began, ended = ray.get(ready[0])
+            except RayError as err:  # the worker or its node died
+                result, began, ended = {"status": "failed", "error": _error_line(err)}, submitted, time.time()
+            if result["status"] != "ok" and tries <= self.config.max_failures:
+                if not self.quiet:
+                    print(f"evaluation {tag} failed (attempt {tries}): {result['error']}; retrying",
+                          file=sys.stderr, flush=True)
+                self.submit(tag, arch_json, attempt_=tries + 1)
+                continue
+            since = time.time() - self.now()  # the epoch time of the run clock's zero
+            return tag, dict(result, attempts=tries, cost=cost_of(self.evaluator, result),
+                             began=round(began - since, 3), ended=round(ended - since, 3))
 
 
 @register_executor("ray")
 class RayExecutor:
-    """Each evaluation is a Ray Tune trial; one Tuner per round (the batch as a grid).
+    """Each evaluation is a Ray task with the trial's resources (``RayPool``), on an embedded
+    Ray or a cluster. The strategy stays in the driver, so a search is the same as with the
+    inline executor; training evaluators keep their own per-epoch checkpoints in the run
+    folder, so a retried or resumed training continues where it was."""
 
-    The strategy stays in the driver and proposes whole rounds, so the search is the same
-    as with the inline executor; Tune gives per-trial resources, retries
-    (``max_failures``), trial checkpoints for training evaluators, and clusters.
-    """
+    clock = "wall"
 
-    def __init__(self, config: ExecutorConfig, storage: str | None = None, quiet: bool = False):
+    def __init__(self, config: ExecutorConfig, quiet: bool = False):
         self.config = config.validate()
         self.quiet = quiet
-        self.storage = storage  # Ray Tune's experiment folder
         self._temp_dir = None
         self._started = False
 
@@ -283,79 +434,32 @@ class RayExecutor:
     def temp_dir(self):
         return self._temp_dir
 
-    def run(self, batch, evaluator, on_result, round_: int = 0):
+    def capacity(self) -> int:
+        """Evaluations the cluster can run at once with each trial's resources."""
+        import ray
+        available = ray.cluster_resources()
+        fits = [available.get("CPU", 0) // self.config.cpus_per_trial]
+        if self.config.gpus_per_trial:
+            fits.append(available.get("GPU", 0) // self.config.gpus_per_trial)
+        return max(1, int(min(fits) // self.config.workers_per_trial))
+
+    def pool(self, evaluator, clock=None, now: float = 0.0) -> Pool:
+        """A pool on the wall clock ``clock()`` (seconds of the run; default: since this call)."""
+        if clock is None:
+            began = time.time()
+            clock = lambda: time.time() - began  # noqa: E731
         if self.config.workers_per_trial > 1:
-            # Each arch's evaluation launches its own Ray Train workers from the driver (a
-            # trainer inside a Tune trial would hold a CPU its workers wait for): archs in turn.
-            evaluate_in_turn(batch, evaluator, on_result, self.config.max_failures)
-            return
-        # The old console output obeys verbose=0; the new one prints a table per Tuner.
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        from ray import tune
-        from ray.tune import Callback, FailureConfig, RunConfig, TuneConfig, Tuner
+            # Each arch's training launches its own Ray Train workers from the driver (a task
+            # that trains would hold a CPU its workers wait for): archs one after the other.
+            return InProcessPool(evaluator, self.config.max_failures, clock)
+        return RayPool(self.config, evaluator, clock, self.quiet)
 
-        texts = [json.dumps(a, sort_keys=True) for a in batch]
-        quiet = self.quiet
-        index_of = {t: i for i, t in enumerate(texts)}
-        reported = set()
-
-        class Report(Callback):
-            def on_trial_complete(self, iteration, trials, trial, **info):
-                index = index_of[trial.config["arch"]]
-                if index not in reported:
-                    reported.add(index)
-                    result = json.loads(trial.last_result[RESULT_KEY])
-                    on_result(index, dict(result, status="ok", attempts=trial.num_failures + 1))
-
-            def on_trial_recover(self, iteration, trials, trial, **info):
-                # A failed attempt that Tune retries (an exception, or a node that died).
-                if not quiet:
-                    print(f"evaluation of arch {index_of[trial.config['arch']]} of round {round_} failed "
-                          f"(attempt {trial.num_failures}): {_trial_error(trial)}; retrying", file=sys.stderr, flush=True)
-
-            def on_trial_error(self, iteration, trials, trial, **info):
-                index = index_of[trial.config["arch"]]
-                if index not in reported:
-                    reported.add(index)
-                    on_result(index, {"status": "failed", "error": _trial_error(trial),
-                                      "attempts": trial.num_failures})
-
-        trainable = tune.with_resources(tune.with_parameters(_tune_trainable, evaluator=evaluator),
-                                        {"cpu": self.config.cpus_per_trial, "gpu": self.config.gpus_per_trial})
-        storage = self.storage or tempfile.mkdtemp(prefix="narnas-tune-")
-        tuner = Tuner(trainable, param_space={"arch": tune.grid_search(texts)},
-                      tune_config=TuneConfig(reuse_actors=True,
-                                             trial_dirname_creator=lambda trial: f"arch_{index_of[trial.config['arch']]:03d}"),
-                      run_config=RunConfig(name=f"round_{round_:03d}_{int(time.time() * 1000)}",
-                                           storage_path=str(Path(storage).resolve()), verbose=0,
-                                           failure_config=FailureConfig(max_failures=self.config.max_failures),
-                                           callbacks=[Report()]))
-        # Tune installs a SIGINT handler for each fit and leaves it behind; it would swallow a
-        # Ctrl-C that arrives later (during a predictor fit). Ours stays in charge instead: an
-        # interrupt raises here, the finished trials are journaled already, the rest re-run.
-        os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-        handlers = _signal_handlers(signal.SIGINT, signal.SIGUSR1)
-        try:
-            tuner.fit()
-        finally:
-            _restore_handlers(handlers)
-        if len(reported) < len(batch):
-            # Tune stops early on SIGINT (it handles the signal itself): the unfinished trials
-            # stay in flight and a resume re-queues them.
-            raise interruption(f"Ray Tune stopped with {len(batch) - len(reported)} trials unfinished")
+    def run(self, batch, evaluator, on_result):
+        self.pool(evaluator).run_batch(batch, on_result)
 
 
-def _trial_error(trial) -> str:
-    path = getattr(trial, "error_file", None)
-    if path and os.path.exists(path):
-        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-        if lines:
-            return lines[-1].strip()
-    return "the trial failed (no error file)"
-
-
-def make_executor(config: ExecutorConfig, storage: str | None = None, quiet: bool = False):
+def make_executor(config: ExecutorConfig, quiet: bool = False):
     """The executor ``config.name`` (resolved: not None), not yet entered; ``quiet`` keeps
     the executor's own notices (Ray's start-up warnings) off the terminal."""
-    return EXECUTORS.get(config.name)(config, storage, quiet)
+    return EXECUTORS.get(config.name)(config, quiet)
 

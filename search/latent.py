@@ -122,8 +122,8 @@ class LatentStrategy(Strategy):
 
     config_class = LatentSettings
 
-    def __init__(self, space, config, seed=0, predictor=None, middleware=()):
-        super().__init__(space, config, seed, predictor, middleware)
+    def __init__(self, space, config, seed=0, predictor=None, middleware=(), **schedule):
+        super().__init__(space, config, seed, predictor, middleware, **schedule)
         self.pool = build_pool(space, self.settings.embedding, self.settings.latent_pool, seed)
         self.row = {k: i for i, k in enumerate(self.pool.keys)}
 
@@ -176,9 +176,10 @@ class LatentReinforce(LatentStrategy):
     """REINFORCE with a Gaussian policy over arch2vec's latent space."""
 
     config_class = ReinforceSettings
+    streams = False  # a policy step per whole round
 
-    def __init__(self, space, config, seed=0, predictor=None, middleware=()):
-        super().__init__(space, config, seed, predictor, middleware)
+    def __init__(self, space, config, seed=0, predictor=None, middleware=(), **schedule):
+        super().__init__(space, config, seed, predictor, middleware, **schedule)
         self.mean = np.zeros(self.pool.x.shape[1])
         self.baseline: float | None = None
         self.told_rounds = 0  # rounds whose rewards updated the policy

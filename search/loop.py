@@ -81,7 +81,12 @@ class Search:
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
         self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator,
                                           config.latency, self.run_dir.path)
-        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures)
+        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures,
+                                      config.schedule)
+        # The clock of the run's evaluations (simulated for the inline executor) and the slots
+        # of the asynchronous schedule, resolved when the executor starts; kept in the state.
+        self.clock = {"now": 0.0, "began": {}, "slots": config.schedule.slots,
+                      "simulated": make_executor(config.executor).clock == "simulated"}
         # The constraint wrapper measures each arch once (cached by key); pareto.json reads it there.
         self.constrained = self.strategy.link(Constrained)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
@@ -121,6 +126,7 @@ class Search:
                 self.resumed = state["resumed"] + 1
                 self.previous_wall = state["wall_seconds"]
                 lines = state["journal_lines"]
+                self.clock.update(state.get("clock", {}))
             except (KeyError, TypeError, ValueError, IndexError, SearchError) as err:
                 # A checksum that matches a payload of the wrong shape: hand-made or another
                 # version's file. The journal holds every result, so nothing is lost.
@@ -132,11 +138,11 @@ class Search:
                               f"state has seen {lines}: the journal was deleted or cut; restore it from a backup "
                               "before resuming")
         if state is not None:
-            for record in journal[lines:]:
-                self._tell(record)
+            for record in journal[lines:]:  # journaled by a process killed before it saved the state
+                self._arrived(record)
         else:
             self.strategy = make_strategy(self.space, self.config.strategy, self.config.seed, self.config.predictor,
-                                          self.measures)  # fresh: a failed load may have half-filled it
+                                          self.measures, self.config.schedule)  # fresh: a failed load may have half-filled it
             self.constrained = self.strategy.link(Constrained)
             self._replay(journal)
             # each record says which process wrote it and when: the counters come back with the results
@@ -146,6 +152,8 @@ class Search:
     def _replay(self, journal):
         """Rebuild the strategy by running it again with the journal's results as answers."""
         self._attach_store()
+        if self.strategy.streaming:
+            return self._replay_stream(journal)
         results = {r["key"]: r for r in journal}
         while True:
             batch = self.strategy.pending() or self.strategy.ask()
@@ -157,6 +165,39 @@ class Search:
                 self._tell(results[k])
             if len(known) < len(keys):
                 return
+
+    def _replay_stream(self, journal):
+        """The asynchronous schedule again, with the journal's results arriving in its order:
+        each free slot is asked for as the loop asked (the same draws), and the simulated clock
+        and the in-flight archs' start times come back with them."""
+        slots = self.clock["slots"] = max((r.get("slots", 0) for r in journal), default=0) or self.clock["slots"] \
+            or self.config.strategy.batch
+        began = self.clock["began"]
+        if self.strategy.round == 0:
+            self.strategy.advance()
+        records = iter(journal)
+        while True:
+            free = slots - len(self.strategy.in_flight)
+            for arch in self.strategy.ask(free) if free > 0 else []:
+                began[self.strategy.key(arch)] = self.clock["now"]
+            advanced = self.strategy.advance()
+            if not self.strategy.in_flight and advanced:
+                continue
+            record = next(records, None)
+            if record is None:
+                return
+            if record["key"] not in {e["key"] for e in self.strategy.in_flight}:
+                raise SearchError(f"{self.run_dir.path / 'journal.jsonl'}: the evaluation of {record['key']} does not "
+                                  "follow from the run's config and seed (another config's journal?): the state "
+                                  "cannot be rebuilt from it")
+            self._arrived(record)
+
+    def _arrived(self, record: dict) -> None:
+        """Tell the strategy a journaled result, and move the simulated clock to its end."""
+        self.clock["began"].pop(record["key"], None)
+        if isinstance(record.get("ended"), (int, float)) and self.clock.get("simulated"):
+            self.clock["now"] = max(self.clock["now"], record["ended"])
+        self._tell(record)
 
     def _tell(self, record: dict):
         """Tell the strategy a journal record (a finished evaluation)."""
@@ -179,7 +220,7 @@ class Search:
 
     def _save_state(self, wall: float):
         self.run_dir.write_state({"strategy": self.strategy.state_dict(), "journal_lines": self.journal_lines,
-                                  "resumed": self.resumed, "wall_seconds": wall,
+                                  "resumed": self.resumed, "wall_seconds": wall, "clock": self.clock,
                                   "config_sha256": config_digest(self.recorded_tree)})
 
     def run(self) -> dict:
@@ -196,65 +237,28 @@ class Search:
             self.run_dir.unlock()
 
     def _run(self) -> dict:
-        from narnas.progress import Progress, interactive
+        from narnas.progress import interactive
         start = self.started = time.time()
         wall = lambda: self.previous_wall + time.time() - start
         cfg = self.config
         self.timings: list[RoundTiming] = []  # what this process measured: the estimate's rates
         self.last_line = 0.0  # when the last line went to the log
+        self.evaluated_here = 0  # results this process journaled
         clear_interrupt()
         log_lines = not cfg.run.quiet and not interactive(cfg.run.quiet)  # a log, not a terminal
         if self.resumed and not cfg.run.quiet:
             again = len(self.strategy.pending())
             self.log(f"resuming {self.run_dir.path} at {self.strategy.evaluated}/{cfg.strategy.budget} evaluations, "
                      f"round {self.strategy.round}" + (f" ({again} to evaluate again)" if again else ""))
-        with make_executor(cfg.executor, storage=str(self.run_dir.path / "ray"), quiet=cfg.run.quiet) as executor:
-            while True:
-                interrupts_raise()  # the predictor fits here, between the executor's runs
-                known, began = self.strategy.evaluated, time.time()
-                pending = self.strategy.pending()
-                with Heartbeat(log_lines, self.log, lambda: f"round {self.strategy.round + 1}: still choosing "
-                                                           "archs (the strategy's refit and ranking)"):
-                    batch = pending or self.strategy.ask()
-                raise_if_interrupted()  # a Ctrl-C during the fit that landed where Python ignores it
-                if not batch:
-                    break
-                timing = RoundTiming(None if pending else time.time() - began, known, len(batch))
-                self._save_state(wall())
-                jsons = [self.space.to_json(a) for a in batch]
-                keys = [self.strategy.key(a) for a in batch]
-                bar = Progress(len(batch), interactive(cfg.run.quiet), f"round {self.strategy.round} evaluations")
-
-                def on_result(index, result, keys=keys, jsons=jsons, bar=bar, batch=batch):
-                    record = {"key": keys[index], "arch": jsons[index], "round": self.strategy.round, **result,
-                              "process": self.resumed, "wall_seconds": round(wall(), 2)}
-                    if self.constrained is not None:  # the measures the constraints already took (cached)
-                        measured = self.constrained.measure(keys[index], batch[index])
-                        record.update({k: v for k, v in measured.items() if k not in record})
-                    self.run_dir.append_journal(record)
-                    self.journal_lines += 1
-                    self._tell(record)
-                    self._save_state(wall())
-                    self._prune_checkpoints()
-                    if result["status"] != "ok":
-                        bar.close()
-                        self.log(f"evaluation of {keys[index]} failed: {result['error']}")
-                    elif log_lines and time.time() - self.last_line >= EVALUATION_LINE_GAP:
-                        self._evaluation_line(record)
-                    bar.update(bar.done + 1)
-
-                began = self.last_line = time.time()
-                try:
-                    with Heartbeat(log_lines, self.log, lambda bar=bar, batch=batch: (
-                            f"round {self.strategy.round}: {bar.done}/{len(batch)} evaluations done")):
-                        executor.run(jsons, self.evaluator, on_result, self.strategy.round)
-                finally:
-                    bar.close()
-                timing.evaluate = time.time() - began
-                self.timings.append(timing)
-                self._progress()
-                if cfg.run.plots:
-                    self._plots()
+        with make_executor(cfg.executor, quiet=cfg.run.quiet) as executor:
+            pool = executor.pool(self.evaluator, clock=wall, now=self.clock["now"])
+            self.clock["simulated"] = pool.clock == "simulated"
+            if not self.clock["slots"]:
+                self.clock["slots"] = executor.capacity() or cfg.strategy.batch
+            if cfg.schedule.name == "async":
+                self._stream(pool, wall, log_lines)
+            else:
+                self._rounds(pool, wall, log_lines)
         summary = self.summary(wall())
         self._save_state(summary["wall_seconds"])
         if self.constrained is not None:
@@ -265,6 +269,118 @@ class Search:
         if cfg.run.plots:
             self._plots()
         return summary
+
+    def _rounds(self, pool, wall, log_lines: bool) -> None:
+        """Synchronous rounds: the strategy proposes a batch, every arch of it is evaluated, then
+        the next batch is asked for (the predictor refits between rounds)."""
+        from narnas.progress import Progress, interactive
+        quiet = self.config.run.quiet
+        while True:
+            interrupts_raise()  # the predictor fits here, between the executor's runs
+            known, began = self.strategy.evaluated, time.time()
+            pending = self.strategy.pending()
+            with Heartbeat(log_lines, self.log, lambda: f"round {self.strategy.round + 1}: still choosing "
+                                                       "archs (the strategy's refit and ranking)"):
+                batch = pending or self.strategy.ask()
+            raise_if_interrupted()  # a Ctrl-C during the fit that landed where Python ignores it
+            if not batch:
+                break
+            timing = RoundTiming(None if pending else time.time() - began, known, len(batch))
+            if self.clock["simulated"]:
+                self.clock["now"] = pool.now
+            self._save_state(wall())
+            jsons = [self.space.to_json(a) for a in batch]
+            keys = [self.strategy.key(a) for a in batch]
+            bar = Progress(len(batch), interactive(quiet), f"round {self.strategy.round} evaluations")
+
+            def on_result(index, result, keys=keys, jsons=jsons, bar=bar, batch=batch):
+                self._record(keys[index], jsons[index], batch[index], result, wall, log_lines, bar)
+
+            began = self.last_line = time.time()
+            try:
+                with Heartbeat(log_lines, self.log, lambda bar=bar, batch=batch: (
+                        f"round {self.strategy.round}: {bar.done}/{len(batch)} evaluations done")):
+                    pool.run_batch(jsons, on_result)
+            finally:
+                bar.close()
+            timing.evaluate = time.time() - began
+            self.timings.append(timing)
+            self._round_done()
+
+    def _stream(self, pool, wall, log_lines: bool) -> None:
+        """The asynchronous schedule: ``slots`` evaluations in flight; each result is journaled
+        and told as it arrives and its slot is given a new arch at once; a due round (a refit)
+        begins after the free slots are filled, so the refit runs while they are busy.
+
+        The state is written after every result, every ask and every new round; a resume
+        submits the in-flight archs again (the simulated clock with the times they began), so
+        the same completion order gives the same journal."""
+        slots, began = self.clock["slots"], self.clock["began"]
+        for arch in self.strategy.pending():
+            key = self.strategy.key(arch)
+            pool.submit(key, self.space.to_json(arch), began=began.get(key))
+        if self.strategy.round == 0:
+            self.strategy.advance()
+        self.last_line = time.time()
+        while True:
+            interrupts_raise()
+            free = slots - pool.busy
+            if free > 0:
+                for arch in self.strategy.ask(free):
+                    key = self.strategy.key(arch)
+                    if self.clock["simulated"]:
+                        began[key] = pool.now
+                    pool.submit(key, self.space.to_json(arch))
+                self._save_state(wall())
+            with Heartbeat(log_lines, self.log, lambda: f"round {self.strategy.round + 1}: still fitting "
+                                                       "the strategy's model"):
+                advanced = self.strategy.advance()
+            raise_if_interrupted()
+            if advanced:
+                self._save_state(wall())
+                if self.strategy.round > 1:
+                    self._round_done()
+            if pool.busy == 0:
+                if advanced:
+                    continue  # the new round may propose what the last could not
+                break
+            key, result = pool.next()
+            began.pop(key, None)
+            if self.clock["simulated"]:
+                self.clock["now"] = pool.now
+            entry = self.strategy.entry(key)
+            arch = self.strategy.arch(key, entry["arch"])
+            self._record(key, entry["arch"], arch, result, wall, log_lines, None, entry["round"])
+        self._round_done()
+
+    def _record(self, key, arch_json, arch, result, wall, log_lines, bar=None, round_=None) -> None:
+        """Journal a finished evaluation, tell the strategy, save the state."""
+        record = {"key": key, "arch": arch_json, "round": self.strategy.round if round_ is None else round_,
+                  **result, "process": self.resumed, "wall_seconds": round(wall(), 2)}
+        if self.strategy.streaming:
+            record["slots"] = self.clock["slots"]  # what a rebuild from the journal asks with
+        if self.constrained is not None:  # the measures the constraints already took (cached)
+            measured = self.constrained.measure(key, arch)
+            record.update({k: v for k, v in measured.items() if k not in record})
+        self.run_dir.append_journal(record)
+        self.journal_lines += 1
+        self.evaluated_here += 1
+        self._tell(record)
+        self._save_state(wall())
+        self._prune_checkpoints()
+        if result["status"] != "ok":
+            if bar is not None:
+                bar.close()
+            self.log(f"evaluation of {key} failed: {result['error']}")
+        elif log_lines and time.time() - self.last_line >= EVALUATION_LINE_GAP:
+            self._evaluation_line(record)
+        if bar is not None:
+            bar.update(bar.done + 1)
+
+    def _round_done(self) -> None:
+        self._progress()
+        if self.config.run.plots:
+            self._plots()
 
     def _prune_checkpoints(self) -> None:
         """Delete the checkpoint folders of finished archs outside the best ``keep_checkpoints``
@@ -287,7 +403,7 @@ class Search:
         return self.strategy.history + [e for e in self.strategy.in_flight if e["done"]]
 
     def summary(self, wall: float) -> dict:
-        from .report import best_entry, round_taus
+        from .report import best_entry, round_taus, schedule_figures
         entries = self.entries()
         best = best_entry(entries)
         best = None if best is None else {"arch": best["arch"], "key": best["key"], "val": best["value"],
@@ -295,6 +411,8 @@ class Search:
         return {"best": best,
                 "evaluations": len(entries), "failed": sum(e["value"] is None for e in entries),
                 "rounds": self.strategy.round, "wall_seconds": round(wall, 2), "resumed": self.resumed,
+                "schedule": self.config.schedule.name, "slots": self.clock["slots"],
+                **schedule_figures(self.run_dir.read_journal(), self.clock["slots"]),
                 "predictor_tau_per_round": round_taus(entries), "space": self.config.space.name,
                 "strategy": self.config.strategy.name, "seed": self.config.seed,
                 "metric": self.evaluator.metric, "test_metric": self.evaluator.test_metric}
@@ -344,7 +462,10 @@ class Search:
         best_text = f"best {best['value']:.2f}{test}" if best else "best -"
         budget = self.config.strategy.budget
         elapsed = time.time() - self.started
-        left = estimate_left(self.timings, len(entries), budget, self.config.strategy.batch, self.strategy.refits)
+        if self.strategy.streaming:  # refits overlap the evaluations: the rate per result says it all
+            left = elapsed / self.evaluated_here * max(0, budget - len(entries)) if self.evaluated_here else None
+        else:
+            left = estimate_left(self.timings, len(entries), budget, self.config.strategy.batch, self.strategy.refits)
         timing = f"  {duration(elapsed)} eta {'?' if left is None else duration(left)}"
         self.log(f"round {self.strategy.round:3d}  evaluations {len(entries):4d}/{budget}  "
                  f"{best_text}{tau}{timing}")

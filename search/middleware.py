@@ -51,7 +51,12 @@ class FailureHandling(Middleware):
 
     def before_ask(self, strategy) -> None:
         first = [e for e in strategy.history + strategy.in_flight if e["round"] == 1]
-        if self.stop and strategy.round == 1 and first and all(e["done"] and e["value"] is None for e in first):
+        if strategy.streaming:  # the first ``init`` results to arrive, all failed
+            first = strategy.history[:strategy.config.init]
+            over = len(first) == strategy.config.init and all(e["round"] == 1 for e in strategy.history)
+        else:
+            over = strategy.round == 1 and first and all(e["done"] for e in first)
+        if self.stop and over and all(e["value"] is None for e in first):
             error = next((e["error"] for e in first if e.get("error")), "unknown")
             raise SearchError(f"every evaluation of the first round failed ({len(first)} of {len(first)}), "
                               f"so there is nothing to search from; the first error: {error}")
@@ -142,17 +147,20 @@ def measure_functions(space, names, evaluator=None, latency=None, cache_dir=None
 
 
 def make_strategy(space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None,
-                  measures: dict | None = None):
+                  measures: dict | None = None, schedule=None):
     """The registered strategy ``config.name`` with the standard chain: constraints (when
     any; ``measures`` from :func:`measure_functions`, by default the space's and the
-    registered ones), then failure handling."""
+    registered ones), then failure handling; streaming when ``schedule`` (a
+    ``search.config.ScheduleSection``) is asynchronous."""
     check_limits(config.constraints)
     chain = []
     if config.constraints:
         measures = measures if measures is not None else measure_functions(space, config.constraints)
         chain.append(Constrained(config.constraints, measures))
     chain.append(FailureHandling(config.stop_if_first_round_fails))
-    return strategy_class(config.name)(space, config, seed=seed, predictor=predictor, middleware=chain)
+    streaming = schedule is not None and schedule.name == "async"
+    return strategy_class(config.name)(space, config, seed=seed, predictor=predictor, middleware=chain,
+                                       streaming=streaming, refit_every=schedule.refit_every if streaming else 0)
 
 
 # --- built-in measures -------------------------------------------------------------------

@@ -1,11 +1,19 @@
 """Search strategies: ask/tell objects with explicit, JSON-serialisable state.
 
-A strategy proposes a batch of architectures (``ask``), is told each one's result
-(``tell``, in any order), and commits a finished batch in the order it was proposed, so
-the search it makes does not depend on the order evaluations finish in. It never runs
-anything itself: executors do. Round 1 proposes ``init`` random archs; every later round
-proposes ``batch`` archs (fewer at the end of the budget). Values are maximised; a failed
-evaluation has value ``None``, counts against the budget and is never a parent.
+A strategy proposes architectures (``ask``) and is told each one's result (``tell``). It
+never runs anything itself: executors do. Values are maximised; a failed evaluation has
+value ``None``, counts against the budget and is never a parent. Two schedules:
+
+* rounds: ``ask()`` proposes a batch; results come in any order, and the finished batch is
+  committed in the order it was proposed, so the search does not depend on the order
+  evaluations finish in. Round 1 proposes ``init`` random archs; every later round
+  ``batch`` archs (fewer at the end of the budget).
+* streaming (``streaming=True``): ``ask(n)`` proposes n archs for the free slots; each
+  result joins the history as it arrives (the order results arrived is the history's). A
+  round is what one predictor ranks: round 1 (random archs) lasts until ``init`` results
+  arrived, every later round until ``refit_every`` more did; ``advance()`` begins the next
+  round when it is due (the driver calls it after filling the free slots, so a refit runs
+  while every slot is busy).
 """
 from __future__ import annotations
 
@@ -114,21 +122,28 @@ class Strategy:
     """The shared bookkeeping: history, in-flight batch, rounds and the RNG."""
 
     name: str
+    #: whether it can run with the asynchronous schedule (ask for a few archs at any time)
+    streams = True
     #: the dataclass of this strategy's own settings (``StrategyConfig.config``)
     config_class: type = NoSettings
     #: how many distinct archs a proposal may try before it gives up (small spaces run out)
     attempts_per_arch = 200
 
     def __init__(self, space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None,
-                 middleware=()):
+                 middleware=(), streaming: bool = False, refit_every: int = 0):
         require(space, Sampling, "to search it")
         self.space, self.config, self.seed = space, config.validate().check_budget(), seed
+        if streaming and not self.streams:
+            raise SearchError(f"strategy {self.name} learns from whole rounds: it cannot run asynchronously")
+        self.streaming = streaming
+        self.refit_every = refit_every or config.batch
         self.settings = strategy_settings(type(self), config.config)
         # The chain of search.middleware links (constraints, failure handling), in order.
         self.middleware = list(middleware)
         self.predictor_section = predictor or PredictorSection()
         self.rng = np.random.default_rng(seed)
         self.round = 0
+        self.round_start = 0  # results in the history when the current round began (its predictor's data)
         self.history: list[dict] = []  # committed: key, arch (JSON), value, round, predicted
         self.in_flight: list[dict] = []  # the current batch, same fields; value set by tell
         self.seen: set[str] = set()  # keys evaluated or in flight
@@ -150,16 +165,54 @@ class Strategy:
         self.say = say
 
     # --- the interface -------------------------------------------------------------
-    def ask(self) -> list:
-        """The next batch (empty when the budget is spent); commits the finished batch."""
-        if self.pending():
+    def ask(self, n: int | None = None) -> list:
+        """Rounds: the next batch (empty when the budget is spent); commits the finished batch.
+        Streaming: up to ``n`` archs for free slots (empty when the budget is taken)."""
+        if self.streaming:
+            if n is None:
+                raise SearchError("a streaming strategy is asked for a number of archs")
+        elif self.pending():
             raise SearchError(f"{len(self.pending())} evaluations of round {self.round} are still running")
         for link in self.middleware:
             link.before_ask(self)
-        batch = self._ask()
+        batch = self._ask_stream(n) if self.streaming else self._ask()
         for link in self.middleware:
             link.after_ask(self, batch)
         return batch
+
+    def _ask_stream(self, n: int) -> list:
+        n = min(n, self.config.budget - len(self.history) - len(self.in_flight))
+        if n <= 0 or self.round == 0:
+            return []
+        proposals = self._proposal(n)
+        self.in_flight.extend(self._entry(k, a, p) for k, a, p in proposals)
+        return [a for _, a, _ in proposals]
+
+    def advance(self) -> bool:
+        """Streaming: begin the next round when it is due (round 1 at the start; then after
+        ``init`` results, then every ``refit_every``) and budget is left to propose; True when
+        a round began."""
+        if not self.streaming or len(self.history) + len(self.in_flight) >= self.config.budget:
+            return False
+        arrived = len(self.history)
+        due = self.round == 0 or (self.round == 1 and arrived >= self.config.init) or \
+            (self.round > 1 and arrived - self.round_start >= self.refit_every)
+        if not due:
+            return False
+        self.round += 1
+        self.round_start = arrived
+        self.begin_round()
+        return True
+
+    def begin_round(self) -> None:
+        """What a strategy does when a streaming round begins (a predictor refits)."""
+
+    def entry(self, key: str) -> dict:
+        """The in-flight entry of ``key``."""
+        for e in self.in_flight:
+            if e["key"] == key and not e["done"]:
+                return e
+        raise SearchError(f"{key} is not an unfinished evaluation of round {self.round}")
 
     def _ask(self) -> list:
         self._commit()
@@ -167,28 +220,36 @@ class Strategy:
         if n <= 0:
             return []
         self.round += 1
-        self.proposing = set()
-        proposals = self.propose(n)
+        self.round_start = len(self.history)
+        proposals = self._proposal(n)
         if not proposals:  # the space has no new arch left near the search
             self.round -= 1
             return []
-        self.seen.update(k for k, _, _ in proposals)
-        self.in_flight = [{"key": k, "arch": self.space.to_json(a), "value": None, "test": None, "done": False,
-                           "round": self.round, "predicted": p} for k, a, p in proposals]
+        self.in_flight = [self._entry(k, a, p) for k, a, p in proposals]
         return [a for _, a, _ in proposals]
+
+    def _proposal(self, n: int) -> list[tuple]:
+        self.proposing = set()
+        proposals = self.propose(n)
+        self.seen.update(k for k, _, _ in proposals)
+        return proposals
+
+    def _entry(self, key, arch, predicted) -> dict:
+        return {"key": key, "arch": self.space.to_json(arch), "value": None, "test": None, "done": False,
+                "round": self.round, "predicted": predicted}
 
     def tell(self, key: str, value: float | None, test: float | None = None, error: str | None = None) -> None:
         """The result of an in-flight arch: its search value (None = failed, with its
         ``error``) and, for the record only, its test value."""
-        for entry in self.in_flight:
-            if entry["key"] == key and not entry["done"]:
-                entry["value"] = None if value is None else float(value)
-                entry["test"] = None if test is None else float(test)
-                if value is None and error:
-                    entry["error"] = error
-                entry["done"] = True
-                return
-        raise SearchError(f"tell: {key} is not an unfinished evaluation of round {self.round}")
+        entry = self.entry(key)
+        entry["value"] = None if value is None else float(value)
+        entry["test"] = None if test is None else float(test)
+        if value is None and error:
+            entry["error"] = error
+        entry["done"] = True
+        if self.streaming:  # the history in the order results arrived
+            self.in_flight.remove(entry)
+            self.history.append(entry)
 
     def pending(self) -> list:
         """Archs of the current batch without a result (re-queued after a resume)."""
@@ -203,7 +264,8 @@ class Strategy:
         return self.evaluated >= self.config.budget and not self.pending()
 
     def state_dict(self) -> dict:
-        state = {"strategy": self.name, "round": self.round, "rng": self.rng.bit_generator.state,
+        state = {"strategy": self.name, "round": self.round, "round_start": self.round_start,
+                 "rng": self.rng.bit_generator.state,
                  "history": [dict(e) for e in self.history], "in_flight": [dict(e) for e in self.in_flight]}
         links = {link.name: link.state_dict() for link in self.middleware}
         links = {name: own for name, own in links.items() if own is not None}
@@ -213,8 +275,9 @@ class Strategy:
         if state.get("strategy") != self.name:
             raise SearchError(f"state is of strategy {state.get('strategy')!r}, not {self.name!r}")
         self.round = state["round"]
-        self.rng.bit_generator.state = state["rng"]
         self.history = [dict(e) for e in state["history"]]
+        self.round_start = state.get("round_start", len(self.history))
+        self.rng.bit_generator.state = state["rng"]
         self.in_flight = [dict(e) for e in state["in_flight"]]
         self.seen = {e["key"] for e in self.history + self.in_flight}
         for link in self.middleware:
@@ -237,6 +300,10 @@ class Strategy:
 
     def evaluated_ok(self) -> list[dict]:
         return [e for e in self.history if e["value"] is not None]
+
+    def known_ok(self) -> list[dict]:
+        """The successful results known when the current round began (its predictor's data)."""
+        return [e for e in self.history[:self.round_start] if e["value"] is not None]
 
     def _commit(self):
         # In the order proposed, whatever order the results came in.
@@ -324,11 +391,12 @@ class PredictorGuided(Strategy):
 
     config_class = PredictorGuidedSettings
 
-    def __init__(self, space, config, seed=0, predictor=None, middleware=()):
+    def __init__(self, space, config, seed=0, predictor=None, middleware=(), **schedule):
         require(space, GraphEncoding, "by a predictor")
-        super().__init__(space, config, seed, predictor, middleware)
+        super().__init__(space, config, seed, predictor, middleware, **schedule)
         self._graphs: dict[str, object] = {}
-        self.predictor = None  # the last fitted predictor
+        self.predictor = None  # the predictor of round ``fitted_round`` (None: none could be fitted)
+        self.fitted_round = None
         # Where warm starts find the previous round's weights; the run folder replaces it.
         self.predictor_store: dict = {}
         # The predictor's progress bar is shown unless the run is quiet (the driver sets this).
@@ -351,9 +419,23 @@ class PredictorGuided(Strategy):
         cfg.setdefault("quiet", self.predictor_quiet)
         return predictors.get_predictor(self.predictor_section.name, **cfg)
 
-    def fit_predictor(self):
+    def begin_round(self) -> None:
+        self.round_model()  # now, while the slots run
+
+    def round_model(self):
+        """The current round's predictor, fitted once per round (again after a resume: the same
+        seed and data give the same model) on the results known when the round began; None
+        when they cannot teach one (fewer than two, or all equal)."""
+        if self.fitted_round != self.round:
+            known = self.known_ok()
+            values = [e["value"] for e in known]
+            learnable = len(known) >= 2 and max(values) > min(values)
+            self.predictor = self.fit_predictor(known) if learnable else None
+            self.fitted_round = self.round
+        return self.predictor
+
+    def fit_predictor(self, ok: list[dict]):
         from narnas.progress import duration
-        ok = self.evaluated_ok()
         graphs = [self.graph(e["key"], e["arch"]) for e in ok]
         y = np.array([e["value"] for e in ok])
         model = self.make_predictor()
@@ -372,8 +454,7 @@ class PredictorGuided(Strategy):
         cfg = self.settings
         if self.round == 1 or len(self.evaluated_ok()) < 2:
             return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n)]
-        values = [e["value"] for e in self.evaluated_ok()]
-        model = self.fit_predictor() if max(values) > min(values) else None  # equal values: nothing to learn
+        model = self.round_model()
         if model is not None and cfg.proposal == "evolution":
             return self._evolve(model, n)
         ranked = sorted(self.evaluated_ok(), key=lambda e: -e["value"])  # stable: ties keep history order

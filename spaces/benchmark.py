@@ -46,6 +46,9 @@ class Benchmark:
     #: whether ``test_metric`` was measured on the same trained networks as the search metric
     #: (NB101: one training run gives both), so predictors can be scored against it
     paired_test: bool = False
+    #: the column of what evaluating an arch cost (the seconds its training took): a search's
+    #: simulated clock and its training cost read it; None when the table has none
+    cost_metric: str | None = None
     _row: dict = field(init=False, repr=False)
 
     def __post_init__(self):

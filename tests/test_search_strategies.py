@@ -206,7 +206,8 @@ def test_inline_executor_retries_then_records_the_failure():
                                                         lambda i, r: results.setdefault(i, r))
     assert results[0]["status"] == "ok" and results[0]["attempts"] == 1
     assert results[1]["status"] == "ok" and results[1]["attempts"] == 2
-    assert results[2] == {"status": "failed", "error": "RuntimeError: second line", "attempts": 3}
+    assert results[2] == {"status": "failed", "error": "RuntimeError: second line", "attempts": 3,
+                          "cost": 0.0, "began": 0.0, "ended": 0.0}  # a failure takes no simulated time
     assert calls["bad"] == 3
 
 
@@ -370,7 +371,7 @@ def test_ray_executor_retries_failed_trials_and_counts_the_attempts(tmp_path):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests/
     results = {}
     config = ExecutorConfig(name="ray", max_failures=2, cpus_per_trial=1)
-    with RayExecutor(config, storage=str(tmp_path / "tune")) as executor:
+    with RayExecutor(config) as executor:
         executor.run(["ok", "flaky", "bad"], FlakyOnDisk(tmp_path), lambda i, r: results.setdefault(i, r))
     attempts = {name: int((tmp_path / f"{name}.attempts").read_text()) for name in ("ok", "flaky", "bad")}
     assert attempts == {"ok": 1, "flaky": 2, "bad": 3}  # max_failures=2: the first try and two retries

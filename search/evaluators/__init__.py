@@ -77,6 +77,13 @@ class Evaluator:
     def evaluate(self, arch_json) -> dict:
         raise NotImplementedError
 
+    def cost(self, result: dict) -> float:
+        """What the evaluation that gave ``result`` cost, in seconds of a worker's time: the
+        simulated clock of the inline executor advances by it, and a run's training cost sums
+        it. By default the seconds it took (a training's), else one unit per evaluation."""
+        seconds = result.get("seconds")
+        return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else 1.0
+
     def measure(self, name: str):
         """``arch -> float`` for a metric known without evaluating (a benchmark column), or None."""
         return None

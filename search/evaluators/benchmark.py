@@ -14,6 +14,17 @@ class BenchmarkConfig:
     data: str | None = None  # a benchmark file; None: the space's default table
     metric: str | None = None  # the search signal; None: the table's validation metric
     test_metric: str | None = None  # reported, never used for selection; None: the table's test metric
+    #: the column of what one evaluation costs in seconds (the simulated clock, the training
+    #: cost); None: the table's training-time column (NB201's 200-epoch train time), or one
+    #: unit per evaluation where it has none
+    cost: str | None = None
+    #: >0: each arch's cost times a log-normal factor of this sigma (mean 1, seeded by the arch's
+    #: key): the heavy-tailed durations of a real cluster (slow nodes, retries), simulated
+    cost_spread: float = 0.0
+
+    def validate(self):
+        if self.cost_spread < 0:
+            raise SearchError(f"cost_spread must be >= 0, got {self.cost_spread}")
 
 
 @register_evaluator("benchmark")
@@ -40,8 +51,9 @@ class BenchmarkEvaluator(Evaluator):
 
     def check(self):
         _, bench = self._open()
-        for m in (self.metric, self.test_metric):
-            bench.column(m)  # unknown metrics list the valid ones
+        for m in (self.metric, self.test_metric, self.config.cost):
+            if m is not None:
+                bench.column(m)  # unknown metrics list the valid ones
         if self.metric in self.test_columns():
             raise SearchError(f"--metric {self.metric} is a test metric: a test value is reported, never searched "
                               f"on; search on a validation column ({', '.join(self.search_columns())})")
@@ -65,14 +77,31 @@ class BenchmarkEvaluator(Evaluator):
         return self.config.test_metric or self._open()[1].report_metric()
 
     def metrics(self):
-        return ["seconds"]
+        return ["cost", "seconds"]
 
     def evaluate(self, arch_json) -> dict:
         start = time.perf_counter()
         space, bench = self._open()
         arch = space.from_json(arch_json)
         return {"val": bench.query(arch, self.metric), "test": bench.query(arch, self.test_metric),
-                "seconds": time.perf_counter() - start}
+                "cost": self.evaluate_cost(arch), "seconds": time.perf_counter() - start}
+
+    def evaluate_cost(self, arch) -> float:
+        """What evaluating ``arch`` costs: the cost column's value (scaled by its seeded spread)."""
+        space, bench = self._open()
+        column = self.config.cost or bench.cost_metric
+        cost = bench.query(arch, column) if column else 1.0
+        if self.config.cost_spread > 0:
+            import hashlib
+
+            import numpy as np
+            seed = int.from_bytes(hashlib.sha256(str(space.key(arch)).encode()).digest()[:8], "little")
+            sigma = self.config.cost_spread
+            cost *= float(np.exp(np.random.default_rng(seed).normal(-sigma * sigma / 2, sigma)))
+        return cost
+
+    def cost(self, result: dict) -> float:
+        return result["cost"]
 
     def measure(self, name: str):
         space, bench = self._open()

@@ -87,7 +87,7 @@ def _from_arrays(arrays: dict[str, np.ndarray], source: str) -> Benchmark:
     default = "val_acc_108" if "val_acc_108" in columns else None
     test = "test_acc_108" if "test_acc_108" in columns else None
     return Benchmark(get_space("nb101"), keys, columns, make, source, default, test, expected_metric="val_acc_108",
-                     paired_test=True)
+                     paired_test=True, cost_metric="train_time_108" if "train_time_108" in columns else None)
 
 
 def read_tfrecord(file: Path) -> dict[str, np.ndarray]:

@@ -34,6 +34,8 @@ WHERE = ("the NAS-Bench-201 / NATS-Bench release (NAS-Bench-201-v1_1-096897.pth 
          "NATS-tss-v1_0-3ffb9-simple, linked from github.com/D-X-Y/NATS-Bench)")
 DEFAULT_METRIC = "c10valid_val_200_mean"
 TEST_METRIC = "c10_test_200"
+#: seconds of the 200-epoch training behind one row (NAS-Bench-201's train-all-time)
+COST_METRIC = "c10valid_train_time_s"
 _NON_METRIC_COLUMNS = {"index", "arch_str", "ops"}
 
 #: metric column -> (dataset, hp, field of get_more_info) for the official files.
@@ -106,7 +108,9 @@ def _from_table(arch_strs, columns, source) -> Benchmark:
     # search metric must then be named, never guessed from the columns.
     default = DEFAULT_METRIC if DEFAULT_METRIC in columns else None
     test = TEST_METRIC if TEST_METRIC in columns else None
-    return Benchmark(space, keys, columns, archs.__getitem__, source, default, test, expected_metric=DEFAULT_METRIC)
+    cost = COST_METRIC if COST_METRIC in columns else None
+    return Benchmark(space, keys, columns, archs.__getitem__, source, default, test, expected_metric=DEFAULT_METRIC,
+                     cost_metric=cost)
 
 
 def _open_official(file: Path, cache: bool) -> Benchmark:
