@@ -1,0 +1,193 @@
+"""The asynchronous schedule: streaming strategies, the simulated clock of the inline
+executor, exact resume of a killed or state-less run, and slot utilisation against rounds."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from search.config import ScheduleSection
+from search.errors import SearchError
+from search.executors import SimulatedPool
+from search.middleware import make_strategy
+from search.report import schedule_figures
+from test_search_strategies import LineSpace, strategy_config
+
+# NB201 look-ups with a fast predictor; 6 slots so rounds of the predictor (every 10 results)
+# and the slots do not line up.
+ASYNC = ["--space", "nb201", "--budget", "40", "--batch", "10", "--seed", "5", "--predictor", "mlp",
+         "--predictor-set", "epochs=40", "--candidates", "200", "--quiet", "--no-plots", "--schedule", "async",
+         "--slots", "6"]
+
+
+def search(*args):
+    return subprocess.run([sys.executable, "-m", "search.run", *args], capture_output=True, text=True, timeout=600)
+
+
+def journal(folder, drop=("process", "wall_seconds", "seconds")):
+    """The journal without what differs between processes (which wrote a line, wall times)."""
+    return [{k: v for k, v in json.loads(line).items() if k not in drop}
+            for line in (folder / "journal.jsonl").read_text().splitlines()]
+
+
+def kill_when(args, folder, lines):
+    proc = subprocess.Popen([sys.executable, "-m", "search.run", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        path = folder / "journal.jsonl"
+        if path.exists() and path.read_text().count("\n") >= lines:
+            break
+        time.sleep(0.005)
+    killed = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return killed
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("async") / "run"
+    done = search(*ASYNC, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def streaming(n_slots=4, **config):
+    space = LineSpace()
+    cfg = strategy_config("rea", **{"budget": 20, "batch": 5, "init": 6, "population": 10, "tournament": 3, **config})
+    return make_strategy(space, cfg, seed=1, schedule=ScheduleSection(name="async", refit_every=5))
+
+
+def test_a_streaming_strategy_keeps_arrival_order_and_begins_rounds_when_due():
+    s = streaming()
+    assert s.ask(4) == [] and s.advance() and s.round == 1  # nothing is proposed before round 1
+    first = s.ask(4)
+    assert len(first) == 4 and len(s.in_flight) == 4 and s.history == []
+    keys = [s.key(a) for a in first]
+    for key in reversed(keys):  # results arrive in the reverse order
+        s.tell(key, float(len(key)))
+        s.ask(1)
+    assert [e["key"] for e in s.history] == keys[::-1]  # the history is the arrival order
+    assert not s.advance()  # round 1 lasts until init (6) results arrived
+    for entry in list(s.in_flight)[:2]:
+        s.tell(entry["key"], 1.0)
+    assert s.advance() and s.round == 2 and s.round_start == 6
+    assert not s.advance()  # the next round needs refit_every (5) more results
+    # the budget (20) bounds what is asked, in flight included
+    while len(s.history) + len(s.in_flight) < 20:
+        assert s.ask(3)
+        for entry in list(s.in_flight):
+            s.tell(entry["key"], 0.5)
+            s.advance()
+    assert s.ask(3) == [] and len(s.history) == 20 and len({e["key"] for e in s.history}) == 20
+    assert {e["round"] for e in s.history} >= {1, 2, 3}
+
+
+def test_a_streaming_state_round_trips():
+    s = streaming()
+    s.advance()
+    for arch in s.ask(4):
+        s.tell(s.key(arch), 1.0) if arch % 2 else None
+    twin = streaming()
+    twin.load_state_dict(json.loads(json.dumps(s.state_dict())))
+    assert [twin.key(a) for a in twin.ask(3)] == [s.key(a) for a in s.ask(3)]
+    assert twin.round_start == s.round_start and twin.history == s.history
+
+
+def test_the_simulated_clock_orders_results_by_cost():
+    class Costly:
+        def evaluate(self, arch):
+            return {"val": 1.0, "test": None, "seconds": float(arch)}  # cost: its seconds
+    pool = SimulatedPool(Costly(), max_failures=0)
+    for tag, cost in enumerate([5, 1, 3]):
+        pool.submit(tag, cost)
+    order = [pool.next() for _ in range(2)]
+    assert [t for t, _ in order] == [1, 2] and pool.now == 3
+    pool.submit(3, 1)  # starts at 3, ends at 4: before the first (5)
+    assert [pool.next()[0] for _ in range(2)] == [3, 0]
+    figures = schedule_figures([r for _, r in order] + [{"began": 3, "ended": 4}, {"began": 0, "ended": 5}], 3)
+    assert figures["clock_seconds"] == 5 and figures["utilisation"] == pytest.approx((1 + 3 + 1 + 5) / 15, abs=1e-4)
+
+
+def test_a_killed_async_search_resumes_to_the_same_journal(reference, tmp_path):
+    out = tmp_path / "run"
+    kills = 0
+    for lines in (3, 14, 27):  # round 1, a predictor round, near the end
+        args = ASYNC + ["--out", str(out)] if not out.exists() else ["--resume", str(out), "--quiet"]
+        kills += kill_when(args, out, lines)
+    assert kills >= 2
+    done = search("--resume", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    # same archs, same arrival order, same rounds, same simulated times
+    assert journal(out) == journal(reference)
+    records = journal(reference)
+    assert [r["ended"] for r in records] == sorted(r["ended"] for r in records)  # arrival order = simulated end
+    assert max(r["round"] for r in records) >= 3 and {r["slots"] for r in records} == {6}
+
+
+def test_an_async_state_is_rebuilt_from_its_journal(reference, tmp_path):
+    out = tmp_path / "run"
+    assert kill_when(ASYNC + ["--out", str(out)], out, 22)
+    (out / "state.json").write_text("{")
+    done = search("--resume", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "rebuilding the state from the journal" in done.stderr
+    assert journal(out) == journal(reference)
+
+
+def test_async_keeps_heavy_tailed_slots_busier_than_rounds(tmp_path):
+    """Durations from the table's training time times a log-normal factor (sigma 1): a round
+    waits for its slowest training, the asynchronous schedule does not."""
+    figures = {}
+    for schedule in ("rounds", "async"):
+        out = tmp_path / schedule
+        done = search("--space", "nb201", "--strategy", "rea", "--budget", "100", "--seed", "3", "--quiet",
+                      "--no-plots", "--schedule", schedule, "--set", "evaluator.config.cost_spread=1.0",
+                      "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        figures[schedule] = json.loads((out / "summary.json").read_text())
+    rounds, streamed = figures["rounds"], figures["async"]
+    assert rounds["slots"] == streamed["slots"] == 10
+    # (measured: 0.76 against 0.27; what async leaves idle is the drain after the last proposal)
+    assert streamed["utilisation"] > 0.7 and streamed["utilisation"] > 2 * rounds["utilisation"]
+    assert streamed["clock_seconds"] < rounds["clock_seconds"]
+    # the same costs: the training cost is what the archs took, however they were scheduled
+    assert streamed["cost_seconds"] == pytest.approx(sum(r["cost"] for r in journal(tmp_path / "async")))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--schedule", "later"], "unknown schedule 'later'; valid: rounds, async"),
+    (["--schedule", "async", "--slots", "-1"], "slots and refit_every must be >= 0"),
+    (["--schedule", "async", "--strategy", "reinforce", "--embedding", "x.pt"],
+     "strategy reinforce learns from whole rounds: it runs with --schedule rounds; asynchronous strategies: bo, "),
+    (["--set", "evaluator.config.cost=nope"], "unknown metric 'nope'"),
+])
+def test_bad_schedules_are_one_line(args, message, tmp_path):
+    done = search("--space", "nb201", "--budget", "20", *args, "--out", str(tmp_path / "run"))
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_streaming_refuses_a_round_based_strategy_directly():
+    from search.latent import LatentReinforce
+    with pytest.raises(SearchError, match="cannot run asynchronously"):
+        LatentReinforce.__init__(object.__new__(LatentReinforce), LineSpace(), strategy_config("reinforce"),
+                                 streaming=True)
+
+
+def test_costs_spread_is_seeded_by_the_arch():
+    import spaces
+    from search.evaluators.benchmark import BenchmarkConfig, BenchmarkEvaluator
+    space = spaces.get_space("nb201")
+    plain = BenchmarkEvaluator(space, BenchmarkConfig())
+    spread = BenchmarkEvaluator(space, BenchmarkConfig(cost_spread=1.0))
+    archs = [space.sample(np.random.default_rng(i)) for i in range(200)]
+    base = np.array([plain.evaluate_cost(a) for a in archs])
+    scaled = np.array([spread.evaluate_cost(a) for a in archs])
+    assert np.all(base > 0) and np.allclose(scaled, [spread.evaluate_cost(a) for a in archs])  # the same each time
+    factor = scaled / base
+    assert 0.7 < factor.mean() < 1.3 and factor.max() > 4 * np.median(factor)  # mean 1, a heavy tail
