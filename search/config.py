@@ -6,6 +6,7 @@
     strategy.*                StrategyConfig (name, budget, batch, init, constraints, ...)
     strategy.config           the strategy's own settings (its config_class)
     schedule.*                ScheduleSection: synchronous rounds or asynchronous slots
+    stopper.*                 StopperSection: early stopping from intermediate values (async)
     predictor.name, .config   a registered predictor and its own config fields
     evaluator.name, .config   a registered evaluator (None: the space's default) and its config
     executor.*                ExecutorConfig (name None: the evaluator's default)
@@ -26,6 +27,7 @@ from narnas import config as configs
 
 from .errors import SearchError
 from .executors import ExecutorConfig
+from .fidelity import StopperSection
 from .latency import LatencySection
 from .strategies import PredictorSection, StrategyConfig, strategy_settings
 
@@ -84,6 +86,7 @@ class SearchConfig:
     space: SpaceSection = field(default_factory=SpaceSection)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    stopper: StopperSection = field(default_factory=StopperSection)
     predictor: PredictorSection = field(default_factory=PredictorSection)
     evaluator: EvaluatorSection = field(default_factory=EvaluatorSection)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -108,6 +111,9 @@ FLAGS = {
     "slots": ("schedule.slots", int, "async: evaluations in flight (default: what the executor runs at once; "
                                      "inline: --batch)"),
     "refit_every": ("schedule.refit_every", int, "async: results between predictor refits (default: --batch)"),
+    "stopper": ("stopper.name", str, "async: stop evaluations early from their intermediate values: none "
+                                     "(default), asha or curve (ours: the final value extrapolated across archs)"),
+    "eta": ("stopper.eta", float, "asha: 1/eta of the evaluations at a step go on (default 3)"),
     "population": ("strategy.config.population", int, "rea: population size (default 20)"),
     "tournament": ("strategy.config.tournament", int, "rea: tournament size (default 5)"),
     "parents": ("strategy.config.parents", int, "narformer: top archs mutated (default 10)"),
@@ -210,6 +216,9 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
     config = copy.deepcopy(config)
     space = make_space(config.space)
     strategy = STRATEGIES.get(config.strategy.name)
+    if config.stopper.name != "none" and config.schedule.name != "async":
+        raise SearchError(f"--stopper {config.stopper.name} stops evaluations as their reports arrive: it needs "
+                          "--schedule async")
     if config.schedule.name == "async" and not strategy.streams:
         streaming = sorted(n for n in STRATEGIES.names() if STRATEGIES.get(n).streams)
         raise SearchError(f"strategy {strategy.name} learns from whole rounds: it runs with --schedule rounds; "

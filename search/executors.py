@@ -155,27 +155,32 @@ def _error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[-1].strip() if lines else ''}".strip()
 
 
-def attempt(evaluator, arch_json) -> dict:
-    """One try at an evaluation: the evaluator's dict with ``status: "ok"``, or ``{"status":
-    "failed", "error"}`` (an evaluation may fail in any way; the search goes on)."""
+def attempt(evaluator, arch_json, report=None) -> dict:
+    """One try at an evaluation: the evaluator's dict with ``status: "ok"`` (``"stopped"``
+    when ``report`` stopped it), or ``{"status": "failed", "error"}`` (an evaluation may fail in
+    any way; the search goes on)."""
     try:
-        return dict(evaluator.evaluate(arch_json), status="ok")
+        result = evaluator.evaluate(arch_json) if report is None else evaluator.evaluate(arch_json, report=report)
     except Exception as err:
         return {"status": "failed", "error": _error_line(err)}
+    return dict(result, status="stopped" if result.pop("stopped", False) else "ok")
 
 
-def evaluate(evaluator, arch_json, max_failures: int) -> dict:
+def evaluate(evaluator, arch_json, max_failures: int, report=None) -> dict:
     """An evaluation tried up to ``max_failures + 1`` times, with its ``attempts``."""
     for tries in range(1, max_failures + 2):
-        result = attempt(evaluator, arch_json)
-        if result["status"] == "ok":
+        result = attempt(evaluator, arch_json, report)
+        if result["status"] != "failed":
             break
     return dict(result, attempts=tries)
 
 
 def cost_of(evaluator, result: dict) -> float:
     """What an evaluation cost on the run's clock (seconds): the evaluator's answer (an object
-    with only ``evaluate``: its seconds, else one unit); a failed evaluation costs nothing."""
+    with only ``evaluate``: its seconds, else one unit); a failed evaluation costs nothing, a
+    stopped one what it cost up to its stop."""
+    if result["status"] == "stopped":
+        return float(result["cost"])
     if result["status"] != "ok":
         return 0.0
     from .evaluators import Evaluator
@@ -186,9 +191,16 @@ class Pool:
     """Evaluations in flight, for one run: ``submit(tag, arch_json)`` starts one, ``next()``
     waits for the next to finish and returns ``(tag, result)``; ``run_batch`` evaluates a
     whole batch (a synchronous round). Every result carries ``began`` and ``ended``, seconds
-    on the run's clock (``clock``: "simulated" or "wall"), and ``cost``."""
+    on the run's clock (``clock``: "simulated" or "wall"), and ``cost``.
+
+    A pool made with ``reports`` (a stopper decides) also returns intermediate reports from
+    ``next()``: ``(tag, {"status": "report", "step", "val", "cost"})``, each to be answered by
+    ``answer(tag, go_on)``; a stopped evaluation then comes back with status ``stopped``."""
 
     clock = "wall"
+
+    def answer(self, tag, go_on: bool) -> None:
+        raise NotImplementedError
 
     @property
     def busy(self) -> int:
@@ -213,33 +225,65 @@ class SimulatedPool(Pool):
     (the evaluator's: a benchmark's training time, a training's own seconds) on one of the
     slots the driver fills, and they finish in simulated order (ties in submission order). The
     same costs give the same order, so an asynchronous search over a table is reproducible,
-    and its simulated wall time is what a cluster of that many slots would have taken."""
+    and its simulated wall time is what a cluster of that many slots would have taken.
+    Intermediate reports happen at the simulated time their cost says."""
 
     clock = "simulated"
 
-    def __init__(self, evaluator, max_failures: int, now: float = 0.0):
-        self.evaluator, self.max_failures, self.now = evaluator, max_failures, now
-        self.running: list = []  # heap of (ended, order, tag, result)
+    def __init__(self, evaluator, max_failures: int, now: float = 0.0, reports: bool = False):
+        self.evaluator, self.max_failures, self.now, self.reports = evaluator, max_failures, now, reports
+        self.events: list = []  # heap of (time, order, tag, result)
         self.order = 0
+        self.live: dict = {}  # tag -> (order of its final event, began, the reports it will make)
 
     @property
     def busy(self) -> int:
-        return len(self.running)
+        return len(self.live)
+
+    def _push(self, time_, tag, result) -> int:
+        import heapq
+        heapq.heappush(self.events, (time_, self.order, tag, result))
+        self.order += 1
+        return self.order - 1
 
     def submit(self, tag, arch_json, began=None):
-        import heapq
-        result = evaluate(self.evaluator, arch_json, self.max_failures)
+        steps = {}  # step -> (value, cost so far): the evaluation runs whole, its reports are replayed
+
+        def record(step, value, cost):
+            steps[step] = (value, cost)
+            return True
+        result = evaluate(self.evaluator, arch_json, self.max_failures, record if self.reports else None)
         cost = cost_of(self.evaluator, result)
         began = self.now if began is None else began
-        heapq.heappush(self.running, (began + cost, self.order, tag,
-                                      dict(result, cost=cost, began=round(began, 3), ended=round(began + cost, 3))))
-        self.order += 1
+        if result["status"] == "ok":
+            for step, (value, spent) in steps.items():
+                self._push(began + spent, tag, {"status": "report", "step": step, "val": value, "cost": spent})
+        final = self._push(began + cost, tag, dict(result, cost=cost, began=round(began, 3),
+                                                   ended=round(began + cost, 3)))
+        self.live[tag] = (final, began, steps, result)
 
     def next(self):
         import heapq
-        ended, _, tag, result = heapq.heappop(self.running)
-        self.now = max(self.now, ended)
-        return tag, result
+        while True:
+            when, order, tag, result = heapq.heappop(self.events)
+            if tag not in self.live or (result["status"] != "report" and order != self.live[tag][0]):
+                continue  # an event of an evaluation stopped earlier
+            self.now = max(self.now, when)
+            if result["status"] != "report":
+                del self.live[tag]
+            return tag, result
+
+    def answer(self, tag, go_on):
+        if go_on:
+            return
+        final, began, steps, result = self.live[tag]
+        step = max((s for s, (_, spent) in steps.items() if began + spent <= self.now), key=lambda s: steps[s][1])
+        value, spent = steps[step]
+        stopped = {k: v for k, v in result.items() if k not in ("val", "test", "curve")}
+        stopped.update(status="stopped", val=value, test=None, fidelity=step, cost=spent,
+                       curve={str(s): v for s, (v, c) in steps.items() if c <= spent},
+                       began=round(began, 3), ended=round(began + spent, 3))
+        self.live[tag] = (self._push(self.now, tag, stopped), began, steps, result)
 
     def run_batch(self, batch, on_result):
         """The archs one after the other (each reported as soon as it is evaluated, in the
@@ -295,18 +339,49 @@ class InlineExecutor:
         """Evaluations it can run at once: None, any number (simulated)."""
         return None
 
-    def pool(self, evaluator, clock=None, now: float = 0.0) -> Pool:
-        return SimulatedPool(evaluator, self.config.max_failures, now)
+    def pool(self, evaluator, clock=None, now: float = 0.0, reports: bool = False) -> Pool:
+        return SimulatedPool(evaluator, self.config.max_failures, now, reports)
 
     def run(self, batch, evaluator, on_result):
         self.pool(evaluator).run_batch(batch, on_result)
 
 
-def _evaluate_task(evaluator, arch_json) -> tuple:
-    """A Ray task: one try at an evaluation, with its start and end (epoch seconds)."""
+def _evaluate_task(evaluator, arch_json, board=None, tag=None) -> tuple:
+    """A Ray task: one try at an evaluation, with its start and end (epoch seconds); with a
+    ``board``, each intermediate report waits there for the driver's answer."""
     began = time.time()
-    result = attempt(evaluator, arch_json)
+    report = None
+    if board is not None:
+        import ray
+
+        def report(step, value, cost):
+            ray.get(board.post.remote(tag, step, value, cost))
+            while (answer := ray.get(board.answer_of.remote(tag, step))) is None:
+                time.sleep(0.05)
+            return answer
+    result = attempt(evaluator, arch_json, report)
     return result, began, time.time()
+
+
+class Board:
+    """A Ray actor between running evaluations and the driver: reports are posted here, the
+    driver takes them and posts its answers."""
+
+    def __init__(self):
+        self.posts, self.answers = [], {}
+
+    def post(self, tag, step, value, cost):
+        self.posts.append((tag, step, value, cost))
+
+    def take(self) -> list:
+        posts, self.posts = self.posts, []
+        return posts
+
+    def answer(self, tag, step, go_on: bool):
+        self.answers[(tag, step)] = go_on
+
+    def answer_of(self, tag, step):
+        return self.answers.pop((tag, step), None)
 
 
 class RayPool(Pool):
@@ -314,28 +389,42 @@ class RayPool(Pool):
     Retries are the driver's: a try that raised, or whose worker or node died, is submitted
     again up to ``max_failures`` times, and the attempts are counted."""
 
-    def __init__(self, config: ExecutorConfig, evaluator, clock, quiet: bool):
+    def __init__(self, config: ExecutorConfig, evaluator, clock, quiet: bool, reports: bool = False):
         import ray
         self.config, self.quiet, self.now = config, quiet, clock
         self.evaluator = evaluator
         self.shared = ray.put(evaluator)  # shipped once, not with every task
         self.task = ray.remote(_evaluate_task).options(num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial,
                                                        max_retries=0)
+        self.board = ray.remote(num_cpus=0)(Board).remote() if reports else None
         self.running: dict = {}  # ObjectRef -> (tag, arch_json, attempt, submitted at)
+        self.posts: list = []  # reports taken from the board, not yet returned
+        self.asked: dict = {}  # tag -> the step its last report was at
 
     @property
     def busy(self) -> int:
         return len(self.running)
 
     def submit(self, tag, arch_json, began=None, attempt_: int = 1):
-        self.running[self.task.remote(self.shared, arch_json)] = (tag, arch_json, attempt_, time.time())
+        ref = self.task.remote(self.shared, arch_json, self.board, tag)
+        self.running[ref] = (tag, arch_json, attempt_, time.time())
+
+    def answer(self, tag, go_on):
+        self.board.answer.remote(tag, self.asked.pop(tag), go_on)
 
     def next(self):
         import ray
         from ray.exceptions import RayError
         while True:
-            # a short wait at a time: Ctrl-C and SIGTERM are handled between waits
-            ready, _ = ray.wait(list(self.running), num_returns=1, timeout=0.5)
+            if self.board is not None:
+                self.posts.extend(ray.get(self.board.take.remote()))
+                if self.posts:
+                    tag, step, value, cost = self.posts.pop(0)
+                    self.asked[tag] = step
+                    return tag, {"status": "report", "step": step, "val": value, "cost": cost}
+            # a short wait at a time: Ctrl-C and SIGTERM are handled between waits, and reports
+            # are taken from the board between them
+            ready, _ = ray.wait(list(self.running), num_returns=1, timeout=0.5 if self.board is None else 0.1)
             if not ready:
                 continue
             tag, arch_json, tries, submitted = self.running.pop(ready[0])
@@ -343,7 +432,7 @@ class RayPool(Pool):
                 result, began, ended = ray.get(ready[0])
             except RayError as err:  # the worker or its node died
                 result, began, ended = {"status": "failed", "error": _error_line(err)}, submitted, time.time()
-            if result["status"] != "ok" and tries <= self.config.max_failures:
+            if result["status"] == "failed" and tries <= self.config.max_failures:
                 if not self.quiet:
                     print(f"evaluation {tag} failed (attempt {tries}): {result['error']}; retrying",
                           file=sys.stderr, flush=True)
@@ -443,7 +532,7 @@ class RayExecutor:
             fits.append(available.get("GPU", 0) // self.config.gpus_per_trial)
         return max(1, int(min(fits) // self.config.workers_per_trial))
 
-    def pool(self, evaluator, clock=None, now: float = 0.0) -> Pool:
+    def pool(self, evaluator, clock=None, now: float = 0.0, reports: bool = False) -> Pool:
         """A pool on the wall clock ``clock()`` (seconds of the run; default: since this call)."""
         if clock is None:
             began = time.time()
@@ -451,8 +540,10 @@ class RayExecutor:
         if self.config.workers_per_trial > 1:
             # Each arch's training launches its own Ray Train workers from the driver (a task
             # that trains would hold a CPU its workers wait for): archs one after the other.
+            if reports:
+                raise SearchError("a stopper needs evaluations in Ray tasks: not with --workers-per-trial")
             return InProcessPool(evaluator, self.config.max_failures, clock)
-        return RayPool(self.config, evaluator, clock, self.quiet)
+        return RayPool(self.config, evaluator, clock, self.quiet, reports)
 
     def run(self, batch, evaluator, on_result):
         self.pool(evaluator).run_batch(batch, on_result)

@@ -26,6 +26,7 @@ from .config import SearchConfig
 from .errors import SearchError, StateError
 from .evaluators import EvaluationContext
 from .executors import make_executor
+from .fidelity import make_stopper
 from .middleware import Constrained, make_strategy, measure_functions
 from .rundir import BEST, PARETO, SUMMARY, PredictorStore, RunDir, dumps, write_json
 
@@ -79,12 +80,18 @@ class Search:
                                     workers_per_trial=ex.workers_per_trial, cpus_per_worker=ex.cpus_per_trial,
                                     gpus_per_worker=ex.gpus_per_trial)
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
+        self.stopper = make_stopper(config.stopper)
+        if self.stopper is not None and not self.evaluator.reports:
+            raise SearchError(f"--stopper {config.stopper.name} needs intermediate values, and evaluator "
+                              f"{self.evaluator.name} reports none here (NB201's table reports its 12-epoch "
+                              "accuracy when the search metric is its default one)")
         self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator,
                                           config.latency, self.run_dir.path)
         self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures,
                                       config.schedule)
         # The clock of the run's evaluations (simulated for the inline executor) and the slots
         # of the asynchronous schedule, resolved when the executor starts; kept in the state.
+        self.decision_lines = 0  # lines of the stopper's journal (decisions.jsonl)
         self.clock = {"now": 0.0, "began": {}, "slots": config.schedule.slots,
                       "simulated": make_executor(config.executor).clock == "simulated"}
         # The constraint wrapper measures each arch once (cached by key); pareto.json reads it there.
@@ -127,6 +134,9 @@ class Search:
                 self.previous_wall = state["wall_seconds"]
                 lines = state["journal_lines"]
                 self.clock.update(state.get("clock", {}))
+                decided = self.decision_lines = state.get("decision_lines", 0)
+                if self.stopper is not None:
+                    self.stopper.load_state_dict(state["stopper"])
             except (KeyError, TypeError, ValueError, IndexError, SearchError) as err:
                 # A checksum that matches a payload of the wrong shape: hand-made or another
                 # version's file. The journal holds every result, so nothing is lost.
@@ -137,23 +147,28 @@ class Search:
             raise SearchError(f"{self.run_dir.path / 'journal.jsonl'} has {len(journal)} evaluations but the saved "
                               f"state has seen {lines}: the journal was deleted or cut; restore it from a backup "
                               "before resuming")
+        decisions = self.run_dir.read_decisions() if self.stopper is not None else []
         if state is not None:
-            for record in journal[lines:]:  # journaled by a process killed before it saved the state
+            # journaled by a process killed before it saved the state: at most one of each
+            for line in decisions[decided:]:
+                self.stopper.decide(line["key"], line["step"], line["val"])
+                self.decision_lines += 1
+            for record in journal[lines:]:
                 self._arrived(record)
         else:
             self.strategy = make_strategy(self.space, self.config.strategy, self.config.seed, self.config.predictor,
                                           self.measures, self.config.schedule)  # fresh: a failed load may have half-filled it
             self.constrained = self.strategy.link(Constrained)
-            self._replay(journal)
+            self._replay(journal, decisions)
             # each record says which process wrote it and when: the counters come back with the results
             self.resumed = max((r.get("process", 0) for r in journal), default=0) + 1
             self.previous_wall = max((r.get("wall_seconds", 0.0) for r in journal), default=0.0)
 
-    def _replay(self, journal):
+    def _replay(self, journal, decisions=()):
         """Rebuild the strategy by running it again with the journal's results as answers."""
         self._attach_store()
         if self.strategy.streaming:
-            return self._replay_stream(journal)
+            return self._replay_stream(journal, decisions)
         results = {r["key"]: r for r in journal}
         while True:
             batch = self.strategy.pending() or self.strategy.ask()
@@ -166,10 +181,13 @@ class Search:
             if len(known) < len(keys):
                 return
 
-    def _replay_stream(self, journal):
+    def _replay_stream(self, journal, decisions=()):
         """The asynchronous schedule again, with the journal's results arriving in its order:
         each free slot is asked for as the loop asked (the same draws), and the simulated clock
-        and the in-flight archs' start times come back with them."""
+        and the in-flight archs' start times come back with them; the stopper's decisions (its
+        own journal, each line with the number of results before it) in their places."""
+        self.decision_lines = len(decisions)
+        decisions = list(decisions)
         slots = self.clock["slots"] = max((r.get("slots", 0) for r in journal), default=0) or self.clock["slots"] \
             or self.config.strategy.batch
         began = self.clock["began"]
@@ -183,6 +201,10 @@ class Search:
             advanced = self.strategy.advance()
             if not self.strategy.in_flight and advanced:
                 continue
+            arrived = len(self.strategy.history)
+            while decisions and decisions[0]["after"] <= arrived:
+                line = decisions.pop(0)
+                self.stopper.decide(line["key"], line["step"], line["val"])
             record = next(records, None)
             if record is None:
                 return
@@ -200,10 +222,14 @@ class Search:
         self._tell(record)
 
     def _tell(self, record: dict):
-        """Tell the strategy a journal record (a finished evaluation)."""
-        ok = record.get("status", "ok") == "ok"
+        """Tell the strategy (and the stopper) a journal record (a finished evaluation)."""
+        status = record.get("status", "ok")
+        ok = status == "ok"
         self.strategy.tell(record["key"], record.get("val") if ok else None, record.get("test") if ok else None,
-                           error=None if ok else record.get("error"))
+                           error=record.get("error") if status == "failed" else None,
+                           stopped=record if status == "stopped" else None)
+        if self.stopper is not None:
+            self.stopper.finished(record["key"], record)
 
     # --- the loop -------------------------------------------------------------------
     def _check_config_unchanged(self, state: dict) -> None:
@@ -219,9 +245,12 @@ class Search:
                               "with --force)")
 
     def _save_state(self, wall: float):
-        self.run_dir.write_state({"strategy": self.strategy.state_dict(), "journal_lines": self.journal_lines,
-                                  "resumed": self.resumed, "wall_seconds": wall, "clock": self.clock,
-                                  "config_sha256": config_digest(self.recorded_tree)})
+        state = {"strategy": self.strategy.state_dict(), "journal_lines": self.journal_lines,
+                 "resumed": self.resumed, "wall_seconds": wall, "clock": self.clock,
+                 "config_sha256": config_digest(self.recorded_tree)}
+        if self.stopper is not None:
+            state.update(stopper=self.stopper.state_dict(), decision_lines=self.decision_lines)
+        self.run_dir.write_state(state)
 
     def run(self) -> dict:
         try:
@@ -251,7 +280,7 @@ class Search:
             self.log(f"resuming {self.run_dir.path} at {self.strategy.evaluated}/{cfg.strategy.budget} evaluations, "
                      f"round {self.strategy.round}" + (f" ({again} to evaluate again)" if again else ""))
         with make_executor(cfg.executor, quiet=cfg.run.quiet) as executor:
-            pool = executor.pool(self.evaluator, clock=wall, now=self.clock["now"])
+            pool = executor.pool(self.evaluator, clock=wall, now=self.clock["now"], reports=self.stopper is not None)
             self.clock["simulated"] = pool.clock == "simulated"
             if not self.clock["slots"]:
                 self.clock["slots"] = executor.capacity() or cfg.strategy.batch
@@ -345,6 +374,9 @@ class Search:
                     continue  # the new round may propose what the last could not
                 break
             key, result = pool.next()
+            if result["status"] == "report":
+                self._decide(pool, key, result, wall)
+                continue
             began.pop(key, None)
             if self.clock["simulated"]:
                 self.clock["now"] = pool.now
@@ -353,12 +385,25 @@ class Search:
             self._record(key, entry["arch"], arch, result, wall, log_lines, None, entry["round"])
         self._round_done()
 
+    def _decide(self, pool, key, report, wall) -> None:
+        """The stopper's answer to an intermediate report, journaled before it is given."""
+        known = key in self.stopper.decisions and str(report["step"]) in self.stopper.decisions[key]
+        go_on = self.stopper.decide(key, report["step"], report["val"])
+        if not known:  # a resubmitted evaluation reports again: its answer is the one given before
+            self.run_dir.append_decision({"key": key, "step": report["step"], "val": report["val"], "go_on": go_on,
+                                          "after": len(self.strategy.history)})
+            self.decision_lines += 1
+            self._save_state(wall())
+        pool.answer(key, go_on)
+
     def _record(self, key, arch_json, arch, result, wall, log_lines, bar=None, round_=None) -> None:
         """Journal a finished evaluation, tell the strategy, save the state."""
         record = {"key": key, "arch": arch_json, "round": self.strategy.round if round_ is None else round_,
                   **result, "process": self.resumed, "wall_seconds": round(wall(), 2)}
         if self.strategy.streaming:
             record["slots"] = self.clock["slots"]  # what a rebuild from the journal asks with
+        if result["status"] == "stopped":  # what its partial value says of its final one (None: nothing yet)
+            record["imputed"] = self.stopper.impute(result["fidelity"], result["val"])
         if self.constrained is not None:  # the measures the constraints already took (cached)
             measured = self.constrained.measure(key, arch)
             record.update({k: v for k, v in measured.items() if k not in record})
@@ -368,7 +413,7 @@ class Search:
         self._tell(record)
         self._save_state(wall())
         self._prune_checkpoints()
-        if result["status"] != "ok":
+        if result["status"] == "failed":
             if bar is not None:
                 bar.close()
             self.log(f"evaluation of {key} failed: {result['error']}")
@@ -409,7 +454,8 @@ class Search:
         best = None if best is None else {"arch": best["arch"], "key": best["key"], "val": best["value"],
                                           "test": best["test"], "round": best["round"]}
         return {"best": best,
-                "evaluations": len(entries), "failed": sum(e["value"] is None for e in entries),
+                "evaluations": len(entries), "failed": sum(e["value"] is None and not e.get("stopped") for e in entries),
+                "stopped": sum(bool(e.get("stopped")) for e in entries), "stopper": self.config.stopper.name,
                 "rounds": self.strategy.round, "wall_seconds": round(wall, 2), "resumed": self.resumed,
                 "schedule": self.config.schedule.name, "slots": self.clock["slots"],
                 **schedule_figures(self.run_dir.read_journal(), self.clock["slots"]),

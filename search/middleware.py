@@ -56,7 +56,7 @@ class FailureHandling(Middleware):
             over = len(first) == strategy.config.init and all(e["round"] == 1 for e in strategy.history)
         else:
             over = strategy.round == 1 and first and all(e["done"] for e in first)
-        if self.stop and over and all(e["value"] is None for e in first):
+        if self.stop and over and all(e["value"] is None and not e.get("stopped") for e in first):
             error = next((e["error"] for e in first if e.get("error")), "unknown")
             raise SearchError(f"every evaluation of the first round failed ({len(first)} of {len(first)}), "
                               f"so there is nothing to search from; the first error: {error}")

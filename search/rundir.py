@@ -25,6 +25,7 @@ from narnas.files import atomic_torch_save, atomic_write_bytes, outermost_missin
 from .errors import SearchError, StateError
 
 CONFIG, JOURNAL, STATE, SUMMARY, BEST = "config.json", "journal.jsonl", "state.json", "summary.json", "best.json"
+DECISIONS = "decisions.jsonl"  # the stopper's answers to intermediate reports, in order
 PARETO = "pareto.json"
 LOCK = ".lock"
 
@@ -101,7 +102,7 @@ class RunDir:
         if self._made is not None:
             shutil.rmtree(self._made, ignore_errors=True)
         else:
-            for name in (CONFIG, JOURNAL, STATE, LOCK):
+            for name in (CONFIG, JOURNAL, STATE, DECISIONS, LOCK):
                 (self.path / name).unlink(missing_ok=True)
             shutil.rmtree(self.path / "ray", ignore_errors=True)
 
@@ -154,11 +155,17 @@ class RunDir:
         return outer["payload"]
 
     # --- journal --------------------------------------------------------------------
-    def append_journal(self, record: dict) -> None:
-        with open(self.path / JOURNAL, "a") as f:
+    def append_journal(self, record: dict, name: str = JOURNAL) -> None:
+        with open(self.path / name, "a") as f:
             f.write(dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def append_decision(self, line: dict) -> None:
+        self.append_journal(line, DECISIONS)
+
+    def read_decisions(self) -> list[dict]:
+        return read_jsonl(self.path / DECISIONS)
 
     def read_journal(self) -> list[dict]:
         """Every complete line; a last line cut short by a kill is dropped from the file (its

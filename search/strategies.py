@@ -238,14 +238,19 @@ class Strategy:
         return {"key": key, "arch": self.space.to_json(arch), "value": None, "test": None, "done": False,
                 "round": self.round, "predicted": predicted}
 
-    def tell(self, key: str, value: float | None, test: float | None = None, error: str | None = None) -> None:
+    def tell(self, key: str, value: float | None, test: float | None = None, error: str | None = None,
+             stopped: dict | None = None) -> None:
         """The result of an in-flight arch: its search value (None = failed, with its
-        ``error``) and, for the record only, its test value."""
+        ``error``) and, for the record only, its test value. An evaluation a stopper ended has
+        value None and ``stopped``: its ``fidelity`` and the final value its partial one
+        predicts (``imputed``, or None), which teaches the predictor but never makes a parent."""
         entry = self.entry(key)
         entry["value"] = None if value is None else float(value)
         entry["test"] = None if test is None else float(test)
         if value is None and error:
             entry["error"] = error
+        if stopped is not None:
+            entry["stopped"], entry["imputed"] = stopped["fidelity"], stopped.get("imputed")
         entry["done"] = True
         if self.streaming:  # the history in the order results arrived
             self.in_flight.remove(entry)
@@ -302,8 +307,9 @@ class Strategy:
         return [e for e in self.history if e["value"] is not None]
 
     def known_ok(self) -> list[dict]:
-        """The successful results known when the current round began (its predictor's data)."""
-        return [e for e in self.history[:self.round_start] if e["value"] is not None]
+        """The results known when the current round began that can teach a predictor: the
+        successful ones and the stopped ones with an imputed final value (``target``)."""
+        return [e for e in self.history[:self.round_start] if target(e) is not None]
 
     def _commit(self):
         # In the order proposed, whatever order the results came in.
@@ -346,6 +352,11 @@ class Strategy:
         for _ in range(steps):
             parent = self.space.mutate(parent, self.rng)
         return parent
+
+
+def target(entry: dict) -> float | None:
+    """What an entry teaches a predictor: its value, or a stopped evaluation's imputed one."""
+    return entry["value"] if entry["value"] is not None else entry.get("imputed")
 
 
 @register_strategy("random")
@@ -428,7 +439,7 @@ class PredictorGuided(Strategy):
         when they cannot teach one (fewer than two, or all equal)."""
         if self.fitted_round != self.round:
             known = self.known_ok()
-            values = [e["value"] for e in known]
+            values = [target(e) for e in known]
             learnable = len(known) >= 2 and max(values) > min(values)
             self.predictor = self.fit_predictor(known) if learnable else None
             self.fitted_round = self.round
@@ -437,7 +448,7 @@ class PredictorGuided(Strategy):
     def fit_predictor(self, ok: list[dict]):
         from narnas.progress import duration
         graphs = [self.graph(e["key"], e["arch"]) for e in ok]
-        y = np.array([e["value"] for e in ok])
+        y = np.array([target(e) for e in ok])
         model = self.make_predictor()
         init = self.predictor_store.get(self.round - 1) if self.settings.warm_start else None
         began = time.time()

@@ -49,6 +49,10 @@ class Benchmark:
     #: the column of what evaluating an arch cost (the seconds its training took): a search's
     #: simulated clock and its training cost read it; None when the table has none
     cost_metric: str | None = None
+    #: lower fidelities of the default search metric, cheapest first: (step, value column, the
+    #: share of ``cost_metric`` an evaluation up to that step costs); NB201: its 12-epoch
+    #: validation accuracy at 12/200 of the 200-epoch training time
+    fidelities: tuple = ()
     _row: dict = field(init=False, repr=False)
 
     def __post_init__(self):

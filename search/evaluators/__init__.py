@@ -74,7 +74,14 @@ class Evaluator:
         arch, so its search refits short (the paper's 1,000 epochs would take minutes)."""
         return {"epochs": SMOKE_PREDICTOR_EPOCHS} if getattr(config, "preset", None) == "smoke" else {}
 
-    def evaluate(self, arch_json) -> dict:
+    #: whether ``evaluate`` takes ``report`` (intermediate values for a stopper; search.fidelity)
+    reports = False
+
+    def evaluate(self, arch_json, report=None) -> dict:
+        """The result of ``arch_json``. An evaluator that ``reports`` calls ``report(step,
+        value, cost so far)`` at each intermediate step and, when it answers False, returns at
+        once with ``stopped: True``, ``fidelity`` (the step) and the value there as ``val``;
+        every result it returns carries ``curve`` ({step: value} of the steps it passed)."""
         raise NotImplementedError
 
     def cost(self, result: dict) -> float:

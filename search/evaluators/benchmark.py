@@ -79,12 +79,26 @@ class BenchmarkEvaluator(Evaluator):
     def metrics(self):
         return ["cost", "seconds"]
 
-    def evaluate(self, arch_json) -> dict:
+    @property
+    def reports(self) -> bool:
+        """A table's lower fidelities are reported where the search metric is its default one."""
+        return bool(self.table.fidelities) and self.metric == self.table.default_metric
+
+    def evaluate(self, arch_json, report=None) -> dict:
         start = time.perf_counter()
         space, bench = self._open()
         arch = space.from_json(arch_json)
-        return {"val": bench.query(arch, self.metric), "test": bench.query(arch, self.test_metric),
-                "cost": self.evaluate_cost(arch), "seconds": time.perf_counter() - start}
+        cost = self.evaluate_cost(arch)
+        out = {}
+        if self.reports:
+            out["curve"] = curve = {}
+            for step, column, share in bench.fidelities:
+                curve[str(step)] = value = bench.query(arch, column)
+                if report is not None and not report(step, value, cost * share):
+                    return dict(out, val=value, test=None, cost=cost * share, fidelity=step, stopped=True,
+                                seconds=time.perf_counter() - start)
+        return dict(out, val=bench.query(arch, self.metric), test=bench.query(arch, self.test_metric), cost=cost,
+                    seconds=time.perf_counter() - start)
 
     def evaluate_cost(self, arch) -> float:
         """What evaluating ``arch`` costs: the cost column's value (scaled by its seeded spread)."""

@@ -36,6 +36,8 @@ DEFAULT_METRIC = "c10valid_val_200_mean"
 TEST_METRIC = "c10_test_200"
 #: seconds of the 200-epoch training behind one row (NAS-Bench-201's train-all-time)
 COST_METRIC = "c10valid_train_time_s"
+#: the validation accuracy of the 12-epoch training (NAS-Bench-201's hp=12): a low fidelity
+LOW_FIDELITY = "c10valid_val_12"
 _NON_METRIC_COLUMNS = {"index", "arch_str", "ops"}
 
 #: metric column -> (dataset, hp, field of get_more_info) for the official files.
@@ -109,8 +111,9 @@ def _from_table(arch_strs, columns, source) -> Benchmark:
     default = DEFAULT_METRIC if DEFAULT_METRIC in columns else None
     test = TEST_METRIC if TEST_METRIC in columns else None
     cost = COST_METRIC if COST_METRIC in columns else None
+    fidelities = ((12, LOW_FIDELITY, 12 / 200),) if LOW_FIDELITY in columns and default and cost else ()
     return Benchmark(space, keys, columns, archs.__getitem__, source, default, test, expected_metric=DEFAULT_METRIC,
-                     cost_metric=cost)
+                     cost_metric=cost, fidelities=fidelities)
 
 
 def _open_official(file: Path, cache: bool) -> Benchmark:
