@@ -1,18 +1,23 @@
 """python -m bench.search: strategies against each other over seeds (benchmark look-ups).
 
   python -m bench.search --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10
+                         [--schedules rounds,async] [--stoppers none,asha,curve] [--slots N]
                          [--data PATH --target COL --test-target COL] [--workers N] [--json OUT]
 
-Per strategy: mean and standard deviation of the test accuracy of the arch each search
-picks (the best by the search metric), the fraction of seeds whose pick is the table's
-best arch by the search metric (``optimum_rate``) or by test accuracy
-(``test_optimum_rate``), and wall time. Seeds run in parallel worker processes, one torch
-thread each. A plot of mean best test accuracy against evaluations goes beside the JSON.
+Per strategy (under each schedule and stopper): mean and standard deviation of the test
+accuracy of the arch each search picks (the best by the search metric), the fraction of seeds
+whose pick is the table's best arch by the search metric (``optimum_rate``) or by test
+accuracy (``test_optimum_rate``), the run's clock (simulated from the table's training
+times), its training cost, the share of slot time busy, and wall time. Each seed is a real
+search (the search driver, in a temporary folder); seeds run in parallel worker processes,
+one torch thread each. Plots of the mean best test accuracy against evaluations, the clock
+and the cost go beside the JSON.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import warnings
 import os
 import sys
 import time
@@ -32,39 +37,51 @@ from search.loop import versions
 
 
 def run_one(config: SearchConfig) -> dict:
-    """One search (a resolved config), in memory, inline: the entries in the order evaluated."""
+    """One search (a config), run by the search driver in a temporary folder (quiet, no plots):
+    its pick, its clock and cost, and its curves of the reported value of the best so far
+    against evaluations (in the order results arrived), the run's clock and its cost."""
+    import shutil
+    import tempfile
+
     import torch
     torch.set_num_threads(1)
-    from search.executors import ExecutorConfig, InlineExecutor
-    from search.middleware import make_strategy, measure_functions
+    from search.loop import Search
     from search.report import best_entry, best_so_far, best_test_so_far
 
-    config, parts = search_config.resolve(config)
-    space = parts.space
-    evaluator = parts.evaluator_class(space, parts.evaluator_config)
-    measures = measure_functions(space, config.strategy.constraints, evaluator)
-    strategy = make_strategy(space, config.strategy, config.seed, config.predictor, measures)
-    executor = InlineExecutor(ExecutorConfig(max_failures=0))
-    start = time.time()
-    while True:
-        batch = strategy.ask()
-        if not batch:
-            break
-        keys = [strategy.key(a) for a in batch]
-
-        def on_result(i, result, keys=keys):
-            ok = result["status"] == "ok"
-            strategy.tell(keys[i], result["val"] if ok else None, result.get("test") if ok else None,
-                          error=result.get("error"))
-        executor.run([space.to_json(a) for a in batch], evaluator, on_result)
-    entries = strategy.history + strategy.in_flight
+    config = search_config.build(search_config.merge(search_config.to_dict(config),
+                                                     {"run": {"quiet": True, "plots": False}}))
+    folder = tempfile.mkdtemp(prefix="narnas-bench-")
+    try:
+        start = time.time()
+        search = Search(config, Path(folder) / "run", log=lambda line: None)
+        summary = search.run()
+        wall = time.time() - start
+        entries = search.entries()
+        journal = search.run_dir.read_journal()
+        measures, evaluator = search.measures, search.evaluator
+        space = search.space
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     # The curve follows the reported value: the test value where the evaluator has one, else
     # the search value itself (a surrogate's).
-    curve = best_test_so_far(entries) if evaluator.test_metric else best_so_far(entries)
+    curve_of = best_test_so_far if evaluator.test_metric else best_so_far
     best = best_entry(entries)
     run = {"seed": config.seed, "best_key": best["key"], "best_val": best["value"], "best_test": best["test"],
-           "evaluations": len(entries), "wall_seconds": round(time.time() - start, 2),
-           "curve": [None if np.isnan(v) else float(v) for v in curve]}
+           "evaluations": len(entries), "wall_seconds": round(wall, 2),
+           "curve": [None if np.isnan(v) else float(v) for v in curve_of(entries)]}
+    for name in ("clock_seconds", "cost_seconds", "utilisation", "steady_utilisation", "stopped"):
+        run[name] = summary.get(name)
+    if all(isinstance(r.get("ended"), (int, float)) for r in journal):
+        # against the clock: the results in the order they ended; against the cost: summed in
+        # the order they arrived
+        by_end = sorted(journal, key=lambda r: r["ended"])
+        as_entries = lambda records: [{"value": r.get("val") if r.get("status", "ok") == "ok" else None,  # noqa: E731
+                                       "test": r.get("test")} for r in records]
+        run["by_clock"] = [[r["ended"], None if np.isnan(v) else float(v)]
+                           for r, v in zip(by_end, curve_of(as_entries(by_end)))]
+        spent = np.cumsum([r.get("cost") or 0.0 for r in journal])
+        run["by_cost"] = [[round(float(c), 2), None if np.isnan(v) else float(v)]
+                          for c, v in zip(spent, curve_of(as_entries(journal)))]
     for name, fn in measures.items():
         run[f"best_{name}"] = float(fn(space.from_json(best["arch"])))
     return run
@@ -97,6 +114,9 @@ def table_optimum(config: SearchConfig) -> tuple[str, str, float, float] | None:
 def summarise(runs: list[dict], optimum: tuple[str, str] | None, wall: float) -> dict:
     vals = np.array([r["best_val"] for r in runs])
     out = {"mean_val": round(float(vals.mean()), 4), "std_val": round(float(vals.std()), 4)}
+    for name in ("clock_seconds", "cost_seconds", "utilisation", "steady_utilisation", "stopped"):
+        if all(r.get(name) is not None for r in runs):
+            out[f"mean_{name}"] = round(float(np.mean([r[name] for r in runs])), 4)
     if all(r["best_test"] is not None for r in runs):
         tests = np.array([r["best_test"] for r in runs])
         out.update(mean_test=round(float(tests.mean()), 4), std_test=round(float(tests.std()), 4))
@@ -125,6 +145,10 @@ def build_parser():
                                 epilog="\n".join(__doc__.split("\n")[1:]))
     p.add_argument("--space", default="nb201")
     p.add_argument("--strategies", default="narformer,rea,random", help="comma-separated")
+    p.add_argument("--schedules", default="rounds", help="comma-separated: rounds, async (each strategy under each)")
+    p.add_argument("--stoppers", default="none",
+                   help="comma-separated: none, asha, curve (each async schedule with each; rounds stop nothing)")
+    p.add_argument("--slots", type=int, help="async: evaluations in flight (default: --batch)")
     p.add_argument("--budget", type=int, default=100)
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--init", type=int, default=10)
@@ -214,17 +238,26 @@ def _main(args) -> int:
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if not names:
         raise SearchError("--strategies names no strategy (e.g. narformer,rea,random)")
+    schedules = [s.strip() for s in args.schedules.split(",") if s.strip()]
+    stoppers = [s.strip() for s in args.stoppers.split(",") if s.strip()]
+    variants = [(name, schedule, stopper) for name in names for schedule in schedules
+                for stopper in (stoppers if schedule == "async" else ["none"])]
     if args.oracle and args.space != "ofa_mbv3":
         raise SearchError(f"--oracle runs OFA's evolution, which needs the ofa_mbv3 space, not {args.space}")
     out_file = writable_file(args.json, "--json") if args.json else None  # before the searches, not after
     tree = base_tree(args)
     configs = {}
-    for name, own in strategy_settings(tree, names).items():
-        strategy_tree = search_config.merge(tree, {"strategy": {"name": name}})
-        strategy_tree["strategy"]["config"] = own
+    settings = strategy_settings(tree, names)
+    for strategy, schedule, stopper in variants:
+        name = variant_name(strategy, schedule, stopper)
+        strategy_tree = search_config.merge(tree, {"strategy": {"name": strategy},
+                                                   "schedule": {"name": schedule, "slots": args.slots or 0},
+                                                   "stopper": {"name": stopper}})
+        strategy_tree["strategy"]["config"] = settings[strategy]
         resolved, _ = search_config.resolve(search_config.build(strategy_tree))
         resolved.strategy.check_budget()  # here, not in each seed's worker
         configs[name] = [search_config.build(dict(search_config.to_dict(resolved), seed=s)) for s in range(args.seeds)]
+    names = list(configs)
     optimum = table_optimum(configs[names[0]][0])
     results = {}
     with ProcessPoolExecutor(args.workers, initializer=load_plugins, initargs=(plugins,)) as pool:
@@ -236,7 +269,10 @@ def _main(args) -> int:
             r = results[name]
             shown = "test" if "mean_test" in r else "val"
             rate = f"  optimum {r['optimum_rate']:.0%}" if "optimum_rate" in r else ""
-            print(f"{name:10s} mean {shown} {r[f'mean_{shown}']:.2f} ± {r[f'std_{shown}']:.2f}{rate}  "
+            clock = (f"  clock {r['mean_clock_seconds'] / 3600:.1f} h  cost {r['mean_cost_seconds'] / 3600:.1f} h  "
+                     f"slots busy {r['mean_utilisation']:.0%} ({r['mean_steady_utilisation']:.0%} until the last start)"
+                     if r.get("mean_utilisation") is not None else "")
+            print(f"{name:10s} mean {shown} {r[f'mean_{shown}']:.2f} ± {r[f'std_{shown}']:.2f}{rate}{clock}  "
                   f"{r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
     if args.oracle:
         from .oracle import evolution_oracle
@@ -259,22 +295,54 @@ def _main(args) -> int:
     return 0
 
 
+def variant_name(strategy: str, schedule: str, stopper: str) -> str:
+    """``rea``, ``rea/async``, ``rea/async+asha``: a strategy under a schedule and a stopper."""
+    return strategy + ("" if schedule == "rounds" else f"/{schedule}") + ("" if stopper == "none" else f"+{stopper}")
+
+
+def mean_step_curve(curves: list[list], grid: np.ndarray) -> np.ndarray:
+    """The mean over seeds of step curves ``[[x, value], ...]`` (each holds its last value from
+    its x on; NaN before its first value), on ``grid``."""
+    rows = []
+    for points in curves:
+        xs = np.array([p[0] for p in points], dtype=float)
+        ys = np.array([np.nan if p[1] is None else p[1] for p in points], dtype=float)
+        at = np.searchsorted(xs, grid, side="right") - 1
+        rows.append(np.where(at >= 0, ys[np.clip(at, 0, None)], np.nan))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # before any seed has a value
+        return np.nanmean(np.array(rows), axis=0)
+
+
 def plot(results: dict, path: Path, space: str) -> None:
+    """The mean best-so-far against evaluations; where the runs have a clock, also against
+    the run's clock (hours, simulated for look-ups) and against the training cost (hours)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    timed = [n for n, r in results.items() if "per_seed" in r and all("by_clock" in run for run in r["per_seed"])]
+    fig, axes = plt.subplots(1, 3 if timed else 1, figsize=(15 if timed else 6, 4), squeeze=False)
+    ax = axes[0][0]
     for name, r in results.items():
         if "per_seed" not in r:
             if "best_val" in r:
                 ax.axhline(r["best_val"], color="0.4", linestyle=":", label=f"{name} ({r['evaluations']:,} evaluations)")
             continue
         curves = np.array([[np.nan if v is None else v for v in run["curve"]] for run in r["per_seed"]], dtype=float)
-        ax.plot(np.arange(1, curves.shape[1] + 1), np.nanmean(curves, axis=0), label=name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a step where no seed has a value yet
+            ax.plot(np.arange(1, curves.shape[1] + 1), np.nanmean(curves, axis=0), label=name)
     ax.set_xlabel("evaluations")
     ax.set_ylabel("mean reported value of the best so far")
     ax.set_title(f"{space}: {len(next(iter(results.values()))['per_seed'])} seeds")
     ax.legend()
+    for ax, key, label in zip(axes[0][1:], ("by_clock", "by_cost"), ("the run's clock (hours)", "training cost (hours)")):
+        end = max(p[0] for n in timed for run in results[n]["per_seed"] for p in run[key][-1:])
+        grid = np.linspace(0, end, 400)
+        for name in timed:
+            ax.plot(grid / 3600, mean_step_curve([run[key] for run in results[name]["per_seed"]], grid), label=name)
+        ax.set_xlabel(label)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -104,6 +104,9 @@ FLAGS = {
                                        "latent space; they need --embedding)"),
     "budget": ("strategy.budget", int, "evaluations in all (default 100)"),
     "batch": ("strategy.batch", int, "archs per round (default 10)"),
+    "cost_budget": ("strategy.cost_budget", float, "start no evaluation once the finished ones cost this many "
+                                                   "seconds (training seconds; a table's training time); "
+                                                   "default 0: no limit"),
     "init": ("strategy.init", int, "random archs of the first round (default 10)"),
     "seed": ("seed", int, "the run's one seed (default 0)"),
     "schedule": ("schedule.name", str, "rounds (default: propose a batch, wait for all of it) or async "

@@ -97,6 +97,7 @@ class Search:
         # The constraint wrapper measures each arch once (cached by key); pareto.json reads it there.
         self.constrained = self.strategy.link(Constrained)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
+        self.spent = sum(r.get("cost") or 0.0 for r in journal)  # the cost of the finished evaluations
         self.fresh = not resume
         if resume:
             self._restore(journal)
@@ -194,11 +195,12 @@ class Search:
         if self.strategy.round == 0:
             self.strategy.advance()
         records = iter(journal)
+        total, self.spent = self.spent, 0.0  # the cost as it was when each result arrived
         while True:
-            free = slots - len(self.strategy.in_flight)
+            free = slots - len(self.strategy.in_flight) if not self.cost_spent() else 0
             for arch in self.strategy.ask(free) if free > 0 else []:
                 began[self.strategy.key(arch)] = self.clock["now"]
-            advanced = self.strategy.advance()
+            advanced = self.strategy.advance() if not self.cost_spent() else False
             if not self.strategy.in_flight and advanced:
                 continue
             arrived = len(self.strategy.history)
@@ -207,12 +209,14 @@ class Search:
                 self.stopper.decide(line["key"], line["step"], line["val"])
             record = next(records, None)
             if record is None:
+                self.spent = total
                 return
             if record["key"] not in {e["key"] for e in self.strategy.in_flight}:
                 raise SearchError(f"{self.run_dir.path / 'journal.jsonl'}: the evaluation of {record['key']} does not "
                                   "follow from the run's config and seed (another config's journal?): the state "
                                   "cannot be rebuilt from it")
             self._arrived(record)
+            self.spent += record.get("cost") or 0.0
 
     def _arrived(self, record: dict) -> None:
         """Tell the strategy a journaled result, and move the simulated clock to its end."""
@@ -308,6 +312,8 @@ class Search:
             interrupts_raise()  # the predictor fits here, between the executor's runs
             known, began = self.strategy.evaluated, time.time()
             pending = self.strategy.pending()
+            if not pending and self.cost_spent():
+                break
             with Heartbeat(log_lines, self.log, lambda: f"round {self.strategy.round + 1}: still choosing "
                                                        "archs (the strategy's refit and ranking)"):
                 batch = pending or self.strategy.ask()
@@ -353,7 +359,7 @@ class Search:
         self.last_line = time.time()
         while True:
             interrupts_raise()
-            free = slots - pool.busy
+            free = slots - pool.busy if not self.cost_spent() else 0
             if free > 0:
                 for arch in self.strategy.ask(free):
                     key = self.strategy.key(arch)
@@ -363,7 +369,7 @@ class Search:
                 self._save_state(wall())
             with Heartbeat(log_lines, self.log, lambda: f"round {self.strategy.round + 1}: still fitting "
                                                        "the strategy's model"):
-                advanced = self.strategy.advance()
+                advanced = self.strategy.advance() if not self.cost_spent() else False
             raise_if_interrupted()
             if advanced:
                 self._save_state(wall())
@@ -384,6 +390,16 @@ class Search:
             arch = self.strategy.arch(key, entry["arch"])
             self._record(key, entry["arch"], arch, result, wall, log_lines, None, entry["round"])
         self._round_done()
+
+    def cost_spent(self) -> bool:
+        """Whether the cost budget is spent: no new evaluation starts once the finished ones and
+        those in flight (each at the mean cost of the finished) would reach it."""
+        limit = self.config.strategy.cost_budget
+        if not limit:
+            return False
+        done = len(self.strategy.history) + sum(e["done"] for e in self.strategy.in_flight)
+        running = sum(not e["done"] for e in self.strategy.in_flight)
+        return self.spent + (running * self.spent / done if done else 0.0) >= limit
 
     def _decide(self, pool, key, report, wall) -> None:
         """The stopper's answer to an intermediate report, journaled before it is given."""
@@ -409,6 +425,7 @@ class Search:
             record.update({k: v for k, v in measured.items() if k not in record})
         self.run_dir.append_journal(record)
         self.journal_lines += 1
+        self.spent += record.get("cost") or 0.0
         self.evaluated_here += 1
         self._tell(record)
         self._save_state(wall())

@@ -60,15 +60,20 @@ def schedule_figures(records: list[dict], slots: int) -> dict:
     """From a journal: ``clock_seconds`` (the span of the run's clock from the first evaluation
     to the last: simulated for the inline executor, wall time for Ray), ``cost_seconds`` (the
     evaluations' cost summed: GPU-seconds for trainings, the table's training seconds for
-    look-ups) and ``utilisation`` (busy slot-seconds over the ``slots`` slots' available
-    slot-seconds in that span); None where the journal holds no times."""
+    look-ups), ``utilisation`` (busy slot-seconds over the ``slots`` slots' slot-seconds in that
+    span) and ``steady_utilisation`` (the same until the last evaluation began: while the
+    search still had archs to hand out, without the drain of the last ones); None where the
+    journal holds no times."""
     timed = [r for r in records if isinstance(r.get("began"), (int, float)) and isinstance(r.get("ended"), (int, float))]
     if not timed:
-        return {"clock_seconds": None, "cost_seconds": None, "utilisation": None}
-    span = max(r["ended"] for r in timed) - min(r["began"] for r in timed)
+        return {"clock_seconds": None, "cost_seconds": None, "utilisation": None, "steady_utilisation": None}
+    first, last_start = min(r["began"] for r in timed), max(r["began"] for r in timed)
+    span = max(r["ended"] for r in timed) - first
     busy = sum(r["ended"] - r["began"] for r in timed)
+    steady = sum(max(0.0, min(r["ended"], last_start) - r["began"]) for r in timed)
+    share = lambda part, length: round(part / (slots * length), 4) if length > 0 and slots else None  # noqa: E731
     return {"clock_seconds": round(span, 2), "cost_seconds": round(sum(r.get("cost") or 0.0 for r in timed), 2),
-            "utilisation": round(busy / (slots * span), 4) if span > 0 and slots else None}
+            "utilisation": share(busy, span), "steady_utilisation": share(steady, last_start - first)}
 
 
 def _pyplot():

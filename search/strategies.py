@@ -38,6 +38,9 @@ class StrategyConfig:
 
     name: str = "narformer"  # narformer, rea, random, reinforce or bo (any registered strategy)
     budget: int = 100  # evaluations, failed ones included
+    #: >0: no new evaluation starts once the finished ones cost this much (seconds of the
+    #: evaluator's cost: training seconds; a table's training time), those in flight finish
+    cost_budget: float = 0.0
     batch: int = 10  # archs per round after the first
     init: int = 10  # random archs of the first round
     config: dict = field(default_factory=dict)  # the strategy's own settings
@@ -49,6 +52,8 @@ class StrategyConfig:
         for name in ("budget", "batch", "init"):
             if getattr(self, name) < 1:
                 raise SearchError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.cost_budget < 0:
+            raise SearchError(f"cost_budget must be >= 0 (0: none), got {self.cost_budget}")
         return self
 
     def check_budget(self):
