@@ -113,30 +113,105 @@ def test_the_simulated_clock_orders_results_by_cost():
     assert figures["clock_seconds"] == 5 and figures["utilisation"] == pytest.approx((1 + 3 + 1 + 5) / 15, abs=1e-4)
 
 
-def test_a_killed_async_search_resumes_to_the_same_journal(reference, tmp_path):
+@pytest.fixture(scope="module")
+def with_asha(tmp_path_factory):
+    out = tmp_path_factory.mktemp("asha") / "run"
+    done = search(*ASYNC, "--stopper", "asha", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.parametrize("stopper", ["none", "asha"])
+def test_a_killed_async_search_resumes_to_the_same_journal(reference, with_asha, stopper, tmp_path):
     out = tmp_path / "run"
     kills = 0
     for lines in (3, 14, 27):  # round 1, a predictor round, near the end
-        args = ASYNC + ["--out", str(out)] if not out.exists() else ["--resume", str(out), "--quiet"]
+        args = ASYNC + ["--stopper", stopper, "--out", str(out)] if not out.exists() else ["--resume", str(out), "--quiet"]
         kills += kill_when(args, out, lines)
     assert kills >= 2
     done = search("--resume", str(out), "--quiet")
     assert done.returncode == 0, done.stderr
-    # same archs, same arrival order, same rounds, same simulated times
-    assert journal(out) == journal(reference)
-    records = journal(reference)
+    # same archs, same arrival order, same rounds, same simulated times, same stops
+    expected = reference if stopper == "none" else with_asha
+    assert journal(out) == journal(expected)
+    records = journal(expected)
     assert [r["ended"] for r in records] == sorted(r["ended"] for r in records)  # arrival order = simulated end
     assert max(r["round"] for r in records) >= 3 and {r["slots"] for r in records} == {6}
 
 
-def test_an_async_state_is_rebuilt_from_its_journal(reference, tmp_path):
+@pytest.mark.parametrize("stopper", ["none", "asha"])
+def test_an_async_state_is_rebuilt_from_its_journal(reference, with_asha, stopper, tmp_path):
+    """The stopper's decisions come back from decisions.jsonl, each in its place."""
     out = tmp_path / "run"
-    assert kill_when(ASYNC + ["--out", str(out)], out, 22)
+    assert kill_when(ASYNC + ["--stopper", stopper, "--out", str(out)], out, 22)
     (out / "state.json").write_text("{")
     done = search("--resume", str(out), "--quiet")
     assert done.returncode == 0, done.stderr
     assert "rebuilding the state from the journal" in done.stderr
-    assert journal(out) == journal(reference)
+    assert journal(out) == journal(reference if stopper == "none" else with_asha)
+
+
+def test_asha_stops_at_the_low_fidelity_and_the_stopped_still_teach(with_asha, reference):
+    records = journal(with_asha)
+    stopped = [r for r in records if r["status"] == "stopped"]
+    full = [r for r in records if r["status"] == "ok"]
+    assert len(records) == 40 and 8 <= len(stopped) <= 32
+    summary = json.loads((with_asha / "summary.json").read_text())
+    assert summary["stopped"] == len(stopped) and summary["failed"] == 0 and summary["stopper"] == "asha"
+    for r in stopped:  # the value and cost at 12 of 200 epochs, no test value
+        assert r["fidelity"] == 12 and r["test"] is None and r["val"] == r["curve"]["12"]
+    for r in full:
+        assert r["curve"]["12"] < r["val"] + 50 and r["cost"] > 0
+    # a stop costs 12/200 of that arch's training: the run costs less than the reference
+    costs = {r["key"]: r["cost"] for r in journal(reference)}
+    assert all(r["cost"] == pytest.approx(costs[r["key"]] * 12 / 200) for r in stopped if r["key"] in costs)
+    assert summary["cost_seconds"] < 0.8 * json.loads((reference / "summary.json").read_text())["cost_seconds"]
+    # once two finished evaluations taught the line, a stopped one carries its imputed final value
+    imputed = [r for r in stopped if r.get("imputed") is not None]
+    assert imputed and all(60 < r["imputed"] < 95 for r in imputed)
+    decisions = [json.loads(line) for line in (with_asha / "decisions.jsonl").read_text().splitlines()]
+    assert len(decisions) == len([r for r in records if "12" in r.get("curve", {})])
+    assert {d["key"] for d in decisions if not d["go_on"]} == {r["key"] for r in stopped}
+
+
+def test_asha_decides_by_the_quantile_of_earlier_reports_and_keeps_its_answers():
+    from search.fidelity import StopperSection, make_stopper
+    asha = make_stopper(StopperSection(name="asha", eta=3))
+    assert asha.decide("a", 12, 50.0)  # the first goes on
+    assert not asha.decide("b", 12, 40.0)  # below the 2/3 quantile of [50]
+    assert asha.decide("c", 12, 60.0)
+    assert not asha.decide("d", 12, 52.0)  # the 2/3 quantile of [50, 40, 60] is 53.3
+    assert asha.decide("d", 12, 99.0) is False  # asked again (a resubmitted arch): the same answer
+    assert asha.reported["12"] == [50.0, 40.0, 60.0, 52.0]
+    asha.finished("d", {"status": "stopped", "val": 52.0})
+    assert "d" not in asha.decisions and asha.finals == []  # a stop teaches no final value
+
+
+def test_the_curve_stopper_extrapolates_across_archs():
+    from search.fidelity import StopperSection, make_stopper
+    curve = make_stopper(StopperSection(name="curve", top=2, margin=1.0, min_pairs=3))
+    for i, partial in enumerate([50.0, 55.0, 60.0, 65.0]):  # final = partial + 25, exactly
+        assert curve.decide(f"k{i}", 12, partial)  # too little known yet: every one goes on
+        curve.finished(f"k{i}", {"status": "ok", "val": partial + 25, "curve": {"12": partial}})
+    assert curve.impute(12, 70.0) == pytest.approx(95.0)
+    # the second best final is 85: a partial of 58 predicts 83, with no residual spread: stopped
+    assert not curve.decide("low", 12, 58.0)
+    assert curve.decide("high", 12, 61.0)
+    state = json.loads(json.dumps(curve.state_dict()))
+    twin = make_stopper(StopperSection(name="curve", top=2, margin=1.0, min_pairs=3))
+    twin.load_state_dict(state)
+    assert twin.decide("low", 12, 0.0) is False and twin.impute(12, 70.0) == pytest.approx(95.0)
+
+
+def test_a_cost_budget_stops_starting_evaluations(reference, tmp_path):
+    full = json.loads((reference / "summary.json").read_text())["cost_seconds"]
+    out = tmp_path / "run"
+    done = search(*ASYNC, "--cost-budget", str(full / 2), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    records = journal(out)
+    spent = sum(r["cost"] for r in records)
+    assert 15 < len(records) < 35 and full / 2 * 0.8 < spent < full / 2 * 1.3
+    assert records == journal(reference)[:len(records)]  # the same search, ended early
 
 
 def test_async_keeps_heavy_tailed_slots_busier_than_rounds(tmp_path):
@@ -165,6 +240,11 @@ def test_async_keeps_heavy_tailed_slots_busier_than_rounds(tmp_path):
     (["--schedule", "async", "--strategy", "reinforce", "--embedding", "x.pt"],
      "strategy reinforce learns from whole rounds: it runs with --schedule rounds; asynchronous strategies: bo, "),
     (["--set", "evaluator.config.cost=nope"], "unknown metric 'nope'"),
+    (["--stopper", "asha"], "--stopper asha stops evaluations as their reports arrive: it needs --schedule async"),
+    (["--schedule", "async", "--stopper", "asha", "--metric", "c10valid_val_12"],
+     "evaluator benchmark reports none here"),
+    (["--schedule", "async", "--stopper", "hyperband"], "unknown stopper 'hyperband'; valid: none, asha, curve"),
+    (["--cost-budget", "-5"], "cost_budget must be >= 0"),
 ])
 def test_bad_schedules_are_one_line(args, message, tmp_path):
     done = search("--space", "nb201", "--budget", "20", *args, "--out", str(tmp_path / "run"))
