@@ -167,6 +167,36 @@ def test_darts_search_trains_its_candidates(cifar_dir, tmp_path):
     assert config["config"]["evaluator"]["name"] == "cifar10-train" and config["config"]["executor"]["name"] == "inline"
 
 
+def test_an_async_darts_search_on_the_embedded_ray_survives_a_kill(cifar_dir, tmp_path):
+    """Two slots of smoke trainings as Ray tasks: SIGKILL once the first result is journaled,
+    resume, and every evaluation is journaled once with every field the evaluator gives."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "search.run", "--space", "darts", "--preset", "smoke", "--budget", "4", "--init", "2",
+            "--batch", "2", "--data-dir", str(cifar_dir), "--executor", "ray", "--schedule", "async", "--slots", "2",
+            "--predictor", "mlp", "--predictor-set", "epochs=10", "--quiet", "--no-plots"]
+    for item in TINY[1::2]:
+        args += ["--train-set", item.replace("threads=2", "threads=1")]
+    proc = subprocess.Popen(args + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and not (
+            (out / "journal.jsonl").exists() and (out / "journal.jsonl").read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run([sys.executable, "-m", "search.run", "--resume", str(out), "--quiet"],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    assert len(records) == 4 == len({r["key"] for r in records})
+    fields = {"val", "test", "seconds", "params", "epochs", "train_loss", "threads", "precision", "cost", "began",
+              "ended", "attempts", "status", "round", "slots", "process", "wall_seconds", "key", "arch"}
+    assert all(fields <= set(r) and r["status"] == "ok" for r in records)
+    assert {r["process"] for r in records} == {0, 1} and all(r["cost"] == r["seconds"] for r in records)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["schedule"] == "async" and summary["slots"] == 2 and summary["resumed"] == 1
+
+
 def test_reads_a_batch_made_by_hand_in_the_documented_layout(tmp_path):
     """Each batch is a pickled dict: b"data" holds one row of 3,072 bytes per image (the
     1,024 red values row by row, then green, then blue), b"labels" the classes. Image i of
