@@ -64,7 +64,9 @@ def evaluate(predictor_name, overrides, graphs, y, train, test, seed, kernel_ms=
               "train_size": int(len(train)), "test_size": int(len(test)), "fit_seconds": round(fit_seconds, 2),
               "predictions_per_second": round(per_second, 1),
               # above 1: over-predicted (on a held-out family, a bias the other families taught)
-              "median_ratio": float(np.median(pred / truth))}
+              "median_ratio": float(np.median(pred / truth)),
+              # the trivial baseline: every test network at the training networks' mean latency
+              "mean_baseline_mape": mape(np.full_like(truth, float(np.mean(y[train]))), truth)}
     if families is not None:
         names = np.asarray(families)[test]
         result["by_family"] = {f: {"n": int((names == f).sum()), "mape": mape(pred[names == f], truth[names == f]),

@@ -1,12 +1,13 @@
 """The search driver: a strategy, an evaluator and an executor, with a run folder that
 makes a killed search resumable exactly.
 
+Two schedules: synchronous rounds (``_rounds``) and asynchronous slots (``_stream``).
 Order of writes for every finished evaluation: the journal line (flushed, fsynced), then
 the strategy is told, then the state (atomic). After a kill, the state plus the journal
-lines past ``state["journal_lines"]`` give back every finished evaluation; archs of the
-current round without a result are evaluated again. A state written before a round's
-``ask`` leads to the same ``ask`` again: every random choice flows from the saved RNG
-state, and each round's predictor from its own seed.
+lines past ``state["journal_lines"]`` give back every finished evaluation; archs in flight
+without a result are evaluated again. A state written before an ``ask`` leads to the same
+``ask`` again: every random choice flows from the saved RNG state, and each round's
+predictor from its own seed. A stopper's decisions go to their own journal the same way.
 """
 from __future__ import annotations
 
