@@ -175,6 +175,18 @@ bench-search: $(STAMP)
 # attention (the predictor's own defaults, the search's before), 100 epochs with full attention,
 # and that warm-started.
 BS_NARFORMER := $(PY) -m bench.search --space nb201 --strategies narformer --budget 100 --seeds 10
+# Issue 31's figures: the asynchronous schedule and early stopping on NB201's table (simulated
+# clock), and slot utilisation with 32 slots and heavy-tailed durations.
+.PHONY: bench-search-async
+bench-search-async: $(STAMP)
+	$(PY) -m bench.search --space nb201 --strategies narformer --schedules rounds,async --stoppers none,asha,curve \
+	  --budget 100 --seeds 10 --json results/search/nb201_async_budget100_seeds10.json
+	for spread in 0.5 1.0; do \
+	  $(PY) -m bench.search --space nb201 --strategies rea --schedules rounds,async --budget 1000 --batch 32 \
+	    --init 32 --slots 32 --set evaluator.config.cost_spread=$$spread --seeds 10 \
+	    --json results/search/nb201_slots32_spread$${spread}_seeds10.json || exit 1; \
+	done
+
 .PHONY: bench-search-cost
 bench-search-cost: $(STAMP)
 	$(BS_NARFORMER) --predictor-set epochs=300 --predictor-set attention=full \

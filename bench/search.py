@@ -343,6 +343,11 @@ def plot(results: dict, path: Path, space: str) -> None:
             ax.plot(grid / 3600, mean_step_curve([run[key] for run in results[name]["per_seed"]], grid), label=name)
         ax.set_xlabel(label)
         ax.legend()
+    finals = [np.nanmean([run["curve"][-1] for run in r["per_seed"] if run["curve"][-1] is not None])
+              for r in results.values() if "per_seed" in r]
+    if finals and np.all(np.isfinite(finals)):  # the approach to the end, not the first random archs
+        for ax in axes[0]:
+            ax.set_ylim(bottom=min(finals) - 2, top=max(finals) + 0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
