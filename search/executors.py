@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 
 
 from .errors import SearchError
@@ -350,17 +351,17 @@ def _evaluate_task(evaluator, arch_json, board=None, tag=None) -> tuple:
     """A Ray task: one try at an evaluation, with its start and end (epoch seconds); with a
     ``board``, each intermediate report waits there for the driver's answer."""
     began = time.time()
-    report = None
-    if board is not None:
-        import ray
-
-        def report(step, value, cost):
-            ray.get(board.post.remote(tag, step, value, cost))
-            while (answer := ray.get(board.answer_of.remote(tag, step))) is None:
-                time.sleep(0.05)
-            return answer
-    result = attempt(evaluator, arch_json, report)
+    result = attempt(evaluator, arch_json, None if board is None else partial(_ask_board, board, tag))
     return result, began, time.time()
+
+
+def _ask_board(board, tag, step, value, cost) -> bool:
+    """Post a report and wait for the driver's answer: whether the evaluation goes on."""
+    import ray
+    ray.get(board.post.remote(tag, step, value, cost))
+    while (answer := ray.get(board.answer_of.remote(tag, step))) is None:
+        time.sleep(0.05)
+    return answer
 
 
 class Board:

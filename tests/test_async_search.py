@@ -271,3 +271,19 @@ def test_costs_spread_is_seeded_by_the_arch():
     assert np.all(base > 0) and np.allclose(scaled, [spread.evaluate_cost(a) for a in archs])  # the same each time
     factor = scaled / base
     assert 0.7 < factor.mean() < 1.3 and factor.max() > 4 * np.median(factor)  # mean 1, a heavy tail
+
+
+def test_asha_stops_ray_tasks_through_the_board(tmp_path):
+    """On the embedded Ray each report waits in the task for the driver's answer."""
+    out = tmp_path / "run"
+    done = search("--space", "nb201", "--budget", "16", "--seed", "1", "--predictor", "mlp", "--predictor-set",
+                  "epochs=20", "--quiet", "--no-plots", "--schedule", "async", "--stopper", "asha", "--executor", "ray",
+                  "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    records = journal(out)
+    stopped = [r for r in records if r["status"] == "stopped"]
+    decisions = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
+    assert len(records) == 16 and len(decisions) == 16 and stopped
+    assert {d["key"] for d in decisions if not d["go_on"]} == {r["key"] for r in stopped}
+    assert all(r["fidelity"] == 12 and r["test"] is None for r in stopped)
+    assert all(r["status"] == "ok" and r["test"] is not None for r in records if r not in stopped)
