@@ -269,8 +269,10 @@ def _main(args) -> int:
             r = results[name]
             shown = "test" if "mean_test" in r else "val"
             rate = f"  optimum {r['optimum_rate']:.0%}" if "optimum_rate" in r else ""
+            steady = r.get("mean_steady_utilisation")
             clock = (f"  clock {r['mean_clock_seconds'] / 3600:.1f} h  cost {r['mean_cost_seconds'] / 3600:.1f} h  "
-                     f"slots busy {r['mean_utilisation']:.0%} ({r['mean_steady_utilisation']:.0%} until the last start)"
+                     f"slots busy {r['mean_utilisation']:.0%}"
+                     + (f" ({steady:.0%} until the last start)" if steady is not None else "")
                      if r.get("mean_utilisation") is not None else "")
             print(f"{name:10s} mean {shown} {r[f'mean_{shown}']:.2f} ± {r[f'std_{shown}']:.2f}{rate}{clock}  "
                   f"{r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
