@@ -470,11 +470,8 @@ class RayExecutor:
         # beside the search's own lines (the mode is Ray's default; RAY_AUTH_MODE changes it).
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         if self.quiet:
-            # Ray's start-up notices (token authentication, ...) are warnings of its loggers, and
-            # Tune logs each failed attempt of a trial it will retry with a traceback: a retry
-            # that succeeds is no error of the run, and one that does not is journaled.
+            # Ray's start-up notices (token authentication, ...) are warnings of its loggers.
             logging.getLogger("ray").setLevel(logging.ERROR)
-            logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
         # Ray's node start installs its own SIGTERM handler in the driver (drain, then abort with
         # a crash dump); ours (narnas.cli: a clean interrupt) is put back after ray.init.
         handlers = _signal_handlers(signal.SIGINT, signal.SIGTERM)

@@ -2,9 +2,8 @@
 what the folder holds): networks of a space trained on CIFAR-10, and what their
 global-average-pooled features are on fixed image sets.
 
-Each training is an evaluation of ``search.executors``: Ray Tune trials (an embedded local
-Ray, or a cluster given an address; the folder must then be on storage every node sees) or
-inline. A killed build loses at most the networks in training.
+Each training is an evaluation of ``search.executors``: Ray tasks (an embedded local Ray, or
+a cluster given an address; the folder must then be on storage every node sees) or inline. A killed build loses at most the networks in training.
 """
 from __future__ import annotations
 
@@ -64,7 +63,7 @@ class IOFeatureEvaluator:
 
     def __init__(self, space, config: IOBuildConfig, folder: Path, data_dir: str | None, test_rows: np.ndarray):
         from training.recipes import get_recipe
-        # Absolute: Ray Tune runs each trial in its own working directory.
+        # Absolute: a Ray worker may run in another working directory (another machine's).
         self.space, self.config, self.folder = space, config, Path(folder).resolve()
         self.recipe = get_recipe(space.name)
         self.training = self.recipe.preset(config.preset, **config.train)
@@ -177,7 +176,7 @@ def build(folder, config: IOBuildConfig, executor_config=None, data_dir: str | N
                  test_y=data.test.y.astype(np.int8))
     executor_config = executor_config or ExecutorConfig(name="ray")
     began, failed = time.time(), []
-    with make_executor(executor_config, storage=str(folder / "tune"), quiet=True) as executor:
+    with make_executor(executor_config, quiet=True) as executor:
         for start in range(0, len(todo), chunk):
             batch = todo[start:start + chunk]
 
@@ -192,8 +191,8 @@ def build(folder, config: IOBuildConfig, executor_config=None, data_dir: str | N
                     return
                 entry = {"index": net["index"], "split": net["split"], "key": net["key"],
                          **{k: result[k] for k in ("val", "test", "params", "seconds", "file")}}
-                append_jsonl(journal, entry)  # not held open: Tune pickles the callbacks
+                append_jsonl(journal, entry)
                 done[net["index"]] = entry
-            executor.run([n["arch"] for n in batch], evaluator, on_result, round_=start // chunk + 1)
+            executor.run([n["arch"] for n in batch], evaluator, on_result)
             log(f"{len(done)} of {len(manifest['networks'])} networks done ({time.time() - began:.0f}s)")
     return dict(manifest, done=len(done), failed=failed)

@@ -628,7 +628,7 @@ class Heartbeat:
 
 def interrupts_raise() -> None:
     """Make Ctrl-C raise KeyboardInterrupt in the driver's own work again, whatever handler a
-    library left installed (Ray Tune's swallows the signal); a stop whose exception was lost
+    library left installed (Ray's node start installs its own); a stop whose exception was lost
     ends the search here, between its phases."""
     if threading.current_thread() is threading.main_thread() \
             and signal.getsignal(signal.SIGINT) is not on_interrupt:

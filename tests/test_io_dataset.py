@@ -183,7 +183,7 @@ def test_the_extended_model_trains_and_its_file_serves_as_an_arch2vec_model(smal
 
 
 def test_a_build_on_ray_with_a_relative_folder_keeps_its_files(tmp_path, cifar_dir):
-    """Ray Tune runs each trial in its own working directory: the features must still land in
+    """Ray workers run in working directories of their own: the features must still land in
     the dataset folder given relative to where the command ran."""
     command = _build_command("io", cifar_dir)
     command[command.index("--executor") + 1] = "ray"
