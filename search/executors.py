@@ -318,6 +318,12 @@ class InProcessPool(Pool):
     def next(self):
         return self.done.pop(0)
 
+    def run_batch(self, batch, on_result):
+        """Each arch reported as soon as it is evaluated (a kill loses none that finished)."""
+        for index, arch_json in enumerate(batch):
+            self.submit(index, arch_json)
+            on_result(*self.next())
+
 
 @register_executor("inline")
 class InlineExecutor:
