@@ -1,10 +1,8 @@
 """The asynchronous schedule: streaming strategies, the simulated clock of the inline
 executor, exact resume of a killed or state-less run, and slot utilisation against rounds."""
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from search.errors import SearchError
 from search.executors import SimulatedPool
 from search.middleware import make_strategy
 from search.report import schedule_figures
+from test_search_run import kill_when
 from test_search_strategies import LineSpace, strategy_config
 
 # NB201 look-ups with a fast predictor; 6 slots so rounds of the predictor (every 10 results)
@@ -31,21 +30,6 @@ def journal(folder, drop=("process", "wall_seconds", "seconds")):
     """The journal without what differs between processes (which wrote a line, wall times)."""
     return [{k: v for k, v in json.loads(line).items() if k not in drop}
             for line in (folder / "journal.jsonl").read_text().splitlines()]
-
-
-def kill_when(args, folder, lines):
-    proc = subprocess.Popen([sys.executable, "-m", "search.run", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline:
-        path = folder / "journal.jsonl"
-        if path.exists() and path.read_text().count("\n") >= lines:
-            break
-        time.sleep(0.005)
-    killed = proc.poll() is None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return killed
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from test_cluster import HOST, wait_for
+from test_cluster import HOST, kill_all, wait_for
 from test_search_run import journal, processes_with, search, summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,10 +82,6 @@ def test_an_async_search_on_eight_nodes_keeps_its_slots_busy_through_a_lost_node
     finally:
         if cluster is not None:
             cluster.shutdown()
-        for pid in processes_with(marker):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        kill_all(marker)
         shutil.rmtree(scratch, ignore_errors=True)
     assert wait_for(lambda: not processes_with(marker), "every process of the cluster to end", timeout=30)
