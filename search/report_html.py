@@ -119,7 +119,8 @@ def facts_html(view: RunView, entries: list[dict], best: dict | None) -> str:
     cfg = view.config
     strategy = cfg.get("strategy", {})
     budget = strategy.get("budget")
-    failed = sum(e["value"] is None for e in entries)
+    failed = sum(e["status"] == "failed" for e in entries)
+    stopped = sum(e["status"] == "stopped" for e in entries)
     finished = view.summary is not None and view.summary.get("evaluations") == len(entries)
     state = view.state or {}
     wall = (view.summary or {}).get("wall_seconds", state.get("wall_seconds"))
@@ -127,7 +128,8 @@ def facts_html(view: RunView, entries: list[dict], best: dict | None) -> str:
     if uses_predictor(strategy.get("name")):
         facts.append(("predictor", cfg.get("predictor", {}).get("name")))
     facts += [("evaluator", cfg.get("evaluator", {}).get("name")),
-             ("seed", cfg.get("seed")), ("evaluations", f"{len(entries)} of {budget}" + (f" ({failed} failed)" if failed else "")),
+             ("seed", cfg.get("seed")), ("evaluations", f"{len(entries)} of {budget}" + "".join(
+                 f" ({n} {what})" for n, what in ((failed, "failed"), (stopped, "stopped early")) if n)),
              ("status", "finished" if finished else "unfinished (resume to go on)"),
              ("best search value", number(best["value"]) if best else "-"),
              ("its test value", number(best["test"]) if best and best["test"] is not None else "-"),
@@ -177,7 +179,7 @@ def archs_table(entries: list[dict], best_key, columns: list[str], constraint_co
                 cells.append(f'<td class="n" data-sort="{raw}">{number(v)}</td>')
         status = e["status"] if e["status"] == "ok" else f'{e["status"]}: {e["error"] or ""}'
         cells.append(f'<td data-sort="{escape(e["status"])}">{escape(status)}</td>')
-        cls = "best" if e["key"] == best_key else ("failed" if e["value"] is None else "")
+        cls = "best" if e["key"] == best_key else ("failed" if e["status"] == "failed" else "")
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
     return ('<div class="scroll"><table id="archs" class="sortable"><thead><tr>' + "".join(head) +
             "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
