@@ -280,7 +280,8 @@ class SimulatedPool(Pool):
         final, began, steps, result = self.live[tag]
         step = max((s for s, (_, spent) in steps.items() if began + spent <= self.now), key=lambda s: steps[s][1])
         value, spent = steps[step]
-        stopped = {k: v for k, v in result.items() if k not in ("val", "test", "curve")}
+        # what the whole evaluation measured but the stopped one would not have
+        stopped = {k: v for k, v in result.items() if k not in ("val", "test", "curve", "epochs", "train_loss")}
         stopped.update(status="stopped", val=value, test=None, fidelity=step, cost=spent,
                        curve={str(s): v for s, (v, c) in steps.items() if c <= spent},
                        began=round(began, 3), ended=round(began + spent, 3))

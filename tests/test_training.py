@@ -167,12 +167,15 @@ def test_darts_search_trains_its_candidates(cifar_dir, tmp_path):
     assert config["config"]["evaluator"]["name"] == "cifar10-train" and config["config"]["executor"]["name"] == "inline"
 
 
-def test_an_async_darts_search_on_the_embedded_ray_survives_a_kill(cifar_dir, tmp_path):
-    """Two slots of smoke trainings as Ray tasks: SIGKILL once the first result is journaled,
-    resume, and every evaluation is journaled once with every field the evaluator gives."""
+def test_an_async_darts_search_on_the_embedded_ray_stops_early_and_survives_a_kill(cifar_dir, tmp_path):
+    """Two slots of smoke trainings as Ray tasks, each reporting its validation accuracy after
+    epoch 1 of 2 to ASHA: SIGKILL once the first result is journaled, resume, and every
+    evaluation is journaled once, with every field the evaluator gives; a stopped training
+    trained one epoch."""
     out = tmp_path / "run"
     args = [sys.executable, "-m", "search.run", "--space", "darts", "--preset", "smoke", "--budget", "4", "--init", "2",
             "--batch", "2", "--data-dir", str(cifar_dir), "--executor", "ray", "--schedule", "async", "--slots", "2",
+            "--stopper", "asha", "--set", "evaluator.config.rungs=[1]", "--train-set", "epochs=2",
             "--predictor", "mlp", "--predictor-set", "epochs=10", "--quiet", "--no-plots"]
     for item in TINY[1::2]:
         args += ["--train-set", item.replace("threads=2", "threads=1")]
@@ -190,9 +193,18 @@ def test_an_async_darts_search_on_the_embedded_ray_survives_a_kill(cifar_dir, tm
     records = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
     assert len(records) == 4 == len({r["key"] for r in records})
     fields = {"val", "test", "seconds", "params", "epochs", "train_loss", "threads", "precision", "cost", "began",
-              "ended", "attempts", "status", "round", "slots", "process", "wall_seconds", "key", "arch"}
-    assert all(fields <= set(r) and r["status"] == "ok" for r in records)
-    assert {r["process"] for r in records} == {0, 1} and all(r["cost"] == r["seconds"] for r in records)
+              "ended", "attempts", "status", "round", "slots", "process", "wall_seconds", "key", "arch", "curve"}
+    assert all(fields <= set(r) and r["cost"] == r["seconds"] for r in records)
+    assert {r["process"] for r in records} == {0, 1}
+    for r in records:  # the validation accuracy after epoch 1 was reported by each
+        assert set(r["curve"]) == {"1"}
+        if r["status"] == "stopped":
+            assert r["epochs"] == r["fidelity"] == 1 and r["test"] is None and r["val"] == r["curve"]["1"]
+        else:
+            assert r["status"] == "ok" and r["epochs"] == 2 and r["test"] is not None
+    decisions = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
+    assert {d["key"] for d in decisions} == {r["key"] for r in records}
+    assert {d["key"] for d in decisions if not d["go_on"]} == {r["key"] for r in records if r["status"] == "stopped"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["schedule"] == "async" and summary["slots"] == 2 and summary["resumed"] == 1
 

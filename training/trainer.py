@@ -220,7 +220,7 @@ def train_step(model, x, y, loss: Callable, opt, scaler, cfg: TrainerConfig, dty
 def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, *,
         on_epoch: Callable[[nn.Module, int], None] | None = None, checkpoint: Path | None = None,
         extra_state: dict | None = None, progress: bool = False, log=None,
-        replica: Replica | None = None) -> tuple[dict, nn.Module]:
+        replica: Replica | None = None, rungs=(), report=None) -> tuple[dict, nn.Module]:
     """Train the network ``build()`` makes on ``data``; (result, trained model).
 
     ``build`` is called after seeding, so the initial weights follow ``config.seed``;
@@ -232,6 +232,12 @@ def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, 
     The result holds val and test accuracy (%), the last training loss, the per-epoch history,
     the images of each split, the epochs, the training seconds (resumed runs included), and the
     seed, device, precision and CPU threads it ran with.
+
+    Early stopping (one process): after each epoch of ``rungs`` (before the last) the validation
+    accuracy is measured, kept in the history and the checkpoint, and ``report(epoch, val,
+    seconds so far)`` says whether the training goes on; when it says no, the result has
+    ``stopped: True``, the epochs trained, that val and no test. A training resumed right after
+    a rung reports it again, so no rung goes unanswered.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     cfg = config
@@ -270,6 +276,9 @@ def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, 
     # On a terminal a bar over every step of the training; in a log one line per epoch.
     bar = Progress(cfg.epochs * steps, progress and rank == 0 and interactive(), "train", start=start_epoch * steps)
     began_training = time.time()
+    rungs = {int(r) for r in rungs if 0 < int(r) < cfg.epochs} if report is not None and world == 1 else set()
+    if start_epoch in rungs and "val" in history[-1] and not report(start_epoch, history[-1]["val"], spent):
+        return _stopped(history, start_epoch, spent, cfg, device, dtype, loader, n), inner
     for epoch in range(start_epoch, cfg.epochs):
         began = time.time()
         torch.manual_seed(seed_of(cfg.seed, epoch, rank))  # this epoch's dropout and drop-path
@@ -293,6 +302,8 @@ def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, 
         seen = max(seen, 1.0)
         spent += time.time() - began
         history.append({"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": 100.0 * correct / seen})
+        if epoch + 1 in rungs:
+            history[-1]["val"] = evaluate(inner, loader, "val", dtype)
         if progress and rank == 0 and not bar.enabled:
             elapsed = time.time() - began_training
             left = eta(elapsed, epoch + 1 - start_epoch, cfg.epochs - start_epoch)
@@ -304,6 +315,9 @@ def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, 
                                          "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                                          "epoch": epoch + 1, "history": history, "seconds": spent,
                                          "workers": world})
+        if epoch + 1 in rungs and not report(epoch + 1, history[-1]["val"], spent):
+            bar.close()
+            return _stopped(history, epoch + 1, spent, cfg, device, dtype, loader, n), inner
     bar.close()
     # the thread count and precision change the float sums: recorded beside the seed
     result = {"train_loss": history[-1]["train_loss"] if history else None, "history": history,
@@ -315,6 +329,14 @@ def fit(build: Callable[[], nn.Module], data: TrainData, config: TrainerConfig, 
         result["val"] = evaluate(inner, loader, "val", dtype)
         result["test"] = evaluate(inner, loader, "test", dtype)
     return result, inner
+
+
+def _stopped(history, epochs, spent, cfg, device, dtype, loader, n) -> dict:
+    """The result of a training stopped after ``epochs``: its val there, no test."""
+    return {"train_loss": history[-1]["train_loss"], "history": history, "epochs": epochs, "seconds": round(spent, 2),
+            "workers": 1, "seed": cfg.seed, "device": str(device), "precision": precision_name(dtype),
+            "threads": torch.get_num_threads(), "train_images": n, "val_images": loader.size("val"),
+            "test_images": loader.size("test"), "val": history[-1]["val"], "test": None, "stopped": True}
 
 
 @torch.inference_mode()

@@ -18,6 +18,8 @@ class CIFAR10TrainingConfig:
     preset: str = "search"  # a preset of the space's recipe (DARTS: final, search or smoke)
     train: dict = field(default_factory=dict)  # training config fields over the preset's
     data_dir: str | None = None  # CIFAR-10 python batches; None: $NARNAS_CIFAR10_DIR, then the data folder
+    #: epochs after which the validation accuracy is reported to a stopper (--stopper; e.g. [10, 30])
+    rungs: list = field(default_factory=list)
 
 
 @register_evaluator("cifar10-train")
@@ -65,13 +67,23 @@ class TrainingEvaluator(Evaluator):
             return None
         return Path(self.context.run_dir) / "checkpoints" / hashlib.sha1(key.encode()).hexdigest()[:16] / "checkpoint.pt"
 
-    def evaluate(self, arch_json) -> dict:
+    @property
+    def reports(self) -> bool:
+        return bool(self.config.rungs)
+
+    def evaluate(self, arch_json, report=None) -> dict:
         space = self.space
         arch = space.from_json(arch_json)
         result = self.recipe.train(arch, space, self._load(), self.training,
-                                   checkpoint=self.checkpoint_path(str(space.key(arch))))
-        return {k: result[k] for k in ("val", "test", "seconds", "params", "epochs", "train_loss", "threads",
-                                       "precision")}
+                                   checkpoint=self.checkpoint_path(str(space.key(arch))),
+                                   rungs=self.config.rungs if report else (), report=report)
+        out = {k: result[k] for k in ("val", "test", "seconds", "params", "epochs", "train_loss", "threads",
+                                      "precision")}
+        if self.reports:
+            out["curve"] = {str(h["epoch"]): h["val"] for h in result["history"] if "val" in h}
+        if result.get("stopped"):
+            out.update(stopped=True, fidelity=result["epochs"], cost=result["seconds"])
+        return out
 
     def describe(self) -> dict:
         return dict(super().describe(), data_dir=self.data_dir, preset=self.config.preset,

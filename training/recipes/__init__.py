@@ -47,6 +47,8 @@ class Recipe:
         """The dataset the recipe trains on, split as ``config`` says."""
         raise NotImplementedError
 
-    def train(self, arch, space, data, config, checkpoint=None, progress: bool = False, log=None) -> dict:
-        """Train ``arch`` of ``space`` on ``data``; the fit result plus ``params``."""
+    def train(self, arch, space, data, config, checkpoint=None, progress: bool = False, log=None,
+              rungs=(), report=None) -> dict:
+        """Train ``arch`` of ``space`` on ``data``; the fit result plus ``params`` (``rungs`` and
+        ``report``: early stopping, as ``training.trainer.fit`` takes them)."""
         raise NotImplementedError

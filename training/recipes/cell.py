@@ -39,15 +39,17 @@ class CellRecipe(Recipe):
         """The space's build config from the training config's network fields."""
         raise NotImplementedError
 
-    def train_model(self, arch, space, data, config, checkpoint=None, progress=False, log=None):
+    def train_model(self, arch, space, data, config, checkpoint=None, progress=False, log=None, rungs=(),
+                    report=None):
         """(result, trained model): ``train`` for callers that use the network afterwards."""
         build = self.build_config(space, config, data.num_classes)
         batches = ArrayData(data, config.batch_size, config.eval_batch_size, config.seed,
                             channels_last=config.channels_last)
         result, model = fit(lambda: space.build_model(arch, build), batches, config, checkpoint=checkpoint,
                             extra_state={"space": space.name, "arch": str(space.key(arch)), "build": asdict(build)},
-                            progress=progress, log=log)
+                            progress=progress, log=log, rungs=rungs, report=report)
         return dict(result, params=count_parameters(model)), model
 
-    def train(self, arch, space, data, config, checkpoint=None, progress=False, log=None) -> dict:
-        return self.train_model(arch, space, data, config, checkpoint, progress, log)[0]
+    def train(self, arch, space, data, config, checkpoint=None, progress=False, log=None, rungs=(),
+              report=None) -> dict:
+        return self.train_model(arch, space, data, config, checkpoint, progress, log, rungs, report)[0]

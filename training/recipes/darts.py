@@ -60,7 +60,8 @@ class DartsRecipe(Recipe):
         return space.build_config(dict(num_classes=num_classes, channels=config.channels, layers=config.layers,
                                        auxiliary=config.auxiliary))
 
-    def train(self, arch, space, data, config, checkpoint=None, progress=False, log=None) -> dict:
+    def train(self, arch, space, data, config, checkpoint=None, progress=False, log=None, rungs=(),
+              report=None) -> dict:
         build = self.build_config(space, config, data.num_classes)
 
         def ramp_drop_path(model, epoch):
@@ -71,5 +72,5 @@ class DartsRecipe(Recipe):
         result, model = fit(lambda: space.build_model(arch, build), batches, config, on_epoch=ramp_drop_path,
                             checkpoint=checkpoint,
                             extra_state={"space": space.name, "arch": str(space.key(arch)), "build": asdict(build)},
-                            progress=progress, log=log)
+                            progress=progress, log=log, rungs=rungs, report=report)
         return dict(result, params=count_parameters(model))
