@@ -61,6 +61,37 @@ def test_smoke_training_lowers_the_training_loss(cifar_dir):
     assert result["val"] > 15 and result["test"] > 15 and result["params"] > 0, result
 
 
+def test_a_training_stops_at_a_rung_when_told_and_a_resume_after_the_rung_asks_again(cifar_dir, tmp_path):
+    space = spaces.get_space("darts")
+    data = cifar10.load(cifar_dir, val_size=200, fraction=0.25)
+    config = DARTS.preset("smoke", epochs=3, channels=4, layers=3, val_size=200, fraction=0.25, batch_size=50,
+                          threads=2)
+    arch = space.from_json(spaces.darts.DARTS_V2)
+    asked = []
+
+    def stop_at_2(epoch, val, seconds):
+        asked.append((epoch, val))
+        return epoch < 2
+    stopped = DARTS.train(arch, space, data, config, rungs=[1, 2], report=stop_at_2)
+    assert [e for e, _ in asked] == [1, 2] and stopped["stopped"] and stopped["epochs"] == 2
+    assert stopped["test"] is None and stopped["val"] == asked[-1][1] == stopped["history"][-1]["val"]
+
+    class Killed(Exception):
+        pass
+
+    def killed_at_1(epoch, val, seconds):  # the process dies after the rung's checkpoint, before an answer
+        raise Killed
+    checkpoint = tmp_path / "checkpoint.pt"
+    with pytest.raises(Killed):
+        DARTS.train(arch, space, data, config, checkpoint=checkpoint, rungs=[1], report=killed_at_1)
+    asked.clear()
+    again = DARTS.train(arch, space, data, config, checkpoint=checkpoint, rungs=[1],
+                        report=lambda epoch, val, seconds: asked.append(epoch) or False)
+    assert asked == [1] and again["stopped"] and again["epochs"] == 1  # asked again, before any training
+    whole = DARTS.train(arch, space, data, config, rungs=[1, 2])  # no report: no rung is measured
+    assert "stopped" not in whole and whole["epochs"] == 3 and all("val" not in h for h in whole["history"])
+
+
 def test_augmentation_keeps_shapes_and_is_seeded():
     import torch
 
