@@ -235,7 +235,8 @@ class SimulatedPool(Pool):
         self.evaluator, self.max_failures, self.now, self.reports = evaluator, max_failures, now, reports
         self.events: list = []  # heap of (time, order, tag, result)
         self.order = 0
-        self.live: dict = {}  # tag -> (order of its final event, began, the reports it will make)
+        self.live: dict = {}  # tag -> (order of its final event, began, the reports it will make, result)
+        self.asked: dict = {}  # tag -> the step of its report being answered
 
     @property
     def busy(self) -> int:
@@ -256,11 +257,14 @@ class SimulatedPool(Pool):
         result = evaluate(self.evaluator, arch_json, self.max_failures, record if self.reports else None)
         cost = cost_of(self.evaluator, result)
         began = self.now if began is None else began
+        # Every time on this clock is rounded to the millisecond as it is made, so the times a
+        # resume reads back from the journal are the very values the clock held.
         if result["status"] == "ok":
             for step, (value, spent) in steps.items():
-                self._push(began + spent, tag, {"status": "report", "step": step, "val": value, "cost": spent})
-        final = self._push(began + cost, tag, dict(result, cost=cost, began=round(began, 3),
-                                                   ended=round(began + cost, 3)))
+                self._push(round(began + spent, 3), tag, {"status": "report", "step": step, "val": value,
+                                                          "cost": spent})
+        ended = round(began + cost, 3)
+        final = self._push(ended, tag, dict(result, cost=cost, began=began, ended=ended))
         self.live[tag] = (final, began, steps, result)
 
     def next(self):
@@ -270,7 +274,9 @@ class SimulatedPool(Pool):
             if tag not in self.live or (result["status"] != "report" and order != self.live[tag][0]):
                 continue  # an event of an evaluation stopped earlier
             self.now = max(self.now, when)
-            if result["status"] != "report":
+            if result["status"] == "report":
+                self.asked[tag] = result["step"]
+            else:
                 del self.live[tag]
             return tag, result
 
@@ -278,13 +284,13 @@ class SimulatedPool(Pool):
         if go_on:
             return
         final, began, steps, result = self.live[tag]
-        step = max((s for s, (_, spent) in steps.items() if began + spent <= self.now), key=lambda s: steps[s][1])
+        step = self.asked.pop(tag)
         value, spent = steps[step]
         # what the whole evaluation measured but the stopped one would not have
         stopped = {k: v for k, v in result.items() if k not in ("val", "test", "curve", "epochs", "train_loss")}
         stopped.update(status="stopped", val=value, test=None, fidelity=step, cost=spent,
                        curve={str(s): v for s, (v, c) in steps.items() if c <= spent},
-                       began=round(began, 3), ended=round(began + spent, 3))
+                       began=began, ended=self.now)
         self.live[tag] = (self._push(self.now, tag, stopped), began, steps, result)
 
     def run_batch(self, batch, on_result):
@@ -294,8 +300,9 @@ class SimulatedPool(Pool):
         for index, arch_json in enumerate(batch):
             result = evaluate(self.evaluator, arch_json, self.max_failures)
             cost = cost_of(self.evaluator, result)
-            self.now = max(self.now, start + cost)
-            on_result(index, dict(result, cost=cost, began=round(start, 3), ended=round(start + cost, 3)))
+            ended = round(start + cost, 3)
+            self.now = max(self.now, ended)
+            on_result(index, dict(result, cost=cost, began=start, ended=ended))
 
 
 class InProcessPool(Pool):

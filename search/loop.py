@@ -109,6 +109,8 @@ class Search:
                                  "command": sys.argv, "plugins": list(plugins)})
         self._attach_store()
         self.journal_lines = len(journal)
+        if config.schedule.slots:  # given (a --force resume may change it): over the saved resolution
+            self.clock["slots"] = config.schedule.slots
         if resume:
             if diff:  # --force: the new config is the run's from now on, in both files
                 write_json(self.run_dir.path / "config.json", dict(saved, config=search_config.to_dict(config)))
@@ -190,14 +192,16 @@ class Search:
         own journal, each line with the number of results before it) in their places."""
         self.decision_lines = len(decisions)
         decisions = list(decisions)
-        slots = self.clock["slots"] = max((r.get("slots", 0) for r in journal), default=0) or self.clock["slots"] \
-            or self.config.strategy.batch
+        # each record says how many slots the run had when it arrived (a --force may change them)
+        slots_at = [r.get("slots") or self.clock["slots"] or self.config.strategy.batch for r in journal]
         began = self.clock["began"]
         if self.strategy.round == 0:
             self.strategy.advance()
-        records = iter(journal)
         total, self.spent = self.spent, 0.0  # the cost as it was when each result arrived
+        index = 0
         while True:
+            slots = self.clock["slots"] = slots_at[min(index, len(slots_at) - 1)] if slots_at else \
+                (self.clock["slots"] or self.config.strategy.batch)
             free = slots - len(self.strategy.in_flight) if not self.cost_spent() else 0
             for arch in self.strategy.ask(free) if free > 0 else []:
                 began[self.strategy.key(arch)] = self.clock["now"]
@@ -208,10 +212,11 @@ class Search:
             while decisions and decisions[0]["after"] <= arrived:
                 line = decisions.pop(0)
                 self.stopper.decide(line["key"], line["step"], line["val"])
-            record = next(records, None)
-            if record is None:
+            if index == len(journal):
                 self.spent = total
                 return
+            record = journal[index]
+            index += 1
             if record["key"] not in {e["key"] for e in self.strategy.in_flight}:
                 raise SearchError(f"{self.run_dir.path / 'journal.jsonl'}: the evaluation of {record['key']} does not "
                                   "follow from the run's config and seed (another config's journal?): the state "
