@@ -288,13 +288,29 @@ def _main(args) -> int:
            "optimum": None if optimum is None else {"by_metric": optimum[0], "by_test": optimum[1],
                                                     "best_val": optimum[2], "best_test": optimum[3]},
            "versions": versions()}
-    text = json.dumps(out, indent=2)
+    text = to_text(out)
     if out_file is not None:
         atomic_write_bytes(out_file, (text + "\n").encode())
         plot(results, out_file.with_suffix(".png"), args.space)
     print(json.dumps({n: {k: v for k, v in r.items() if k not in ("per_seed", "curve", "settings")}
                       for n, r in results.items()}))
     return 0
+
+
+def to_text(out: dict) -> str:
+    """The results as indented JSON, each seed's run on one line: its curves hold a point per
+    evaluation, which indented one number a line would make megabytes."""
+    runs = []
+
+    def mark(run) -> str:
+        runs.append(run)
+        return f"\u0000run{len(runs) - 1}"
+    marked = {name: dict(r, per_seed=[mark(run) for run in r["per_seed"]]) if "per_seed" in r else r
+              for name, r in out["strategies"].items()}
+    text = json.dumps(dict(out, strategies=marked), indent=2)
+    for i, run in enumerate(runs):
+        text = text.replace(json.dumps(f"\u0000run{i}"), json.dumps(run))
+    return text
 
 
 def variant_name(strategy: str, schedule: str, stopper: str) -> str:

@@ -29,6 +29,7 @@ from .evaluators import EvaluationContext
 from .executors import make_executor
 from .fidelity import make_stopper
 from .middleware import Constrained, make_strategy, measure_functions
+from .registry import EXECUTORS
 from .rundir import BEST, PARETO, SUMMARY, PredictorStore, RunDir, dumps, write_json
 
 
@@ -94,7 +95,7 @@ class Search:
         # of the asynchronous schedule, resolved when the executor starts; kept in the state.
         self.decision_lines = 0  # lines of the stopper's journal (decisions.jsonl)
         self.clock = {"now": 0.0, "began": {}, "slots": config.schedule.slots,
-                      "simulated": make_executor(config.executor).clock == "simulated"}
+                      "simulated": EXECUTORS.get(config.executor.name).clock == "simulated"}
         # The constraint wrapper measures each arch once (cached by key); pareto.json reads it there.
         self.constrained = self.strategy.link(Constrained)
         journal = self.run_dir.read_journal() if resume else []  # never touch another run's files
@@ -291,7 +292,6 @@ class Search:
                      f"round {self.strategy.round}" + (f" ({again} to evaluate again)" if again else ""))
         with make_executor(cfg.executor, quiet=cfg.run.quiet) as executor:
             pool = executor.pool(self.evaluator, clock=wall, now=self.clock["now"], reports=self.stopper is not None)
-            self.clock["simulated"] = pool.clock == "simulated"
             if not self.clock["slots"]:
                 self.clock["slots"] = executor.capacity() or cfg.strategy.batch
             if cfg.schedule.name == "async":
