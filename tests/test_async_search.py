@@ -228,11 +228,22 @@ def test_async_keeps_heavy_tailed_slots_busier_than_rounds(tmp_path):
      "evaluator benchmark reports none here"),
     (["--schedule", "async", "--stopper", "hyperband"], "unknown stopper 'hyperband'; valid: none, asha, curve"),
     (["--cost-budget", "-5"], "cost_budget must be >= 0"),
+    (["--schedule", "async", "--stopper", "asha", "--eta", "1"], "stopper eta must be > 1, got 1.0"),
 ])
 def test_bad_schedules_are_one_line(args, message, tmp_path):
     done = search("--space", "nb201", "--budget", "20", *args, "--out", str(tmp_path / "run"))
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--schedules", "async", "--stoppers", "nope"], "unknown stopper 'nope'; valid: none, asha, curve"),
+    (["--schedules", "later"], "unknown schedule 'later'; valid: rounds, async"),
+])
+def test_bench_search_refuses_bad_schedules_in_one_line(args, message):
+    done = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "rea", "--seeds", "1", *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {message}", done.stderr
 
 
 def test_streaming_refuses_a_round_based_strategy_directly():
