@@ -49,6 +49,11 @@ def build_parser():
     p.add_argument("--test-min", type=float, metavar="VALUE",
                    help="also report RMSE, Pearson r and tau on the test archs whose truth is >= VALUE "
                         "(arch2vec scores archs above 80%% accuracy)")
+    p.add_argument("--graph-inputs", metavar="NAMES",
+                   help="comma-separated columns of --data (e.g. zero-cost proxies: python -m bench.zero_cost "
+                        "--table) that the predictor's head takes beside each graph (its graph_inputs)")
+    p.add_argument("--test-size", type=int, metavar="N", help="test on a seeded draw of N of the remaining archs "
+                                                              "(default: all of them)")
     p.add_argument("--json", help="write the results here as JSON")
     p.add_argument("--plugin", action="append", metavar="MODULE",
                    help="import this module first (it registers its own spaces, predictors, ...); repeatable")
@@ -74,7 +79,8 @@ def run(args) -> dict:
     reference = make_evaluator(args.score_evaluator, space) if args.score_evaluator else None
     train, val, test = split_rows(np.flatnonzero(np.isfinite(y)), args.train_size, args.val_size, args.seed,
                                   bench.source)
-    graphs = lambda b, rows: [space.to_graph(b.arch(int(i))) for i in rows]
+    inputs = [n.strip() for n in (args.graph_inputs or "").split(",") if n.strip()]
+    graphs = lambda b, rows: [with_columns(space.to_graph(b.arch(int(i))), b, int(i), inputs) for i in rows]
     if args.test_data:
         test_bench = spaces.get_benchmark(space, args.test_data)
         test = rows_outside(test_bench, {bench.keys[i] for i in train})
@@ -83,10 +89,17 @@ def run(args) -> dict:
     y_test = test_bench.column(test_target)[test]
     keep = np.isfinite(y_test)
     test, y_test = test[keep], y_test[keep]
+    if args.test_size is not None:
+        if not 0 < args.test_size <= len(test):
+            raise PredictorError(f"--test-size must be in 1..{len(test)}, got {args.test_size}")
+        pick = np.sort(np.random.default_rng([args.seed, 1]).choice(len(test), args.test_size, replace=False))
+        test, y_test = test[pick], y_test[pick]
 
     if args.test_min is not None and not (y_test >= args.test_min).any():  # before the fit, not after
         raise PredictorError(f"no test arch has {test_target} >= {args.test_min} (--test-min)")
     overrides = parse_overrides(args.set)
+    if inputs:
+        overrides["graph_inputs"] = tuple(inputs)
     if is_latency(target) and "target_transform" not in overrides \
             and "target_transform" in getattr(predictor_class(args.predictor).config_class, "__dataclass_fields__", {}):
         # Ranks suit accuracies (every pair alike); a latency is judged by its relative error,
@@ -132,6 +145,19 @@ def run(args) -> dict:
     result["versions"] = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                           "threads": torch.get_num_threads()}
     return result
+
+
+def with_columns(graph, bench, row: int, names: list[str]):
+    """``graph`` carrying the values of ``bench``'s columns ``names`` at ``row`` as per-graph numbers."""
+    if not names:
+        return graph
+    import dataclasses
+    missing = [n for n in names if n not in bench.columns]
+    if missing:
+        raise PredictorError(f"--graph-inputs {', '.join(missing)}: no such column in {bench.source} "
+                             f"(columns: {', '.join(bench.metrics)})")
+    pairs = tuple((n, float(bench.columns[n][row])) for n in names)
+    return dataclasses.replace(graph, graph_features=tuple(graph.graph_features) + pairs)
 
 
 def is_latency(target: str) -> bool:

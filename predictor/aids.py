@@ -48,12 +48,14 @@ class TwinTraining:
                                  "has one order: use augment=0")
         # Twin slot k of arch i is its k-th renumbering, or the original when it has fewer.
         slots = [[(g.ops, g.adjacency)] * cfg.augment for g in graphs]
+        extras = [getattr(g, "graph_features", ()) for g in graphs]
         counts = np.zeros(len(graphs), dtype=np.int64)
         for i, g in enumerate(graphs):
             found = twins(np.asarray(g.ops), np.asarray(g.adjacency), rng, cfg.augment, kind=cfg.augment_kind)
             counts[i] = len(found)
             slots[i][:len(found)] = found
-        flat = [_Graph(ops, adj, graphs[0].vocab) for per_arch in slots for ops, adj in per_arch]
+        flat = [_Graph(ops, adj, graphs[0].vocab, extra) for per_arch, extra in zip(slots, extras)
+                for ops, adj in per_arch]
         twin = self.encode(batch_graphs(flat, width))
         twin = {k: v.view(len(graphs), cfg.augment, *v.shape[1:]) for k, v in twin.items()}
         return {"main": main, "twins": twin, "twin_counts": torch.from_numpy(counts)}
@@ -81,12 +83,13 @@ class TwinTraining:
 
 
 class _Graph:
-    """A bare graph (ops, adjacency, vocab) for the twins."""
+    """A bare graph (ops, adjacency, vocab) for the twins; a twin carries its original's
+    per-graph numbers (the same network, renumbered)."""
 
-    __slots__ = ("ops", "adjacency", "vocab")
+    __slots__ = ("ops", "adjacency", "vocab", "graph_features")
 
-    def __init__(self, ops, adjacency, vocab):
-        self.ops, self.adjacency, self.vocab = ops, adjacency, vocab
+    def __init__(self, ops, adjacency, vocab, graph_features=()):
+        self.ops, self.adjacency, self.vocab, self.graph_features = ops, adjacency, vocab, graph_features
 
 
 def sequence_ranking_loss(pred, target, perm, kind: str = "l1"):

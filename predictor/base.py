@@ -18,6 +18,7 @@ from torch import nn
 from narnas.progress import Progress, interactive
 
 from .errors import PredictorError
+from .graph_inputs import check_names, fit_scaling, scale
 from .graphs import GraphBatch, batch_graphs
 from .metrics import kendall_tau
 
@@ -58,12 +59,16 @@ class TrainConfig:
     device: str = "cpu"  # "cuda", "cuda:1", ... where there is a GPU
     threads: int = 0  # torch CPU threads; 0 = all cores
     quiet: bool = True  # no progress bar
+    #: per-graph numbers the head takes beside the graph, by name (the graphs' graph_features,
+    #: e.g. zero-cost proxies: ("synflow", "jacov")); see predictor.graph_inputs
+    graph_inputs: tuple = ()
 
     def validate(self):
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise PredictorError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_choice("target_transform", self.target_transform, ("rank", "minmax"))
+        check_names(self.graph_inputs)
         if not 0 <= self.ema_decay < 1:
             raise PredictorError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.lr > 0 or not self.weight_decay >= 0 or not 0 <= self.warmup <= 1:
@@ -186,6 +191,23 @@ class TorchPredictor(Predictor):
     def _set_meta(self, graphs):
         batch = batch_graphs(graphs)
         self.meta = {"num_ops": len(graphs[0].vocab), "max_nodes": batch.max_nodes}
+        if self.config.graph_inputs:
+            self.meta["graph_inputs"] = fit_scaling(batch.graph_features, self.config.graph_inputs)
+
+    @property
+    def num_graph_inputs(self) -> int:
+        return len(self.config.graph_inputs)
+
+    def graph_input_tensor(self, batch: GraphBatch) -> torch.Tensor | None:
+        """float32 [B, num_graph_inputs] for the head, scaled as the training graphs were; None without."""
+        if not self.config.graph_inputs:
+            return None
+        return torch.from_numpy(scale(batch.graph_features, self.meta["graph_inputs"]))
+
+    def with_graph_inputs(self, inputs: dict, batch: GraphBatch, key: str = "extra") -> dict:
+        """``inputs`` plus the head's per-graph inputs under ``key`` where the config asks for some."""
+        extra = self.graph_input_tensor(batch)
+        return inputs if extra is None else {**inputs, key: extra}
 
     def _fit_target_map(self, y: np.ndarray) -> np.ndarray:
         """Set the target transform from the training targets; return them transformed."""

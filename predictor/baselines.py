@@ -40,6 +40,8 @@ class MLPConfig(TrainConfig):
 
 
 class MLPNet(nn.Module):
+    """Per-graph inputs (``extra``) join the flat encoding: an MLP is all head."""
+
     def __init__(self, in_features, hidden, dropout):
         super().__init__()
         layers, width = [], in_features
@@ -48,7 +50,9 @@ class MLPNet(nn.Module):
             width = h
         self.net = nn.Sequential(*layers, nn.Linear(width, 1))
 
-    def forward(self, features):
+    def forward(self, features, extra=None):
+        if extra is not None:
+            features = torch.cat([features, extra], dim=-1)
         return torch.sigmoid(self.net(features)).squeeze(-1)
 
 
@@ -66,10 +70,10 @@ class MLPPredictor(TorchPredictor):
     def build_model(self):
         if not self.config.hidden:
             raise PredictorError("mlp needs at least one hidden layer")
-        return MLPNet(self._features(), list(self.config.hidden), self.config.dropout)
+        return MLPNet(self._features() + self.num_graph_inputs, list(self.config.hidden), self.config.dropout)
 
     def encode(self, batch):
-        return {"features": torch.from_numpy(flat_encoding(batch, self.meta["num_ops"]))}
+        return self.with_graph_inputs({"features": torch.from_numpy(flat_encoding(batch, self.meta["num_ops"]))}, batch)
 
 
 @dataclass
@@ -170,19 +174,21 @@ class GINLayer(nn.Module):
 
 
 class GINNet(nn.Module):
-    def __init__(self, num_ops, cfg: GINConfig):
+    def __init__(self, num_ops, cfg: GINConfig, num_extra: int = 0):
         super().__init__()
         self.embed = nn.Linear(num_ops, cfg.hidden)
         self.layers = nn.ModuleList(GINLayer(cfg.hidden) for _ in range(cfg.layers))
-        self.head = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+        self.head = nn.Sequential(nn.Linear(cfg.hidden + num_extra, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                                   nn.Linear(cfg.hidden, 1))
 
-    def forward(self, ops, adjacency, mask):
+    def forward(self, ops, adjacency, mask, extra=None):
         m = mask.to(ops.dtype)
         h = self.embed(ops) * m[..., None]
         for layer in self.layers:
             h = layer(h, adjacency, m)
         pooled = h.sum(1) / m.sum(1, keepdim=True)
+        if extra is not None:
+            pooled = torch.cat([pooled, extra], dim=-1)
         return torch.sigmoid(self.head(pooled)).squeeze(-1)
 
 
@@ -195,8 +201,9 @@ class GINPredictor(TorchPredictor):
     def build_model(self):
         if self.config.layers < 1:
             raise PredictorError("gin needs at least one layer")
-        return GINNet(self.meta["num_ops"], self.config)
+        return GINNet(self.meta["num_ops"], self.config, self.num_graph_inputs)
 
     def encode(self, batch):
-        return {"ops": torch.from_numpy(one_hot_ops(batch, self.meta["num_ops"])),
-                "adjacency": torch.from_numpy(batch.adjacency), "mask": torch.from_numpy(batch.mask)}
+        return self.with_graph_inputs({"ops": torch.from_numpy(one_hot_ops(batch, self.meta["num_ops"])),
+                                       "adjacency": torch.from_numpy(batch.adjacency),
+                                       "mask": torch.from_numpy(batch.mask)}, batch)

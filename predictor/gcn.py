@@ -65,15 +65,15 @@ class BidirectionalGraphConv(nn.Module):
 
 
 class GCNNet(nn.Module):
-    def __init__(self, width_in: int, cfg: GCNConfig):
+    def __init__(self, width_in: int, cfg: GCNConfig, num_extra: int = 0):
         super().__init__()
         widths = [width_in] + [cfg.hidden] * cfg.layers
         self.convs = nn.ModuleList(BidirectionalGraphConv(a, b) for a, b in zip(widths, widths[1:]))
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Sequential(nn.Linear(cfg.hidden, cfg.fc), nn.ReLU(), nn.Dropout(cfg.dropout),
+        self.head = nn.Sequential(nn.Linear(cfg.hidden + num_extra, cfg.fc), nn.ReLU(), nn.Dropout(cfg.dropout),
                                   nn.Linear(cfg.fc, 1))
 
-    def forward(self, features, adjacency, mask):
+    def forward(self, features, adjacency, mask, extra=None):
         # row i of `along` averages node i's sources (and itself); of `against`, its consumers
         along = _row_normalised(adjacency.transpose(1, 2))
         against = _row_normalised(adjacency)
@@ -82,6 +82,8 @@ class GCNNet(nn.Module):
         for conv in self.convs:
             h = self.drop(torch.relu(conv(h, along, against))) * m
         pooled = h.sum(1) / m.sum(1)
+        if extra is not None:
+            pooled = torch.cat([pooled, extra], dim=-1)
         return torch.sigmoid(self.head(pooled)).squeeze(-1)
 
 
@@ -98,7 +100,7 @@ class GCNPredictor(TwinTraining, TorchPredictor):
         return (6 if cfg.self_id == "concat" else 4) * cfg.num_freqs
 
     def build_model(self):
-        return GCNNet(self._width(), self.config)
+        return GCNNet(self._width(), self.config, self.num_graph_inputs)
 
     def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -109,5 +111,6 @@ class GCNPredictor(TwinTraining, TorchPredictor):
             features = one_hot_ops(batch, self.meta["num_ops"])
         else:
             features = node_tokens(batch, cfg.num_freqs, cfg.self_id)
-        return {"features": torch.from_numpy(features), "adjacency": torch.from_numpy(batch.adjacency),
-                "mask": torch.from_numpy(batch.mask)}
+        return self.with_graph_inputs({"features": torch.from_numpy(features),
+                                       "adjacency": torch.from_numpy(batch.adjacency),
+                                       "mask": torch.from_numpy(batch.mask)}, batch)

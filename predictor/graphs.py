@@ -43,15 +43,16 @@ def batch_graphs(graphs: Sequence, max_nodes: int | None = None) -> GraphBatch:
         n = sizes[i]
         ops[i, :n] = g.ops
         adjacency[i, :n, :n] = g.adjacency
+    # per-graph numbers every graph carries (a name some graphs lack is left out)
+    per_graph = [dict(getattr(g, "graph_features", ()) or ()) for g in graphs]
+    shared = [name for name in per_graph[0] if all(name in f for f in per_graph)]
+    graph_features = {name: np.array([f[name] for f in per_graph], dtype=np.float64) for name in shared} or None
     names = getattr(graphs[0], "node_feature_names", ())
     if not names or any(getattr(g, "node_feature_names", ()) != names for g in graphs):
-        return GraphBatch(ops, adjacency, sizes)
+        return GraphBatch(ops, adjacency, sizes, graph_features=graph_features)
     features = np.zeros((len(graphs), width, len(names)), dtype=np.float32)
     for i, g in enumerate(graphs):
         features[i, :sizes[i]] = g.node_features
-    graph_names = [name for name, _ in graphs[0].graph_features]
-    graph_features = {name: np.array([dict(g.graph_features).get(name, np.nan) for g in graphs])
-                      for name in graph_names}
     return GraphBatch(ops, adjacency, sizes, features, tuple(names), graph_features)
 
 

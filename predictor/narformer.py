@@ -197,7 +197,8 @@ class NARFormerPredictor(TwinTraining, TorchPredictor):
 
     def build_model(self):
         width = (6 if self.config.self_id == "concat" else 4) * self.config.num_freqs
-        return NARFormerNet(self.config, token_width=width, depth_width=6 * self.config.num_freqs)
+        return NARFormerNet(self.config, token_width=width, depth_width=6 * self.config.num_freqs,
+                            num_static=self.num_graph_inputs)
 
     def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         if has_layer_attributes(batch):
@@ -216,7 +217,7 @@ class NARFormerPredictor(TwinTraining, TorchPredictor):
                   "depth_code": torch.from_numpy(depth.astype(np.float32))}
         if self.config.attention == "graph":
             inputs["neighbours"] = torch.from_numpy(graph_attention_mask(batch, mask))
-        return inputs
+        return self.with_graph_inputs(inputs, batch, "static")  # per-graph inputs join at the head
 
 
 def graph_attention_mask(batch: GraphBatch, token_mask: np.ndarray) -> np.ndarray:

@@ -147,7 +147,7 @@ class TNASPNet(nn.Module):
     """``token_width``: node tokens (encoder="tokenizer") of that width replace the op embedding
     and the position encoding."""
 
-    def __init__(self, num_ops: int, pe_dim: int, cfg: TNASPConfig, token_width: int = 0):
+    def __init__(self, num_ops: int, pe_dim: int, cfg: TNASPConfig, token_width: int = 0, num_extra: int = 0):
         super().__init__()
         if token_width:
             self.token_embed = nn.Linear(token_width, cfg.d_model)
@@ -156,10 +156,10 @@ class TNASPNet(nn.Module):
             self.pe_embed = nn.Linear(pe_dim, cfg.d_model)
         self.blocks = nn.ModuleList(SelfAttentionBlock(cfg, 0.0) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Sequential(nn.Linear(cfg.d_model, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+        self.head = nn.Sequential(nn.Linear(cfg.d_model + num_extra, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                                   nn.Linear(cfg.hidden, 1))
 
-    def forward(self, mask, ops=None, pe=None, tokens=None, neighbours=None):
+    def forward(self, mask, ops=None, pe=None, tokens=None, neighbours=None, extra=None):
         x = self.token_embed(tokens) if tokens is not None else self.op_embed(ops.clamp(min=0)) + self.pe_embed(pe)
         if neighbours is not None:
             attn_mask = neighbours
@@ -170,6 +170,8 @@ class TNASPNet(nn.Module):
         x = self.norm(x)
         m = mask.to(x.dtype)[..., None]
         pooled = (x * m).sum(1) / m.sum(1)
+        if extra is not None:
+            pooled = torch.cat([pooled, extra], dim=-1)
         return torch.sigmoid(self.head(pooled)).squeeze(-1)
 
 
@@ -186,7 +188,8 @@ class TNASPPredictor(TorchPredictor):
     def build_model(self):
         cfg = self.config
         width = (6 if cfg.self_id == "concat" else 4) * cfg.num_freqs if cfg.encoder == "tokenizer" else 0
-        return TNASPNet(self.meta["num_ops"], self.meta["pe_dim"], cfg, token_width=width)
+        return TNASPNet(self.meta["num_ops"], self.meta["pe_dim"], cfg, token_width=width,
+                        num_extra=self.num_graph_inputs)
 
     def encode(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         if batch.ops.max() >= self.meta["num_ops"]:
@@ -200,7 +203,7 @@ class TNASPPredictor(TorchPredictor):
             inputs.update(ops=torch.from_numpy(batch.ops), pe=torch.from_numpy(pe))
         if self.config.attention == "graph":
             inputs["neighbours"] = torch.from_numpy(neighbour_mask(batch))
-        return inputs
+        return self.with_graph_inputs(inputs, batch)
 
     def loss(self, model, inputs, index, y, gen):
         batch = take(inputs["main"], index)

@@ -43,8 +43,17 @@ def get_space(name: str, **options):
 def get_benchmark(space, path=None, **options):
     """Open the tabular benchmark of ``space`` (a name or a SearchSpace).
 
-    ``path`` may be any file format the space's readers know; ``None`` means the
+    ``path`` may be any file format the space's readers know, or, for every space, a table
+    with an ``arch`` column or a run folder (:mod:`spaces.table`); ``None`` means the
     environment variable, then the default data folder (see each space's docs).
     """
+    from .table import is_table, read_table
     name = space if isinstance(space, str) else space.name
+    if path is not None and is_table(path):
+        if options:
+            raise SpacesError(f"a table ({path}) takes no benchmark options, got {', '.join(sorted(options))}")
+        return read_table(get_space(name) if isinstance(space, str) else space, path)
+    if name not in BENCHMARKS:
+        raise SpacesError(f"space {name!r} has no benchmark reader; give a table of your own results (a CSV or "
+                          f"JSON-lines file with an 'arch' column, or a run folder); readers: {', '.join(BENCHMARKS.names())}")
     return BENCHMARKS.get(name)(path, **options)

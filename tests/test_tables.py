@@ -1,0 +1,84 @@
+"""Tables of your own results (an arch column plus metrics) as the benchmark of any space."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import spaces
+from spaces.errors import DataFileError, SpacesError
+from spaces.table import read_table, write_table
+
+
+@pytest.fixture
+def darts_rows():
+    space = spaces.get_space("darts")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(5)]
+    return space, [{"arch": space.to_json(a), "val": 90.0 + i, "test": 89.0 + i, "note": "run"} for i, a in
+                   enumerate(archs)]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_table_is_the_benchmark_of_a_space_without_one(darts_rows, tmp_path, suffix):
+    space, rows = darts_rows
+    path = tmp_path / f"mine{suffix}"
+    write_table(rows, path)
+    bench = spaces.get_benchmark("darts", path)
+    assert bench.metrics == ["test", "val"]  # "note" is not a number: not a metric
+    assert bench.search_metric() == "val" and bench.report_metric() == "test"
+    for row in rows:
+        assert bench.query(space.from_json(row["arch"])) == row["val"]
+    assert [space.key(a) for a in bench.archs()] == [space.key(space.from_json(r["arch"])) for r in rows]
+
+
+def test_without_a_table_a_space_without_a_reader_says_what_to_give():
+    with pytest.raises(SpacesError, match="space 'darts' has no benchmark reader; give a table"):
+        spaces.get_benchmark("darts")
+
+
+def test_refused_and_repeated_rows_are_named_by_line(darts_rows, tmp_path):
+    space, rows = darts_rows
+    path = tmp_path / "bad.jsonl"
+    write_table(rows[:2] + [{"arch": {"normal": "nonsense"}, "val": 1.0}] + rows[:1], path)
+    with pytest.raises(DataFileError, match=r"1 rows hold no valid darts architecture \(lines 3; line 3: "):
+        read_table(space, path)
+    write_table(rows[:3] + rows[1:2], path)
+    with pytest.raises(DataFileError, match=r"1 rows repeat an architecture of an earlier row \(line 4 repeats 2\)"):
+        read_table(space, path)
+
+
+def test_a_run_folder_is_a_table_of_its_finished_evaluations(tmp_path):
+    space = spaces.get_space("nb201")
+    rng = np.random.default_rng(1)
+    archs = [space.sample(rng) for _ in range(3)]
+    folder = tmp_path / "run"
+    folder.mkdir()
+    lines = [{"arch": space.to_json(archs[0]), "status": "ok", "val": 80.5, "test": 81.0},
+             {"arch": space.to_json(archs[1]), "status": "failed", "error": "boom", "val": None},
+             {"arch": space.to_json(archs[2]), "status": "stopped", "val": 40.0}]
+    (folder / "journal.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    bench = spaces.get_benchmark(space, folder)
+    assert len(bench) == 1 and bench.query(archs[0]) == 80.5
+
+
+def test_one_arch_per_line_is_a_table_without_metrics(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "spaces", "--space", "nb201", "--sample", "4"], capture_output=True,
+                         text=True, env=os.environ, timeout=120)
+    path = tmp_path / "archs.jsonl"
+    path.write_text(out.stdout)
+    bench = read_table(spaces.get_space("nb201"), path)
+    assert len(bench) == 4 and bench.metrics == []
+
+
+def test_spaces_query_reads_a_table(darts_rows, tmp_path):
+    space, rows = darts_rows
+    path = tmp_path / "mine.csv"
+    write_table(rows, path)
+    out = subprocess.run([sys.executable, "-m", "spaces", "--space", "darts", "--query", json.dumps(rows[2]["arch"]),
+                          "--data", str(path), "--metric", "val"], capture_output=True, text=True, env=os.environ,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["val"] == 92.0
