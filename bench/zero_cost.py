@@ -32,6 +32,8 @@ def build_parser():
     p.add_argument("--data", help="benchmark file or table (default: the space's)")
     p.add_argument("--metric", help="the metric ranked against (default: the benchmark's search metric)")
     p.add_argument("--proxies", default="all", help="comma-separated proxy names (default: all)")
+    p.add_argument("--vote", default="synflow,naswot,jacov",
+                   help="also score the mean rank of these proxies (the zero-cost strategy's default vote)")
     p.add_argument("--batch-size", type=int, default=64, help="images in the proxies' minibatch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seeds the minibatch, the initialisation and --sample")
     p.add_argument("--data-dir", help="CIFAR-10 / ImageNet folder for the minibatch")
@@ -63,6 +65,9 @@ def run(args) -> dict:
     from zerocost.store import ProxyStore, check_cache
     space = spaces.get_space(args.space, **parse_overrides(args.space_set, "--space-set"))
     chosen = [p.name for p in proxies.resolve([n.strip() for n in args.proxies.split(",") if n.strip()])]
+    vote = [p.name for p in proxies.resolve([n.strip() for n in args.vote.split(",") if n.strip()])] \
+        if args.vote.strip() else []
+    chosen += [n for n in vote if n not in chosen]
     if "params" not in chosen:
         chosen.append("params")  # the baseline every proxy is compared with
     bench = spaces.get_benchmark(space, args.data)
@@ -90,6 +95,12 @@ def run(args) -> dict:
         rho, tau = correlations(values[:, j], truth)
         result["proxies"][name] = {"spearman": round(rho, 4), "kendall": round(tau, 4),
                                    "nan": int(np.isnan(values[:, j]).sum())}
+    if vote:
+        from scipy.stats import rankdata
+        ranks = np.mean([rankdata(np.where(np.isnan(values[:, chosen.index(n)]), -np.inf,
+                                           values[:, chosen.index(n)])) for n in vote], axis=0)
+        rho, tau = correlations(ranks, truth)
+        result["vote"] = {"proxies": vote, "spearman": round(rho, 4), "kendall": round(tau, 4)}
     result["best"] = max((n for n in chosen if n != "params"), key=lambda n: result["proxies"][n]["spearman"],
                          default=None)
     result["command"] = "python -m bench.zero_cost " + " ".join(sys.argv[1:])
@@ -113,6 +124,9 @@ def to_text(result: dict) -> str:
     lines = [f"{result['space']}, {result['archs']} archs, against {result['metric']} "
              f"(minibatch {result['batch']}; {result['seconds_per_arch']} s per arch computed here)"]
     order = sorted(result["proxies"].items(), key=lambda kv: -kv[1]["spearman"])
+    if "vote" in result:
+        lines.append(f"  vote of {'+'.join(result['vote']['proxies'])}: spearman {result['vote']['spearman']:+.3f}  "
+                     f"kendall {result['vote']['kendall']:+.3f}")
     lines += [f"  {name:10s} spearman {v['spearman']:+.3f}  kendall {v['kendall']:+.3f}" + (f"  ({v['nan']} NaN)" if
                                                                                           v["nan"] else "")
               for name, v in order]

@@ -2,7 +2,7 @@
 
   narnas search --space nb201 --budget 100 --seed 0      # python -m search.run
   narnas report runs/nb201-s0                            # python -m search.report
-  narnas train | export | io-data | spaces | embed | latency ...
+  narnas train | export | io-data | spaces | embed | latency | zerocost ...
   narnas bench search --space nb201 ...                  # python -m bench.search, from a checkout
   narnas list [spaces|strategies|predictors|evaluators|...]
   narnas --version
@@ -31,6 +31,7 @@ TOOLS = {
     "spaces": ("spaces.__main__", "sample, mutate, key, count, query a space (python -m spaces)"),
     "embed": ("embeddings.__main__", "pretrain arch2vec, encode archs, train the IO model (python -m embeddings)"),
     "latency": ("latency.__main__", "build and inspect a measured latency dataset (python -m latency)"),
+    "zerocost": ("zerocost.__main__", "zero-cost proxies of a space's archs, cached, as a table (python -m zerocost)"),
 }
 
 

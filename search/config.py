@@ -29,6 +29,7 @@ from .errors import SearchError
 from .executors import ExecutorConfig
 from .fidelity import StopperSection
 from .latency import LatencySection
+from .proxies import ProxiesSection, check_usable, parse_names
 from .strategies import PredictorSection, StrategyConfig, strategy_settings
 
 
@@ -92,10 +93,11 @@ class SearchConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     run: RunSection = field(default_factory=RunSection)
     latency: LatencySection = field(default_factory=LatencySection)
+    proxies: ProxiesSection = field(default_factory=ProxiesSection)
 
 
 #: parts that may change on resume without changing the search
-RUNTIME = ("executor", "run", "evaluator.config.data_dir")
+RUNTIME = ("executor", "run", "evaluator.config.data_dir", "proxies.cache", "proxies.data_dir")
 
 #: command-line flag (argparse dest) -> (path in the tree, type, help)
 FLAGS = {
@@ -108,6 +110,8 @@ FLAGS = {
                                                    "seconds (training seconds; a table's training time); "
                                                    "default 0: no limit"),
     "init": ("strategy.init", int, "random archs of the first round (default 10)"),
+    "prior": ("strategy.prior", str, "a run folder or table (arch column + val) whose evaluations the predictor "
+                                     "learns from first: never re-evaluated, not counted in --budget"),
     "seed": ("seed", int, "the run's one seed (default 0)"),
     "schedule": ("schedule.name", str, "rounds (default: propose a batch, wait for all of it) or async "
                                        "(keep --slots evaluations in flight, refit every --refit-every results)"),
@@ -117,6 +121,11 @@ FLAGS = {
     "stopper": ("stopper.name", str, "async: stop evaluations early from their intermediate values: none "
                                      "(default), asha or curve (ours: the final value extrapolated across archs)"),
     "eta": ("stopper.eta", float, "asha: 1/eta of the evaluations at a step go on (default 3)"),
+    "proxies": ("proxies.names", parse_names, "zero-cost proxies, comma-separated (python -m zerocost --list): the "
+                                              "zero-cost strategy's vote (default synflow,naswot,jacov); a "
+                                              "predictor-guided strategy's per-graph predictor inputs"),
+    "first_round": ("proxies.first_round", str, "narformer: random (default) or proxies (the proxies' best of "
+                                                "--set proxies.pool=100 random archs)"),
     "population": ("strategy.config.population", int, "rea: population size (default 20)"),
     "tournament": ("strategy.config.tournament", int, "rea: tournament size (default 5)"),
     "parents": ("strategy.config.parents", int, "narformer: top archs mutated (default 10)"),
@@ -227,6 +236,13 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
         raise SearchError(f"strategy {strategy.name} learns from whole rounds: it runs with --schedule rounds; "
                           f"asynchronous strategies: {', '.join(streaming)}")
     config.strategy.config = configs.to_dict(strategy_settings(strategy, config.strategy.config))
+    if config.strategy.prior and not strategy.learns_from_prior:
+        learners = sorted(n for n in STRATEGIES.names() if STRATEGIES.get(n).learns_from_prior)
+        raise SearchError(f"strategy {strategy.name} does not learn from earlier evaluations; --prior is for "
+                          f"{', '.join(learners)}")
+    if not config.proxies.names and getattr(strategy, "default_proxies", ()):
+        config.proxies.names = tuple(strategy.default_proxies)
+    check_usable(space, config.proxies)
     check_limits(config.strategy.constraints)
     if "latency" in config.strategy.constraints:
         from .latency import check as check_latency
@@ -244,6 +260,8 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
     defaults = dict(getattr(space, "search_predictor", {}).get(config.predictor.name, {}))
     from predictor.registry import predictor_class
     fields = {f.name for f in dataclasses.fields(predictor_class(config.predictor.name).config_class)}
+    if config.proxies.names and "graph_inputs" in fields and "graph_inputs" not in given:
+        given["graph_inputs"] = list(config.proxies.names)  # the proxies join the predictor's head
     defaults.update({k: v for k, v in cls.predictor_defaults(evaluator_config).items() if k in fields})
     made = predictors.get_predictor(config.predictor.name, **{**defaults, **given})  # checks keys and values
     # The seed follows the run's; "quiet" (the fit's progress bar) follows the terminal and

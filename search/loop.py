@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from narnas.cli import clear_interrupt, on_interrupt, raise_if_interrupted
 
 from . import config as search_config
+from . import prior as priors
 from .config import SearchConfig
 from .errors import SearchError, StateError
 from .evaluators import EvaluationContext
@@ -89,8 +90,11 @@ class Search:
                               "accuracy when the search metric is its default one)")
         self.measures = measure_functions(self.space, config.strategy.constraints, self.evaluator,
                                           config.latency, self.run_dir.path)
+        self.prior, prior_info = [], None
+        if config.strategy.prior:  # a resume reads the copy its run made, never the source again
+            self.prior, prior_info = priors.load(self.run_dir.path, self.space, config.strategy.prior, resume)
         self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures,
-                                      config.schedule)
+                                      config.schedule, config.proxies, self.prior)
         # The clock of the run's evaluations (simulated for the inline executor) and the slots
         # of the asynchronous schedule, resolved when the executor starts; kept in the state.
         self.decision_lines = 0  # lines of the stopper's journal (decisions.jsonl)
@@ -107,7 +111,10 @@ class Search:
             self.run_dir.lock(create=True)  # before the emptiness check: two fresh starts race there
             self.run_dir.create({"config": search_config.to_dict(config), "versions": versions(),
                                  "evaluator": self.evaluator.describe(), "seed": config.seed,
-                                 "command": sys.argv, "plugins": list(plugins)})
+                                 "command": sys.argv, "plugins": list(plugins),
+                                 **({"prior": prior_info} if prior_info else {})})
+            if self.prior:
+                priors.write(self.run_dir.path, self.prior)
         self._attach_store()
         self.journal_lines = len(journal)
         if config.schedule.slots:  # given (a --force resume may change it): over the saved resolution
@@ -162,7 +169,7 @@ class Search:
                 self._arrived(record)
         else:
             self.strategy = make_strategy(self.space, self.config.strategy, self.config.seed, self.config.predictor,
-                                          self.measures, self.config.schedule)  # fresh: a failed load may have half-filled it
+                                          self.measures, self.config.schedule, self.config.proxies, self.prior)  # fresh: a failed load may have half-filled it
             self.constrained = self.strategy.link(Constrained)
             self._replay(journal, decisions)
             # each record says which process wrote it and when: the counters come back with the results

@@ -147,11 +147,13 @@ def measure_functions(space, names, evaluator=None, latency=None, cache_dir=None
 
 
 def make_strategy(space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None,
-                  measures: dict | None = None, schedule=None):
+                  measures: dict | None = None, schedule=None, proxies=None, prior=()):
     """The registered strategy ``config.name`` with the standard chain: constraints (when
     any; ``measures`` from :func:`measure_functions`, by default the space's and the
     registered ones), then failure handling; streaming when ``schedule`` (a
-    ``search.config.ScheduleSection``) is asynchronous."""
+    ``search.config.ScheduleSection``) is asynchronous; ``proxies`` (a
+    ``search.proxies.ProxiesSection``) naming some gives the strategy its zero-cost proxies;
+    ``prior`` holds earlier evaluations it learns from (search.prior)."""
     check_limits(config.constraints)
     chain = []
     if config.constraints:
@@ -159,8 +161,11 @@ def make_strategy(space, config: StrategyConfig, seed: int = 0, predictor: Predi
         chain.append(Constrained(config.constraints, measures))
     chain.append(FailureHandling(config.stop_if_first_round_fails))
     streaming = schedule is not None and schedule.name == "async"
+    from .proxies import Proxies
     return strategy_class(config.name)(space, config, seed=seed, predictor=predictor, middleware=chain,
-                                       streaming=streaming, refit_every=schedule.refit_every if streaming else 0)
+                                       streaming=streaming, refit_every=schedule.refit_every if streaming else 0,
+                                       proxies=Proxies(space, proxies) if proxies is not None and proxies.names
+                                       else None, prior=prior)
 
 
 # --- built-in measures -------------------------------------------------------------------

@@ -17,6 +17,7 @@ value ``None``, counts against the budget and is never a parent. Two schedules:
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class StrategyConfig:
     #: >0: no new evaluation starts once the finished ones cost this much (seconds of the
     #: evaluator's cost: training seconds; a table's training time), those in flight finish
     cost_budget: float = 0.0
+    #: a run folder or table whose evaluations a predictor-guided strategy learns from (search.prior)
+    prior: str | None = None
     batch: int = 10  # archs per round after the first
     init: int = 10  # random archs of the first round
     config: dict = field(default_factory=dict)  # the strategy's own settings
@@ -135,7 +138,7 @@ class Strategy:
     attempts_per_arch = 200
 
     def __init__(self, space, config: StrategyConfig, seed: int = 0, predictor: PredictorSection | None = None,
-                 middleware=(), streaming: bool = False, refit_every: int = 0):
+                 middleware=(), streaming: bool = False, refit_every: int = 0, proxies=None, prior=()):
         require(space, Sampling, "to search it")
         self.space, self.config, self.seed = space, config.validate().check_budget(), seed
         if streaming and not self.streams:
@@ -146,18 +149,25 @@ class Strategy:
         # The chain of search.middleware links (constraints, failure handling), in order.
         self.middleware = list(middleware)
         self.predictor_section = predictor or PredictorSection()
+        self.proxies = proxies  # search.proxies.Proxies, or None: no zero-cost proxies
+        if prior and not self.learns_from_prior:
+            raise SearchError(f"strategy {self.name} does not learn from earlier evaluations: --prior is for "
+                              "predictor-guided strategies (narformer)")
+        self.prior = [dict(e) for e in prior]  # earlier evaluations (search.prior): known, never proposed
         self.rng = np.random.default_rng(seed)
         self.round = 0
         self.round_start = 0  # results in the history when the current round began (its predictor's data)
         self.history: list[dict] = []  # committed: key, arch (JSON), value, round, predicted
         self.in_flight: list[dict] = []  # the current batch, same fields; value set by tell
-        self.seen: set[str] = set()  # keys evaluated or in flight
+        self.seen: set[str] = {e["key"] for e in self.prior}  # keys evaluated, in flight or in the prior
         self.proposing: set[str] = set()  # keys taken by the proposal being made
         self._archs: dict[str, object] = {}  # key -> arch, a cache rebuilt from JSON
         self.say = None  # one-line notes for a log (refits): the driver sets it
 
     #: whether each round's ask fits a model on the results (its time grows with them)
     refits = False
+    #: whether it learns from a prior's evaluations (--prior)
+    learns_from_prior = False
 
     def link(self, kind: type):
         """The middleware link of type ``kind`` in the chain, or None."""
@@ -289,7 +299,7 @@ class Strategy:
         self.round_start = state.get("round_start", len(self.history))
         self.rng.bit_generator.state = state["rng"]
         self.in_flight = [dict(e) for e in state["in_flight"]]
-        self.seen = {e["key"] for e in self.history + self.in_flight}
+        self.seen = {e["key"] for e in self.prior + self.history + self.in_flight}
         for link in self.middleware:
             own = state.get("middleware", {}).get(link.name)
             if own is not None:
@@ -314,7 +324,7 @@ class Strategy:
     def known_ok(self) -> list[dict]:
         """The results known when the current round began that can teach a predictor: the
         successful ones and the stopped ones with an imputed final value (``target``)."""
-        return [e for e in self.history[:self.round_start] if target(e) is not None]
+        return self.prior + [e for e in self.history[:self.round_start] if target(e) is not None]
 
     def _commit(self):
         # In the order proposed, whatever order the results came in.
@@ -358,6 +368,28 @@ class Strategy:
             parent = self.space.mutate(parent, self.rng)
         return parent
 
+    def _by_vote(self, found: list[tuple], n: int) -> list[tuple]:
+        """The n of ``found`` (key, arch) pairs the proxies' vote ranks highest, with their vote."""
+        if not found:
+            return []
+        votes = self.proxies.vote([a for _, a in found])
+        order = np.argsort(-votes, kind="stable")[:n]
+        return [(found[i][0], found[i][1], float(votes[i])) for i in order]
+
+    def _mutants_or_random(self, parents: list, random_share: float, max_mutations: int):
+        """A candidate maker: a random arch with probability ``random_share``, else a mutant
+        (1..max_mutations steps) of one of ``parents``."""
+        def candidate():
+            if not parents or self.rng.random() < random_share:
+                return self.space.sample(self.rng)
+            parent = parents[self.rng.integers(len(parents))]
+            return self._mutant(parent, int(self.rng.integers(1, max_mutations + 1)))
+        return candidate
+
+    def _best_parents(self, k: int) -> list:
+        ranked = sorted(self.prior + self.evaluated_ok(), key=lambda e: -e["value"])  # stable: ties keep order
+        return [self.arch(e["key"], e["arch"]) for e in ranked[:k]]
+
 
 def target(entry: dict) -> float | None:
     """What an entry teaches a predictor: its value, or a stopped evaluation's imputed one."""
@@ -397,6 +429,46 @@ class RegularizedEvolution(Strategy):
         return [(k, a, None) for k, a in self._new(child, n)]
 
 
+@dataclass
+class ZeroCostSettings:
+    candidates: int = 100  # new archs the proxies rank per round
+    random_share: float = 1.0  # of the candidates, random archs; the rest mutants of the best evaluated
+    parents: int = 10  # random_share < 1: the top-k evaluated archs that are mutated
+    max_mutations: int = 2
+
+    def validate(self):
+        for name in ("candidates", "parents", "max_mutations"):
+            if getattr(self, name) < 1:
+                raise SearchError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.random_share <= 1:
+            raise SearchError(f"random_share must be in [0, 1], got {self.random_share}")
+
+
+@register_strategy("zero-cost")
+class ZeroCost(Strategy):
+    """Zero-cost proxies rank the candidates; nothing is trained to choose (the baseline of
+    every zero-cost paper: the best of ``candidates`` random archs by the proxies' vote).
+
+    Each round the proxies (``--proxies``, by default a vote of synflow, naswot and jacov)
+    rank ``candidates`` new archs, random or (``random_share`` < 1) mutants of the best
+    evaluated ones, and the top ones are proposed."""
+
+    config_class = ZeroCostSettings
+    #: the vote when the search names no proxies: the three best on NB201 (bench.zero_cost)
+    default_proxies = ("synflow", "naswot", "jacov")
+
+    def __init__(self, space, config, seed=0, predictor=None, middleware=(), **schedule):
+        super().__init__(space, config, seed, predictor, middleware, **schedule)
+        if self.proxies is None:
+            raise SearchError("the zero-cost strategy needs proxies (search.proxies.Proxies)")
+
+    def propose(self, n):
+        cfg = self.settings
+        parents = self._best_parents(cfg.parents) if cfg.random_share < 1 else []
+        found = self._new(self._mutants_or_random(parents, cfg.random_share, cfg.max_mutations), cfg.candidates)
+        return self._by_vote(found, n)
+
+
 @register_strategy("narformer")
 class PredictorGuided(Strategy):
     """Predictor-guided evolution (NPENAS / NAR-Former's search): the predictor ranks mutants.
@@ -419,20 +491,33 @@ class PredictorGuided(Strategy):
         self.predictor_quiet = True
 
     refits = True
+    learns_from_prior = True
 
     def attach(self, predictor_store, quiet: bool, say=None) -> None:
         self.predictor_store, self.predictor_quiet, self.say = predictor_store, quiet, say
 
     def graph(self, key: str, obj):
         if key not in self._graphs:
-            self._graphs[key] = self.space.to_graph(self.arch(key, obj))
+            self._graphs[key] = self.graphs([self.arch(key, obj)])[0]
         return self._graphs[key]
+
+    def graphs(self, archs: list) -> list:
+        """The predictor's graphs of ``archs``, carrying their proxies where the search has some."""
+        graphs = [self.space.to_graph(a) for a in archs]
+        if self.proxies is None or not archs:
+            return graphs
+        values = self.proxies.values(archs)
+        names = self.proxies.names
+        return [dataclasses.replace(g, graph_features=tuple(g.graph_features) + tuple(zip(names, map(float, v))))
+                for g, v in zip(graphs, values)]
 
     def make_predictor(self):
         import predictor as predictors
         # A seed per round: a resumed run refits exactly the predictor the original fitted.
         cfg = dict(self.predictor_section.config, seed=self.seed * 1000 + self.round)
         cfg.setdefault("quiet", self.predictor_quiet)
+        if self.proxies is not None:  # the proxies join the predictor's head
+            cfg.setdefault("graph_inputs", tuple(self.proxies.names))
         return predictors.get_predictor(self.predictor_section.name, **cfg)
 
     def begin_round(self) -> None:
@@ -468,26 +553,21 @@ class PredictorGuided(Strategy):
 
     def propose(self, n):
         cfg = self.settings
-        if self.round == 1 or len(self.evaluated_ok()) < 2:
+        if (self.round == 1 and not self.prior) or len(self.prior) + len(self.evaluated_ok()) < 2:
+            if self.proxies is not None and self.proxies.section.first_round == "proxies":
+                return self._by_vote(self._new(lambda: self.space.sample(self.rng), self.proxies.section.pool), n)
             return [(k, a, None) for k, a in self._new(lambda: self.space.sample(self.rng), n)]
         model = self.round_model()
         if model is not None and cfg.proposal == "evolution":
             return self._evolve(model, n)
-        ranked = sorted(self.evaluated_ok(), key=lambda e: -e["value"])  # stable: ties keep history order
-        parents = [self.arch(e["key"], e["arch"]) for e in ranked[:cfg.parents]]
-
-        def candidate():
-            if self.rng.random() < cfg.random_share:
-                return self.space.sample(self.rng)
-            parent = parents[self.rng.integers(len(parents))]
-            return self._mutant(parent, int(self.rng.integers(1, cfg.max_mutations + 1)))
-        found = self._new(candidate, cfg.candidates)
+        parents = self._best_parents(cfg.parents)
+        found = self._new(self._mutants_or_random(parents, cfg.random_share, cfg.max_mutations), cfg.candidates)
         if not found:
             return []
         if model is None:  # keep the (random) order the candidates were made in
             chosen = [(k, a, None) for k, a in found[:n]]
         else:
-            scores = model.predict([self.space.to_graph(a) for _, a in found])
+            scores = model.predict(self.graphs([a for _, a in found]))
             order = np.argsort(-scores, kind="stable")[:n]
             chosen = [(found[i][0], found[i][1], float(scores[i])) for i in order]
         return chosen
@@ -498,9 +578,9 @@ class PredictorGuided(Strategy):
         seed it with their measured values."""
         from .evolution import Evolution, EvolutionSettings
         cfg = self.settings
-        seeds = [(e["key"], self.arch(e["key"], e["arch"]), e["value"]) for e in self.evaluated_ok()]
+        seeds = [(e["key"], self.arch(e["key"], e["arch"]), e["value"]) for e in self.prior + self.evaluated_ok()]
         settings = EvolutionSettings(population=cfg.evolution_population, generations=cfg.evolution_generations)
-        evolution = Evolution(self.space, lambda archs: model.predict([self.space.to_graph(a) for a in archs]),
+        evolution = Evolution(self.space, lambda archs: model.predict(self.graphs(archs)),
                               self.admissible, self.rng, settings, describe="the constraints, new to the search")
         evolution.run(seeds)
         known = {k for k, _, _ in seeds}

@@ -1,0 +1,95 @@
+"""Zero-cost proxies in a search: their settings and what the strategies ask of them.
+
+The ``zero-cost`` strategy ranks candidates by the proxies' vote and trains nothing to choose;
+a predictor-guided strategy given proxies takes them as its predictor's per-graph inputs (at
+the head, ``predictor.graph_inputs``) and, with ``first_round="proxies"``, picks its first
+round by their vote from ``pool`` random archs instead of at random. Proxies are computed once
+per architecture and cached (``zerocost.store``), shared between runs of one minibatch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import SearchError
+
+
+@dataclass
+class ProxiesSection:
+    names: tuple = ()  # the proxies used (zerocost.proxies); none: no proxies
+    first_round: str = "random"  # predictor-guided: "random", or "proxies" (the vote's best of ``pool``)
+    pool: int = 100  # first_round="proxies": random archs ranked for the first round
+    batch_size: int = 64  # images of the proxies' minibatch
+    seed: int = 0  # of the minibatch and the networks' initialisation (not the run's: caches are shared)
+    cache: str | None = None  # the proxy cache file (default $NARNAS_DATA/zerocost/SPACE.jsonl)
+    data_dir: str | None = None  # the dataset folder of the minibatch (default: as the trainers find it)
+
+    def validate(self):
+        from zerocost.proxies import resolve
+        try:
+            resolve(list(self.names) or ["params"])
+        except Exception as err:  # the proxies' own error names the valid ones
+            raise SearchError(f"proxies: {err}") from None
+        if self.first_round not in ("random", "proxies"):
+            raise SearchError(f"proxies.first_round must be 'random' or 'proxies', got {self.first_round!r}")
+        if self.first_round == "proxies" and not self.names:
+            raise SearchError("proxies.first_round='proxies' needs proxies: give --proxies NAMES")
+        if self.pool < 1 or self.batch_size < 2:
+            raise SearchError(f"proxies.pool must be >= 1 and batch_size >= 2, got {self.pool}, {self.batch_size}")
+        return self
+
+
+def parse_names(text: str) -> list[str]:
+    """``--proxies synflow,naswot`` -> ["synflow", "naswot"]."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+class Proxies:
+    """The proxies of a search's archs, computed on first use (the minibatch is read then)."""
+
+    def __init__(self, space, section: ProxiesSection):
+        self.space, self.section = space, section
+        self.names = list(section.names)
+        self._store = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from narnas.files import default_data_dir
+            from zerocost.batch import draw
+            from zerocost.store import ProxyStore, check_cache
+            s = self.section
+            if s.cache:
+                cache = check_cache(s.cache)
+            else:
+                cache = default_data_dir() / "zerocost" / f"{self.space.name}.jsonl"
+                cache.parent.mkdir(parents=True, exist_ok=True)
+            self._store = ProxyStore(self.space, draw(self.space, s.batch_size, s.seed, s.data_dir), s.seed, cache)
+        return self._store
+
+    def values(self, archs: list) -> np.ndarray:
+        """float64 [len(archs), len(names)]."""
+        return self.store.values(archs, self.names)
+
+    def vote(self, archs: list) -> np.ndarray:
+        """Each arch's mean rank over the proxies (higher is better; a NaN ranks last)."""
+        from scipy.stats import rankdata
+        values = self.values(archs)
+        ranks = [rankdata(np.where(np.isnan(col), -np.inf, col)) for col in values.T]
+        return np.mean(ranks, axis=0) if ranks else np.zeros(len(archs))
+
+    def with_proxies(self, graph, arch):
+        """``graph`` carrying the proxies of ``arch`` as per-graph numbers (a predictor's graph_inputs)."""
+        values = self.values([arch])[0]
+        return dataclasses.replace(graph, graph_features=tuple(graph.graph_features) + tuple(zip(self.names,
+                                                                                                 map(float, values))))
+
+
+def check_usable(space, section: ProxiesSection) -> None:
+    """A SearchError before any work when proxies are asked of a space that builds no networks."""
+    if section.names:
+        from spaces.base import ModelBuilding
+        if not isinstance(space, ModelBuilding):
+            raise SearchError(f"zero-cost proxies need networks; space {space.name!r} builds none")
