@@ -368,3 +368,22 @@ bench-imagenet: $(STAMP)
 	done
 	$(PY) -m bench.train --what ofa-eval --data-dir $(IMAGENET_SAMPLE) --workers 2 --json results/imagenet/ofa_eval_224.json
 	$(PY) -m bench.imagenet --data-dir $(IMAGENET_SAMPLE) --json results/imagenet/smoke.json
+
+# Zero-cost proxies on NB201 (docs/results.md "Zero-cost proxies"): each proxy's rank correlation on
+# 1,000 cells, their table (archs, val, test, proxies), NAR-Former with and without the best proxies
+# as inputs at 50 / 100 training archs (3 seeds), and the zero-cost strategy against REA. The minibatch
+# comes from CIFAR-10's training images ($$NARNAS_CIFAR10_DIR, or --data-dir).
+ZC := results/zero_cost
+ZC_TABLE := runs/zc/nb201_sample1000_b64.csv
+.PHONY: bench-zero-cost
+bench-zero-cost: $(STAMP)
+	mkdir -p $(ZC) runs/zc
+	$(PY) -m bench.zero_cost --space nb201 --sample 1000 --quiet --table $(ZC_TABLE) --json $(ZC)/nb201_sample1000_b64.json
+	for s in 0 1 2; do for n in 50 100; do \
+	  $(BENCH) --space nb201 --predictor narformer --train-size $$n --seed $$s --data $(ZC_TABLE) \
+	    --json $(ZC)/narformer_nb201_$${n}_s$$s.json; \
+	  $(BENCH) --space nb201 --predictor narformer --train-size $$n --seed $$s --data $(ZC_TABLE) \
+	    --graph-inputs jacov,naswot,synflow --json $(ZC)/narformer_proxies_nb201_$${n}_s$$s.json; \
+	done; done
+	$(PY) -m bench.search --space nb201 --strategies zero-cost,rea --budget 100 --seeds 10 --workers 1 \
+	  --set proxies.names="('synflow',)" --json $(ZC)/search_nb201_budget100_seeds10.json

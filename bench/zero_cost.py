@@ -37,6 +37,7 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=64, help="images in the proxies' minibatch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seeds the minibatch, the initialisation and --sample")
     p.add_argument("--data-dir", help="CIFAR-10 / ImageNet folder for the minibatch")
+    p.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
     p.add_argument("--cache", help="proxy cache file (default: $NARNAS_DATA/zerocost/SPACE.jsonl)")
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option")
     p.add_argument("--table", help="also write the archs, their --metric (as val), the benchmark's test metric (as "
@@ -79,7 +80,7 @@ def run(args) -> dict:
             raise ConfigError(f"--sample must be in 1..{len(rows)}, got {args.sample}")
         rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.sample, replace=False))
     cache = check_cache(args.cache or _default_cache(default_data_dir(), space.name))
-    store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache)
+    store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device)
     archs = [bench.arch(int(r)) for r in rows]
     todo = len({str(space.key(a)) for a in archs} - set(store.known))
     started = time.perf_counter()
@@ -89,7 +90,8 @@ def run(args) -> dict:
     result = {"space": space.name, "data": bench.source, "metric": metric, "archs": len(rows),
               "batch": store.batch.signature, "batch_size": args.batch_size, "seed": args.seed,
               "computed": todo, "seconds_per_arch": round(seconds / todo, 3) if todo else None,
-              "threads": torch.get_num_threads(), "machine": platform.machine(), "torch": torch.__version__,
+              "device": args.device, "threads": torch.get_num_threads(), "machine": platform.machine(),
+              "torch": torch.__version__,
               "proxies": {}}
     for j, name in enumerate(chosen):
         rho, tau = correlations(values[:, j], truth)

@@ -97,7 +97,7 @@ class SearchConfig:
 
 
 #: parts that may change on resume without changing the search
-RUNTIME = ("executor", "run", "evaluator.config.data_dir", "proxies.cache", "proxies.data_dir")
+RUNTIME = ("executor", "run", "evaluator.config.data_dir", "proxies.cache", "proxies.data_dir", "proxies.device")
 
 #: command-line flag (argparse dest) -> (path in the tree, type, help)
 FLAGS = {

@@ -25,6 +25,7 @@ class ProxiesSection:
     seed: int = 0  # of the minibatch and the networks' initialisation (not the run's: caches are shared)
     cache: str | None = None  # the proxy cache file (default $NARNAS_DATA/zerocost/SPACE.jsonl)
     data_dir: str | None = None  # the dataset folder of the minibatch (default: as the trainers find it)
+    device: str = "cpu"  # where the proxies' networks run ("cuda" on a GPU)
 
     def validate(self):
         from zerocost.proxies import resolve
@@ -36,6 +37,8 @@ class ProxiesSection:
             raise SearchError(f"proxies.first_round must be 'random' or 'proxies', got {self.first_round!r}")
         if self.first_round == "proxies" and not self.names:
             raise SearchError("proxies.first_round='proxies' needs proxies: give --proxies NAMES")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise SearchError(f"proxies.device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.pool < 1 or self.batch_size < 2:
             raise SearchError(f"proxies.pool must be >= 1 and batch_size >= 2, got {self.pool}, {self.batch_size}")
         return self
@@ -66,7 +69,8 @@ class Proxies:
             else:
                 cache = default_data_dir() / "zerocost" / f"{self.space.name}.jsonl"
                 cache.parent.mkdir(parents=True, exist_ok=True)
-            self._store = ProxyStore(self.space, draw(self.space, s.batch_size, s.seed, s.data_dir), s.seed, cache)
+            self._store = ProxyStore(self.space, draw(self.space, s.batch_size, s.seed, s.data_dir), s.seed, cache,
+                                     s.device)
         return self._store
 
     def values(self, archs: list) -> np.ndarray:
@@ -80,11 +84,12 @@ class Proxies:
         ranks = [rankdata(np.where(np.isnan(col), -np.inf, col)) for col in values.T]
         return np.mean(ranks, axis=0) if ranks else np.zeros(len(archs))
 
-    def with_proxies(self, graph, arch):
-        """``graph`` carrying the proxies of ``arch`` as per-graph numbers (a predictor's graph_inputs)."""
-        values = self.values([arch])[0]
-        return dataclasses.replace(graph, graph_features=tuple(graph.graph_features) + tuple(zip(self.names,
-                                                                                                 map(float, values))))
+    def attach(self, graphs: list, archs: list) -> list:
+        """``graphs`` (of ``archs``) carrying the archs' proxies as per-graph numbers, which a
+        predictor given ``graph_inputs`` reads at its head."""
+        values = self.values(archs)
+        return [dataclasses.replace(g, graph_features=tuple(g.graph_features) + tuple(zip(self.names, map(float, v))))
+                for g, v in zip(graphs, values)]
 
 
 def check_usable(space, section: ProxiesSection) -> None:

@@ -17,7 +17,6 @@ value ``None``, counts against the budget and is never a parent. Two schedules:
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from dataclasses import dataclass, field
@@ -504,20 +503,13 @@ class PredictorGuided(Strategy):
     def graphs(self, archs: list) -> list:
         """The predictor's graphs of ``archs``, carrying their proxies where the search has some."""
         graphs = [self.space.to_graph(a) for a in archs]
-        if self.proxies is None or not archs:
-            return graphs
-        values = self.proxies.values(archs)
-        names = self.proxies.names
-        return [dataclasses.replace(g, graph_features=tuple(g.graph_features) + tuple(zip(names, map(float, v))))
-                for g, v in zip(graphs, values)]
+        return graphs if self.proxies is None or not archs else self.proxies.attach(graphs, archs)
 
     def make_predictor(self):
         import predictor as predictors
         # A seed per round: a resumed run refits exactly the predictor the original fitted.
         cfg = dict(self.predictor_section.config, seed=self.seed * 1000 + self.round)
-        cfg.setdefault("quiet", self.predictor_quiet)
-        if self.proxies is not None:  # the proxies join the predictor's head
-            cfg.setdefault("graph_inputs", tuple(self.proxies.names))
+        cfg.setdefault("quiet", self.predictor_quiet)  # graph_inputs (the proxies) come resolved in the config
         return predictors.get_predictor(self.predictor_section.name, **cfg)
 
     def begin_round(self) -> None:

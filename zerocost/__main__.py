@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="the cache file (default: $NARNAS_DATA/zerocost/SPACE.jsonl)")
     p.add_argument("--out", help="write the table here (.csv or .jsonl); default: print it as JSON lines")
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option")
+    p.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
     p.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--plugin", action="append", metavar="MODULE", help="import this module first; repeatable")
@@ -91,7 +92,9 @@ def run(args) -> None:
     check_cache(cache)
     if args.threads:
         torch.set_num_threads(args.threads)
-    store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ZeroCostError(f"--device {args.device}: CUDA is not available here")
+    store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device)
     started = time.perf_counter()
     todo = len({str(space.key(a)) for a in archs} - set(store.known))
     print(f"{len(archs)} archs, {todo} to compute, cache {cache} (minibatch {store.batch.signature})",

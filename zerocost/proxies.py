@@ -126,7 +126,7 @@ class Probe:
             hooks += [m.register_forward_hook(lambda m, i, o: outputs.append(o)) for m in self.layers]
         if "codes" in needs:
             n = len(self.images)
-            kernel = torch.zeros(n, n, dtype=torch.float64)
+            kernel = torch.zeros(n, n, dtype=torch.float64, device=self.images.device)
 
             def record(module, inputs, output):
                 on = (output.detach() > 0).flatten(1).float()
@@ -157,7 +157,7 @@ class Probe:
                                       for w, h in zip(self.weights, hg)]
         if "jacobian" in needs:
             (jac,) = torch.autograd.grad(logits.sum(), x, allow_unused=True)
-            self.jacobian = (torch.zeros_like(x) if jac is None else jac).detach().flatten(1).double().numpy()
+            self.jacobian = (torch.zeros_like(x) if jac is None else jac).detach().flatten(1).double().cpu().numpy()
 
 
 def _synflow_pass(model: nn.Module, image_shape) -> tuple[list, list]:
@@ -167,7 +167,8 @@ def _synflow_pass(model: nn.Module, image_shape) -> tuple[list, list]:
         for p in net.parameters():
             p.abs_()
     weights = [m.weight for m in weighted_layers(net)]
-    out = logits_of(net(torch.ones((1, *image_shape), dtype=torch.float64)))
+    device = next(net.parameters()).device
+    out = logits_of(net(torch.ones((1, *image_shape), dtype=torch.float64, device=device)))
     grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
     return [torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads)], [w.detach() for w in weights]
 
@@ -245,7 +246,7 @@ def _jacov(p: Probe) -> float:
 @proxy("epe_nas", {"jacobian"}, "sum over classes of |sum of log(|C_c| + k)|, C_c the correlation matrix of the "
                                 "input Jacobians of class c's images, k = 1e-5 (Lopes et al. 2021, EPE-NAS)")
 def _epe_nas(p: Probe) -> float:
-    labels = p.labels.numpy()
+    labels = p.labels.cpu().numpy()
     total, any_class = 0.0, False
     for c in np.unique(labels):
         corr = _correlation(p.jacobian[labels == c])

@@ -25,10 +25,11 @@ from .proxies import Proxy, measure, resolve
 
 
 class ProxyStore:
-    def __init__(self, space, batch: Minibatch, seed: int = 0, cache: Path | str | None = None):
+    def __init__(self, space, batch: Minibatch, seed: int = 0, cache: Path | str | None = None, device: str = "cpu"):
         from spaces.base import ModelBuilding, require
         self.space = require(space, ModelBuilding, "for zero-cost proxies")
         self.batch, self.seed = batch, seed
+        self.device = torch.device(device)  # where networks and the minibatch go: "cuda" on a GPU
         self.cache = Path(cache) if cache else None
         self.known: dict[str, dict[str, float]] = {}
         if self.cache is not None:
@@ -66,7 +67,8 @@ class ProxyStore:
 
     def _compute(self, key: str, arch, proxies: list[Proxy]) -> None:
         batch = self.batch.resized(_resolution(self.space, arch, self.batch.images.shape[-1]))
-        values = measure(self.network(arch), batch.images, batch.labels, proxies)
+        values = measure(self.network(arch).to(self.device), batch.images.to(self.device),
+                         batch.labels.to(self.device), proxies)
         self.known.setdefault(key, {}).update(values)
         if self.cache is not None:
             append_jsonl(self.cache, {"key": key, "arch": self.space.to_json(arch), "batch": self.batch.signature,
