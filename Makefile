@@ -386,4 +386,10 @@ bench-zero-cost: $(STAMP)
 	    --graph-inputs jacov,naswot,synflow --json $(ZC)/narformer_proxies_nb201_$${n}_s$$s.json; \
 	done; done
 	$(PY) -m bench.search --space nb201 --strategies zero-cost,rea --budget 100 --seeds 10 --workers 1 \
-	  --set proxies.names="('synflow',)" --json $(ZC)/search_nb201_budget100_seeds10.json
+	  --set proxies.names="('synflow',)" --json $(ZC)/search_nb201_synflow_budget100_seeds10.json
+	$(PY) -m search.run --space nb201 --strategy random --budget 100 --seed 100 --out runs/zc/prior_random100_s100 \
+	  --quiet --no-plots
+	$(PY) -m bench.search --space nb201 --strategies narformer --budget 50 --seeds 5 \
+	  --set strategy.prior=runs/zc/prior_random100_s100 --json $(ZC)/search_nb201_prior_random100_budget50_seeds5.json
+	$(PY) -m bench.search --space nb201 --strategies narformer --budget 50 --seeds 5 \
+	  --json $(ZC)/search_nb201_noprior_budget50_seeds5.json
