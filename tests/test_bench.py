@@ -47,7 +47,7 @@ def test_bench_reports_every_strategy(tmp_path):
 def test_bench_rejects_unknown_strategies():
     done = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "rea,nope"],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.strip() == "error: unknown strategy 'nope'; valid: bo, narformer, random, rea, reinforce"
+    assert done.returncode == 2 and done.stderr.strip() == "error: unknown strategy 'nope'; valid: bo, narformer, random, rea, reinforce, zero-cost"
 
 
 def test_predictor_bench_splits_are_disjoint_seeded_and_cover_the_usable_rows():

@@ -116,6 +116,7 @@ def test_fisher_sums_half_the_squared_channel_saliency():
     z = model[0](x)
     out = model[3](model[2](model[1](z)))
     gz, gout = torch.autograd.grad(nn.functional.cross_entropy(out, y), [z, out])
+    z, out = z.detach(), out.detach()
     expected = float((z * gz).sum((2, 3)).pow(2).mean(0).mul(0.5).sum()) + float((out * gout).pow(2).mean(0).mul(0.5).sum())
     assert one("fisher", model, x, y) == pytest.approx(expected, rel=1e-4)
 
@@ -203,3 +204,16 @@ def test_bad_input_is_one_line_and_exit_2(args, message, cifar_dir, tmp_path):
     base = ["--space", "nb201", "--sample", "2", "--data-dir", str(cifar_dir), "--cache", str(tmp_path / "c.jsonl")]
     done = run(*base, *args)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("name", ["nb101", "darts", "ofa_mbv3"])
+def test_every_space_that_builds_networks_gets_its_proxies(name, cifar_dir, shared_data, tmp_path):
+    space = spaces.get_space(name)
+    data = shared_data / "imagenet_sample" if name == "ofa_mbv3" else cifar_dir
+    batch = draw(space, 4, 0, data)
+    assert batch.dataset == ("imagenet" if name == "ofa_mbv3" else "cifar10")
+    store = ProxyStore(space, batch, 0, tmp_path / "c.jsonl")
+    archs = [space.sample(np.random.default_rng(i)) for i in range(2)]
+    values = store.values(archs, ["params", "synflow", "naswot", "jacov"])
+    assert values.shape == (2, 4) and np.isfinite(values[:, :2]).all()
+    assert values[0, 0] != values[1, 0] or values[0, 1] != values[1, 1]  # two networks, two sets of values
