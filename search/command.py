@@ -41,6 +41,7 @@ def _registries() -> dict:
     from predictor.registry import PREDICTORS
     from spaces.registry import BENCHMARKS, SPACES
     from training.recipes import RECIPES
+    from zerocost.proxies import PROXIES
 
     from .registry import EVALUATORS, EXECUTORS, MEASURES, STRATEGIES
     return {"spaces": (SPACES, "search spaces"), "benchmarks": (BENCHMARKS, "spaces with a tabular benchmark reader"),
@@ -49,11 +50,14 @@ def _registries() -> dict:
             "evaluators": (EVALUATORS, "evaluators (--evaluator)"), "executors": (EXECUTORS, "executors (--executor)"),
             "measures": (MEASURES, "constraint measures (--constraint NAME<=LIMIT)"),
             "recipes": (RECIPES, "training recipes, by space (search.train, cifar10-train)"),
-            "latency-predictors": (LATENCY_PREDICTORS, "latency predictors of whole networks (bench.latency)")}
+            "latency-predictors": (LATENCY_PREDICTORS, "latency predictors of whole networks (bench.latency)"),
+            "proxies": (PROXIES, "zero-cost proxies (--proxies, python -m zerocost)")}
 
 
 def summary(factory) -> str:
-    """The first line of a registered factory's docstring."""
+    """The first line of a registered factory's docstring (a zero-cost proxy: its source)."""
+    if getattr(factory, "source", None):
+        return factory.source
     doc = (getattr(factory, "__doc__", None) or "").strip()
     return doc.splitlines()[0] if doc else ""
 

@@ -180,7 +180,9 @@ def test_the_narnas_command_runs_each_tool_and_lists_what_is_registered(tmp_path
     # arch2vec's predictor lives above predictor and arrives as an installed plugin
     assert any(line.split()[:2] == ["arch2vec", "A"] for line in lines)
     everything = narnas("list").stdout
-    assert all(f"\n{kind}:" in "\n" + everything for kind in ("spaces", "evaluators", "executors", "recipes"))
+    assert all(f"\n{kind}:" in "\n" + everything for kind in ("spaces", "evaluators", "executors", "recipes",
+                                                                "proxies"))
+    assert any(line.split()[:2] == ["synflow", "synaptic"] for line in everything.splitlines())  # a proxy: its source
     for args, message in [(("nope",), "error: unknown subcommand 'nope'; valid: search, report"),
                           (("list", "things"), "error: narnas list: unknown kind things; valid: spaces,"),
                           (("bench", "nope"), "error: narnas bench: unknown benchmark 'nope'; valid: "),
