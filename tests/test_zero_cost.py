@@ -217,3 +217,11 @@ def test_every_space_that_builds_networks_gets_its_proxies(name, cifar_dir, shar
     values = store.values(archs, ["params", "synflow", "naswot", "jacov"])
     assert values.shape == (2, 4) and np.isfinite(values[:, :2]).all()
     assert values[0, 0] != values[1, 0] or values[0, 1] != values[1, 1]  # two networks, two sets of values
+
+
+def test_building_a_network_leaves_the_callers_random_state_alone(nb201_store):
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    nb201_store.network(nb201_store.space.sample(np.random.default_rng(0)))
+    assert torch.equal(torch.rand(3), expected)

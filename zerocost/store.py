@@ -58,11 +58,12 @@ class ProxyStore:
     def network(self, arch):
         """``arch``'s network at its seeded default initialisation, as the proxies see it."""
         space = self.space
-        torch.manual_seed(self.seed)
-        model = space.build_model(arch, space.inference_config(space.build_config()))
-        for module in model.modules():
-            if hasattr(module, "reset_parameters") and module is not model:
-                module.reset_parameters()
+        with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+            torch.manual_seed(self.seed)
+            model = space.build_model(arch, space.inference_config(space.build_config()))
+            for module in model.modules():
+                if hasattr(module, "reset_parameters") and module is not model:
+                    module.reset_parameters()
         return model
 
     def _compute(self, key: str, arch, proxies: list[Proxy]) -> None:
