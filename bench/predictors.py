@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from narnas.cli import parse_overrides, run_main
+from narnas.cli import parse_names, parse_overrides, run_main
 
 from predictor.errors import PredictorError
 from predictor.metrics import accuracy_within, kendall_tau, mape, pearson, precision_at_top, rmse, spearman
@@ -79,7 +79,7 @@ def run(args) -> dict:
     reference = make_evaluator(args.score_evaluator, space) if args.score_evaluator else None
     train, val, test = split_rows(np.flatnonzero(np.isfinite(y)), args.train_size, args.val_size, args.seed,
                                   bench.source)
-    inputs = [n.strip() for n in (args.graph_inputs or "").split(",") if n.strip()]
+    inputs = parse_names(args.graph_inputs or "")
     graphs = lambda b, rows: [with_columns(space.to_graph(b.arch(int(i))), b, int(i), inputs) for i in rows]
     if args.test_data:
         test_bench = spaces.get_benchmark(space, args.test_data)

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from narnas.cli import parse_overrides, run_main
+from narnas.cli import parse_names, parse_overrides, run_main
 from narnas.errors import ConfigError
 
 
@@ -60,14 +60,12 @@ def run(args) -> dict:
     import torch
 
     import spaces
-    from narnas.files import default_data_dir
     from zerocost import proxies
     from zerocost.batch import draw
-    from zerocost.store import ProxyStore, check_cache
+    from zerocost.store import ProxyStore, check_cache, default_cache
     space = spaces.get_space(args.space, **parse_overrides(args.space_set, "--space-set"))
-    chosen = [p.name for p in proxies.resolve([n.strip() for n in args.proxies.split(",") if n.strip()])]
-    vote = [p.name for p in proxies.resolve([n.strip() for n in args.vote.split(",") if n.strip()])] \
-        if args.vote.strip() else []
+    chosen = [p.name for p in proxies.resolve(parse_names(args.proxies))]
+    vote = [p.name for p in proxies.resolve(parse_names(args.vote))] if args.vote.strip() else []
     chosen += [n for n in vote if n not in chosen]
     if "params" not in chosen:
         chosen.append("params")  # the baseline every proxy is compared with
@@ -79,7 +77,7 @@ def run(args) -> dict:
         if not 0 < args.sample <= len(rows):
             raise ConfigError(f"--sample must be in 1..{len(rows)}, got {args.sample}")
         rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.sample, replace=False))
-    cache = check_cache(args.cache or _default_cache(default_data_dir(), space.name))
+    cache = check_cache(args.cache) if args.cache else default_cache(space.name)
     store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device)
     archs = [bench.arch(int(r)) for r in rows]
     todo = len({str(space.key(a)) for a in archs} - set(store.known))
@@ -98,10 +96,7 @@ def run(args) -> dict:
         result["proxies"][name] = {"spearman": round(rho, 4), "kendall": round(tau, 4),
                                    "nan": int(np.isnan(values[:, j]).sum())}
     if vote:
-        from scipy.stats import rankdata
-        ranks = np.mean([rankdata(np.where(np.isnan(values[:, chosen.index(n)]), -np.inf,
-                                           values[:, chosen.index(n)])) for n in vote], axis=0)
-        rho, tau = correlations(ranks, truth)
+        rho, tau = correlations(proxies.vote(values[:, [chosen.index(n) for n in vote]]), truth)
         result["vote"] = {"proxies": vote, "spearman": round(rho, 4), "kendall": round(tau, 4)}
     result["best"] = max((n for n in chosen if n != "params"), key=lambda n: result["proxies"][n]["spearman"],
                          default=None)
@@ -114,12 +109,6 @@ def run(args) -> dict:
                       **{name: float(values[i, j]) for j, name in enumerate(chosen)}}
                      for i, a in enumerate(archs)], args.table)
     return result
-
-
-def _default_cache(folder, space: str):
-    path = folder / "zerocost" / f"{space}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def to_text(result: dict) -> str:

@@ -49,6 +49,11 @@ def parse_overrides(items, flag: str = "--set") -> dict:
     return config
 
 
+def parse_names(text: str) -> list[str]:
+    """``"synflow, naswot"`` -> ["synflow", "naswot"]: a flag's comma-separated names."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 def one_line(err: BaseException) -> str:
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     return " ".join(str(text).split()) or type(err).__name__

@@ -29,7 +29,9 @@ from .errors import SearchError
 from .executors import ExecutorConfig
 from .fidelity import StopperSection
 from .latency import LatencySection
-from .proxies import ProxiesSection, check_usable, parse_names
+from narnas.cli import parse_names
+
+from .proxies import ProxiesSection, check_usable
 from .strategies import PredictorSection, StrategyConfig, strategy_settings
 
 

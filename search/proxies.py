@@ -44,11 +44,6 @@ class ProxiesSection:
         return self
 
 
-def parse_names(text: str) -> list[str]:
-    """``--proxies synflow,naswot`` -> ["synflow", "naswot"]."""
-    return [n.strip() for n in text.split(",") if n.strip()]
-
-
 class Proxies:
     """The proxies of a search's archs, computed on first use (the minibatch is read then)."""
 
@@ -60,15 +55,10 @@ class Proxies:
     @property
     def store(self):
         if self._store is None:
-            from narnas.files import default_data_dir
             from zerocost.batch import draw
-            from zerocost.store import ProxyStore, check_cache
+            from zerocost.store import ProxyStore, check_cache, default_cache
             s = self.section
-            if s.cache:
-                cache = check_cache(s.cache)
-            else:
-                cache = default_data_dir() / "zerocost" / f"{self.space.name}.jsonl"
-                cache.parent.mkdir(parents=True, exist_ok=True)
+            cache = check_cache(s.cache) if s.cache else default_cache(self.space.name)
             self._store = ProxyStore(self.space, draw(self.space, s.batch_size, s.seed, s.data_dir), s.seed, cache,
                                      s.device)
         return self._store
@@ -79,10 +69,8 @@ class Proxies:
 
     def vote(self, archs: list) -> np.ndarray:
         """Each arch's mean rank over the proxies (higher is better; a NaN ranks last)."""
-        from scipy.stats import rankdata
-        values = self.values(archs)
-        ranks = [rankdata(np.where(np.isnan(col), -np.inf, col)) for col in values.T]
-        return np.mean(ranks, axis=0) if ranks else np.zeros(len(archs))
+        from zerocost.proxies import vote
+        return vote(self.values(archs))
 
     def attach(self, graphs: list, archs: list) -> list:
         """``graphs`` (of ``archs``) carrying the archs' proxies as per-graph numbers, which a

@@ -133,17 +133,17 @@ def write_table(rows: list[dict], path=None) -> None:
         for row in rows:
             print(json.dumps(row))
         return
+    import io
+
+    from narnas.files import atomic_write_bytes
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        if path.suffix == ".csv":
-            names = list(dict.fromkeys(k for r in rows for k in r))
-            writer = csv.DictWriter(f, names)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
-        else:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    if path.suffix == ".csv":
+        writer = csv.DictWriter(text, list(dict.fromkeys(k for r in rows for k in r)))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
+    else:
+        text.writelines(json.dumps(row) + "\n" for row in rows)
+    atomic_write_bytes(path, text.getvalue().encode())
     print(f"wrote {len(rows)} rows to {path}", file=sys.stderr)

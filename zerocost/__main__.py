@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from narnas.cli import parse_overrides, prog, run_main
+from narnas.cli import parse_names, parse_overrides, prog, run_main
 
 from .errors import ZeroCostError
 
@@ -66,15 +65,15 @@ def run(args) -> None:
         raise ZeroCostError("give --space and one of --sample N, --all or --archs FILE (or --list)")
     import torch
 
-    from narnas.files import default_data_dir, writable_file
+    from narnas.files import writable_file
     from narnas.plugins import load_plugins
     from spaces.registry import get_space
 
     from .batch import draw
-    from .store import ProxyStore, check_cache
+    from .store import ProxyStore, check_cache, default_cache
     from spaces.table import read_table, write_table
     load_plugins(args.plugin)
-    chosen = [p.name for p in proxies.resolve([n.strip() for n in args.proxies.split(",") if n.strip()])]
+    chosen = [p.name for p in proxies.resolve(parse_names(args.proxies))]
     space = get_space(args.space, **parse_overrides(args.space_set, "--space-set"))
     out = writable_file(args.out, "--out") if args.out else None
     if args.archs:
@@ -86,10 +85,7 @@ def run(args) -> None:
         from spaces.base import Sampling, require
         rng = np.random.default_rng(args.seed)
         archs = [require(space, Sampling, "for --sample").sample(rng) for _ in range(args.sample)]
-    cache = Path(args.cache) if args.cache else default_data_dir() / "zerocost" / f"{space.name}.jsonl"
-    if not args.cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-    check_cache(cache)
+    cache = check_cache(args.cache) if args.cache else default_cache(space.name)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():

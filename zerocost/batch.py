@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ class Minibatch:
     dataset: str
     seed: int
 
-    @property
+    @cached_property
     def signature(self) -> str:
         """``dataset-N-seed-hash``: what a cached value was computed on."""
         digest = hashlib.sha1(self.images.numpy().tobytes() + self.labels.numpy().tobytes()).hexdigest()[:10]

@@ -64,6 +64,14 @@ def names() -> list[str]:
     return PROXIES.registered()
 
 
+def vote(values: np.ndarray) -> np.ndarray:
+    """Each row's mean rank over the columns of ``values`` [n, proxies] (higher is better; a NaN
+    ranks last): the zero-cost strategy's vote."""
+    from scipy.stats import rankdata
+    ranks = [rankdata(np.where(np.isnan(col), -np.inf, col)) for col in np.asarray(values).T]
+    return np.mean(ranks, axis=0) if ranks else np.zeros(len(values))
+
+
 def resolve(names_: list[str] | tuple[str, ...] | None) -> list[Proxy]:
     """The proxies named (None or "all": every one); an unknown name lists the valid ones."""
     if not names_ or list(names_) == ["all"]:

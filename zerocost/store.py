@@ -87,6 +87,14 @@ def _resolution(space, arch, default: int) -> int:
     return default
 
 
+def default_cache(space_name: str) -> Path:
+    """$NARNAS_DATA/zerocost/SPACE.jsonl, its folder made: where the proxies are cached by default."""
+    from narnas.files import default_data_dir
+    path = default_data_dir() / "zerocost" / f"{space_name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def check_cache(path) -> Path:
     """A cache path a job can write, or a ZeroCostError naming the flag."""
     path = Path(path)
