@@ -82,3 +82,14 @@ def test_spaces_query_reads_a_table(darts_rows, tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["val"] == 92.0
+
+
+def test_bench_predictors_names_a_missing_graph_input_column(darts_rows, tmp_path):
+    space, rows = darts_rows
+    path = tmp_path / "mine.csv"
+    write_table(rows, path)
+    done = subprocess.run([sys.executable, "-m", "bench.predictors", "--space", "darts", "--predictor", "mlp",
+                           "--train-size", "2", "--val-size", "0", "--data", str(path), "--graph-inputs", "synflow",
+                           "--quiet"], capture_output=True, text=True, env=os.environ, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "--graph-inputs synflow: no such column in" in done.stderr and "(columns: test, val)" in done.stderr

@@ -199,10 +199,20 @@ def test_the_command_writes_a_table_that_it_reads_back(cifar_dir, tmp_path):
     (["--proxies", "synflw"], "unknown zero-cost proxy 'synflw'; valid: "),
     (["--data-dir", "/nonexistent/cifar"], "CIFAR-10 folder /nonexistent/cifar (from --data-dir) does not exist"),
     (["--batch-size", "1"], "at least 2 images"),
+    (["--cache", "FILE/c.jsonl"], "cannot write --cache folder FILE: "),
+    (["--out", "FILE/t.csv"], "cannot write --out folder FILE: "),
+    (["--cache", "."], "is a folder; give a file"),
+    (["--sample", "0", "--archs", "/nonexistent/t.csv"], "not allowed with argument"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, cifar_dir, tmp_path):
     base = ["--space", "nb201", "--sample", "2", "--data-dir", str(cifar_dir), "--cache", str(tmp_path / "c.jsonl")]
+    (tmp_path / "file").write_text("a file where a folder is asked for")
+    args = [a.replace("FILE", str(tmp_path / "file")) for a in args]
+    message = message.replace("FILE", str(tmp_path / "file"))
     done = run(*base, *args)
+    if "not allowed with argument" in message:  # argparse's own usage error
+        assert done.returncode == 2 and message in done.stderr
+        return
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
@@ -225,3 +235,8 @@ def test_building_a_network_leaves_the_callers_random_state_alone(nb201_store):
     torch.manual_seed(11)
     nb201_store.network(nb201_store.space.sample(np.random.default_rng(0)))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_missing_table_of_archs_is_one_line(tmp_path):
+    done = run("--space", "nb201", "--archs", str(tmp_path / "none.csv"), "--cache", str(tmp_path / "c.jsonl"))
+    assert done.returncode == 2 and done.stderr.strip() == f"error: table {tmp_path / 'none.csv'} not found"

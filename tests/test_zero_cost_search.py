@@ -66,6 +66,8 @@ def test_proxies_feed_the_predictor_and_pick_its_first_round(tmp_path, cifar_dir
 @pytest.mark.parametrize("args, message", [
     (["--strategy", "zero-cost", "--proxies", "synflw"], "unknown zero-cost proxy 'synflw'; valid: "),
     (["--strategy", "narformer", "--first-round", "proxies"], "needs proxies: give --proxies NAMES"),
+    (["--strategy", "narformer", "--proxies", "params", "--first-round", "best"],
+     "proxies.first_round must be 'random' or 'proxies', got 'best'"),
 ])
 def test_bad_proxy_settings_are_one_line(tmp_path, args, message):
     out, done = search(tmp_path, "bad", "--budget", "10", *args)

@@ -96,10 +96,9 @@ def default_cache(space_name: str) -> Path:
 
 
 def check_cache(path) -> Path:
-    """A cache path a job can write, or a ZeroCostError naming the flag."""
+    """A cache path a job can write (its folder made, as every output's), or one line naming the flag."""
+    from narnas.files import writable_file
     path = Path(path)
-    if path.exists() and path.is_dir():
+    if path.is_dir():
         raise ZeroCostError(f"--cache {path} is a folder; give a file (e.g. {path / 'proxies.jsonl'})")
-    if not path.parent.exists():
-        raise ZeroCostError(f"--cache {path}: folder {path.parent} does not exist")
-    return path
+    return writable_file(path, "--cache")
