@@ -83,6 +83,12 @@ class Search:
                                     workers_per_trial=ex.workers_per_trial, cpus_per_worker=ex.cpus_per_trial,
                                     gpus_per_worker=ex.gpus_per_trial)
         self.evaluator = parts.evaluator_class(parts.space, parts.evaluator_config, context)
+        # what the strategy proposes from: a table of results that lists only some archs confines it
+        self.proposal_space = self.evaluator.search_space()
+        if self.proposal_space is not self.space and config.strategy.budget > self.proposal_space.count():
+            raise SearchError(f"--budget {config.strategy.budget} exceeds the {self.proposal_space.count()} "
+                              f"architectures of {self.evaluator.table.source}: a search over a table evaluates "
+                              "only its archs")
         self.stopper = make_stopper(config.stopper)
         if self.stopper is not None and not self.evaluator.reports:
             raise SearchError(f"--stopper {config.stopper.name} needs intermediate values, and evaluator "
@@ -93,7 +99,7 @@ class Search:
         self.prior, prior_info = [], None
         if config.strategy.prior:  # a resume reads the copy its run made, never the source again
             self.prior, prior_info = priors.load(self.run_dir.path, self.space, config.strategy.prior, resume)
-        self.strategy = make_strategy(self.space, config.strategy, config.seed, config.predictor, self.measures,
+        self.strategy = make_strategy(self.proposal_space, config.strategy, config.seed, config.predictor, self.measures,
                                       config.schedule, config.proxies, self.prior)
         # The clock of the run's evaluations (simulated for the inline executor) and the slots
         # of the asynchronous schedule, resolved when the executor starts; kept in the state.
@@ -168,7 +174,7 @@ class Search:
             for record in journal[lines:]:
                 self._arrived(record)
         else:
-            self.strategy = make_strategy(self.space, self.config.strategy, self.config.seed, self.config.predictor,
+            self.strategy = make_strategy(self.proposal_space, self.config.strategy, self.config.seed, self.config.predictor,
                                           self.measures, self.config.schedule, self.config.proxies, self.prior)  # fresh: a failed load may have half-filled it
             self.constrained = self.strategy.link(Constrained)
             self._replay(journal, decisions)

@@ -53,6 +53,9 @@ class Benchmark:
     #: share of ``cost_metric`` an evaluation up to that step costs); NB201: its 12-epoch
     #: validation accuracy at 12/200 of the 200-epoch training time
     fidelities: tuple = ()
+    #: whether the table holds every architecture of the space (a benchmark's official file);
+    #: a search over a partial one proposes only its archs (:mod:`spaces.subset`)
+    complete: bool = True
     _row: dict = field(init=False, repr=False)
 
     def __post_init__(self):

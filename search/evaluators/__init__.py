@@ -18,6 +18,9 @@ from ..errors import SearchError
 from ..registry import EVALUATORS
 
 
+#: ``Evaluator.spaces`` of an evaluator that serves every space (a table of results).
+ANY_SPACE = "*"
+
 #: The refit of a search whose evaluations are smoke trainings (seconds each).
 SMOKE_PREDICTOR_EPOCHS = 100
 
@@ -44,7 +47,7 @@ class Evaluator:
     config_class: type
     #: the executor a search uses when the user names none
     default_executor = "inline"
-    #: spaces this evaluator serves besides those that list it
+    #: spaces this evaluator serves besides those that list it; ``ANY_SPACE``: every space
     spaces: tuple[str, ...] = ()
     #: whether one evaluation can run as several data-parallel workers (--workers-per-trial)
     data_parallel = False
@@ -91,6 +94,11 @@ class Evaluator:
         seconds = result.get("seconds")
         return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else 1.0
 
+    def search_space(self):
+        """The space a strategy proposes from: the evaluator's, or the part of it the evaluator
+        can evaluate (a table's archs)."""
+        return self.space
+
     def measure(self, name: str):
         """``arch -> float`` for a metric known without evaluating (a benchmark column), or None."""
         return None
@@ -107,7 +115,8 @@ class Evaluator:
 def evaluator_names(space) -> list[str]:
     """The evaluators that serve ``space`` (its own list first: the first is its default)."""
     own = list(getattr(space, "evaluators", ()))
-    extra = [n for n in EVALUATORS.names() if n not in own and space.name in getattr(EVALUATORS.get(n), "spaces", ())]
+    extra = [n for n in EVALUATORS.names()
+             if n not in own and {space.name, ANY_SPACE} & set(getattr(EVALUATORS.get(n), "spaces", ()))]
     return own + extra
 
 

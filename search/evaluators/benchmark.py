@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import SearchError
 from ..registry import register_evaluator
-from . import Evaluator
+from . import ANY_SPACE, Evaluator
 
 
 @dataclass
@@ -29,9 +29,12 @@ class BenchmarkConfig:
 
 @register_evaluator("benchmark")
 class BenchmarkEvaluator(Evaluator):
-    """Looks archs up in the space's benchmark (opened lazily, once per process)."""
+    """Looks archs up in a table: the space's benchmark, or your own results (--data) for any space.
+
+    The table is opened lazily, once per process."""
 
     config_class = BenchmarkConfig
+    spaces = (ANY_SPACE,)
 
     def __init__(self, space, config=None, context=None):
         super().__init__(space, config or BenchmarkConfig(), context)
@@ -78,6 +81,14 @@ class BenchmarkEvaluator(Evaluator):
 
     def metrics(self):
         return ["cost", "seconds"]
+
+    def search_space(self):
+        """The space, confined to the table's archs where it lists only some."""
+        table = self.table
+        if table.complete:
+            return self.space
+        from spaces.subset import restrict
+        return restrict(self.space, table.archs())
 
     @property
     def reports(self) -> bool:
