@@ -99,3 +99,15 @@ def test_a_budget_beyond_the_tables_archs_is_refused_before_any_evaluation(darts
     assert done.returncode == 2
     assert "--budget 100 exceeds the 60 architectures of" in done.stderr and done.stderr.count("\n") == 1
     assert not (tmp_path / "run" / "journal.jsonl").exists()
+
+
+def test_a_table_that_lists_every_arch_leaves_the_space_whole(tmp_path):
+    from search.evaluators.benchmark import BenchmarkConfig, BenchmarkEvaluator
+    space = spaces.get_space("nb201")
+    archs = list(space.enumerate())
+    write_table([{"arch": space.to_json(a), "val": float(i % 97), "test": 0.0} for i, a in enumerate(archs)], tmp_path / "all.jsonl")
+    write_table([{"arch": space.to_json(a), "val": float(i), "test": 0.0} for i, a in enumerate(archs[:50])], tmp_path / "some.jsonl")
+    whole = BenchmarkEvaluator(space, BenchmarkConfig(data=str(tmp_path / "all.jsonl")))
+    assert whole.search_space() is space  # the same draws as with the official table
+    part = BenchmarkEvaluator(space, BenchmarkConfig(data=str(tmp_path / "some.jsonl"))).search_space()
+    assert part is not space and part.count() == 50
