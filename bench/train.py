@@ -96,7 +96,7 @@ def concurrent(args, argv: list) -> dict:
         if failed:
             raise RuntimeError(f"copies {failed} of --concurrent {args.concurrent} failed")
         each = [json.loads(out.read_text()) for _, out in copies]
-    return dict(each[0], concurrent=args.concurrent, images_per_second=round(sum(e["images_per_second"] for e in each), 1),
+    return dict(each[0], concurrent=args.concurrent, images_per_second=round(sum(e["images_per_second"] for e in each), 3),
                 per_copy_images_per_second=[e["images_per_second"] for e in each])
 
 
@@ -238,7 +238,7 @@ def _network(args, device, dtype) -> dict:
     # a --concurrent copy only counts images: the synchronised split would run outside the common window
     _, phases = run(1, split=True) if args.start_at is None else (None, {})
     return {"network": name, "resolution": size, "batch_size": batch, "steps": args.steps,
-            "params": sum(p.numel() for p in model.parameters()), "images_per_second": round(per_second, 1),
+            "params": sum(p.numel() for p in model.parameters()), "images_per_second": round(per_second, 3),
             "step_ms": round(1000 * batch / per_second, 3), "phase_ms_synchronised": phases,
             "data": "cifar10" if args.data_dir else "random pixels"}
 
@@ -284,7 +284,7 @@ def _imagenet_input(args, device) -> dict:
     seconds = clock.seconds(began, clock.mark())
     return {"resolution": 224, "batch_size": batch, "steps": args.steps, "workers": args.workers,
             "decode": "device" if loader.on_device else "workers", "images": len(files),
-            "images_per_second": round(seen / seconds, 1)}
+            "images_per_second": round(seen / seconds, 3)}
 
 
 def _ofa_eval(args, device, dtype) -> dict:
@@ -313,7 +313,7 @@ def _ofa_eval(args, device, dtype) -> dict:
     seconds = clock.seconds(began, clock.mark())
     return {"network": "ofa_mbv3, the largest subnet", "resolution": 224, "batch_size": batch,
             "images": seen, "workers": args.workers, "decode": "device" if loader.on_device else "workers",
-            "images_per_second": round(seen / seconds, 1)}
+            "images_per_second": round(seen / seconds, 3)}
 
 
 def _device_name(device) -> str:

@@ -138,7 +138,9 @@ class Probe:
 
             def record(module, inputs, output):
                 on = (output.detach() > 0).flatten(1).float()
-                kernel.add_((on @ on.T + (1 - on) @ (1 - on).T).double())
+                # units where both images agree: both on (on . on) or both off (d - s_i - s_j + on . on)
+                both, active = (on @ on.T).double(), on.sum(1).double()
+                kernel.add_(2 * both - active[:, None] - active[None, :] + on.shape[1])
             hooks += [m.register_forward_hook(record) for m in model.modules()
                       if _RECTIFIER.search(type(m).__name__)]
         x = self.images.clone().requires_grad_("jacobian" in needs)
@@ -157,7 +159,9 @@ class Probe:
             self.grads = [g.detach() for g in grads[:len(self.weights)]]
             self.activations = [(o.detach(), g.detach()) for o, g in zip(outputs, grads[len(self.weights):])]
             if "hessian" in needs:
-                # H g from one more backward: the gradient of g . stop_gradient(g)
+                # H g from one more backward: the gradient of g . stop_gradient(g). (A central difference
+                # of two more gradients costs a third as much but, in float32 and across ReLU kinks,
+                # flips grasp's sign on most NB201 cells: measured.)
                 dot = sum((g * g.detach()).sum() for g in grads[:len(self.weights)] if g.requires_grad)
                 hg = torch.autograd.grad(dot, self.weights, allow_unused=True, retain_graph=True) \
                     if torch.is_tensor(dot) else [None] * len(self.weights)
