@@ -9,8 +9,14 @@ import pytest
 SHARED_DATA = Path(os.environ.get("NARNAS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 # Every test run gets its own data/cache folder, so the suite recomputes what it
-# caches (the NB101 enumeration) instead of trusting a cache left on the machine.
-_DATA_DIR = tempfile.mkdtemp(prefix="narnas-test-data-")
+# caches (the NB101 enumeration) instead of trusting a cache left on the machine. The
+# workers of one parallel run (pytest-xdist) share it: what one computed the others read.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if _RUN:
+    _DATA_DIR = os.path.join(tempfile.gettempdir(), f"narnas-test-data-{_RUN}")
+    os.makedirs(_DATA_DIR, exist_ok=True)
+else:
+    _DATA_DIR = tempfile.mkdtemp(prefix="narnas-test-data-")
 os.environ["NARNAS_DATA"] = _DATA_DIR
 for var in ("NARNAS_NB101_PATH", "NARNAS_NB201_PATH"):
     os.environ.pop(var, None)

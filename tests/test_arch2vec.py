@@ -193,23 +193,31 @@ def test_embeddings_and_foreign_graphs(tmp_path):
 @pytest.fixture(scope="module")
 def nb201_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("arch2vec") / "nb201.pt"
-    pretrain(spaces.get_space("nb201"), Arch2VecConfig(epochs=3), path, archs=6000, held_out=500, prior_samples=0)
+    pretrain(spaces.get_space("nb201"), Arch2VecConfig(epochs=10), path, archs=15125, held_out=500, prior_samples=0)
     return path
 
 
-@pytest.mark.parametrize("regressor", ["rf", "gp", "mlp"])
-def test_the_predictor_on_a_pretrained_model_ranks_nb201(regressor, nb201_model):
-    """Embeddings of a short pretraining carry the ranking: each regressor clears tau 0.35
-    at 300 training archs (measured 0.44-0.57; embeddings that say nothing give about 0)."""
+def test_the_predictor_on_a_pretrained_model_ranks_nb201(nb201_model):
+    """300 training archs, 3,000 test archs. With the random forest (the regressor of the guide's
+    figures) the embeddings beat both structure-blind baselines (least squares on the op counts,
+    the parameter count) by 0.05 (measured 0.616-0.628 against 0.537, seeds 0 and 1); embeddings
+    of a shorter pretraining (3 epochs, 6,000 archs: 0.48-0.51) do not. The Gaussian process
+    and the MLP on the same embeddings rank well above chance but not above the parameter count
+    (measured 0.43-0.54): they are held to tau 0.4."""
+    from test_predictor import structure_blind_taus
     space, bench = spaces.get_space("nb201"), spaces.get_benchmark("nb201")
     graphs = [space.to_graph(a) for a in bench.archs()]
-    y = bench.column("c10valid_val_200_mean")
+    y, params = bench.column("c10valid_val_200_mean"), bench.column("c10valid_params_mb")
     rows = np.random.default_rng(0).permutation(len(graphs))
     train, test = rows[:300], rows[300:3300]
-    p = predictor.get_predictor("arch2vec", model=str(nb201_model), regressor=regressor, trees=100)
-    p.fit([graphs[i] for i in train], y[train])
-    tau = predictor.metrics.kendall_tau(p.predict([graphs[i] for i in test]), y[test])
-    assert tau > 0.35, f"{regressor}: tau {tau:.3f}"
+    blind = structure_blind_taus(graphs, y, params, train, test)
+    taus = {}
+    for regressor in ("rf", "gp", "mlp"):
+        p = predictor.get_predictor("arch2vec", model=str(nb201_model), regressor=regressor, trees=100)
+        p.fit([graphs[i] for i in train], y[train])
+        taus[regressor] = predictor.metrics.kendall_tau(p.predict([graphs[i] for i in test]), y[test])
+    assert taus["rf"] > max(blind.values()) + 0.05, (taus, blind)
+    assert min(taus.values()) > 0.4, (taus, blind)
 
 
 def test_the_cli_pretrains_resumes_encodes_and_explains(tmp_path):
