@@ -346,7 +346,11 @@ def plot(results: dict, path: Path, space: str) -> None:
             if "best_val" in r:
                 ax.axhline(r["best_val"], color="0.4", linestyle=":", label=f"{name} ({r['evaluations']:,} evaluations)")
             continue
-        curves = np.array([[np.nan if v is None else v for v in run["curve"]] for run in r["per_seed"]], dtype=float)
+        # seeds under a cost budget end after different numbers of evaluations: NaN past each end
+        longest = max(len(run["curve"]) for run in r["per_seed"])
+        curves = np.full((len(r["per_seed"]), longest), np.nan)
+        for row, run in zip(curves, r["per_seed"]):
+            row[:len(run["curve"])] = [np.nan if v is None else v for v in run["curve"]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a step where no seed has a value yet
             ax.plot(np.arange(1, curves.shape[1] + 1), np.nanmean(curves, axis=0), label=name)

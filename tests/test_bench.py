@@ -308,3 +308,14 @@ def test_io_curves_plot_the_losses_beside_their_baselines(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "no per-epoch unseen_networks_l1" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bench_search_plots_seeds_that_a_cost_budget_ends_at_different_counts(tmp_path):
+    out = tmp_path / "budget.json"
+    done = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "random", "--schedules", "async", "--budget", "40",
+                           "--seeds", "3", "--set", "strategy.cost_budget=40000", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    counts = [s["evaluations"] for s in json.loads(out.read_text())["strategies"]["random/async"]["per_seed"]]
+    assert len(set(counts)) > 1 and max(counts) < 40, counts  # the budget ended them, each at its own count
+    assert out.with_suffix(".png").stat().st_size > 0
