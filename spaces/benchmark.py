@@ -53,9 +53,9 @@ class Benchmark:
     #: share of ``cost_metric`` an evaluation up to that step costs); NB201: its 12-epoch
     #: validation accuracy at 12/200 of the 200-epoch training time
     fidelities: tuple = ()
-    #: whether the table holds every architecture of the space (a benchmark's official file);
-    #: a search over a partial one proposes only its archs (:mod:`spaces.subset`)
-    complete: bool = True
+    #: whether the table holds every architecture of the space; None: as many rows as the space
+    #: counts. A search over a partial table proposes only its archs (:mod:`spaces.subset`)
+    complete: bool | None = None
     _row: dict = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -63,6 +63,10 @@ class Benchmark:
         for name, col in self.columns.items():
             if len(col) != len(self.keys):
                 raise DataFileError(f"{self.source}: column {name!r} has {len(col)} rows, expected {len(self.keys)}")
+
+    def covers_space(self) -> bool:
+        """Whether every architecture of the space has a row."""
+        return self.complete if self.complete is not None else len(self) >= self.space.count()
 
     @property
     def metrics(self) -> list[str]:

@@ -109,7 +109,7 @@ def read_table(space, path) -> Benchmark:
     default = "val" if "val" in columns else (next(iter(columns)) if len(columns) == 1 else None)
     return Benchmark(space, keys, columns, archs.__getitem__, str(file), default_metric=default,
                      test_metric="test" if "test" in columns else None,
-                     expected_metric="val", cost_metric="cost" if "cost" in columns else None, complete=False)
+                     expected_metric="val", cost_metric="cost" if "cost" in columns else None)
 
 
 def _number(value):

@@ -111,3 +111,19 @@ def test_a_table_that_lists_every_arch_leaves_the_space_whole(tmp_path):
     assert whole.search_space() is space  # the same draws as with the official table
     part = BenchmarkEvaluator(space, BenchmarkConfig(data=str(tmp_path / "some.jsonl"))).search_space()
     assert part is not space and part.count() == 50
+
+
+def test_a_search_over_the_nb101_subset_proposes_only_its_cells(shared_data, tmp_path):
+    """The shared NB101 file holds 20k of the 423,624 cells (and no test column: its 36-epoch value
+    stands in for one): a search draws and mutates within them."""
+    data = shared_data / "nb101" / "nb101_subset_valacc.npz"
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "search.run", "--space", "nb101", "--data", str(data), "--test-metric",
+                           "val_acc_36", "--strategy",
+                           "rea", "--budget", "30", "--batch", "10", "--executor", "inline", "--seed", "0", "--quiet",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    bench = spaces.get_benchmark("nb101", data)
+    assert len(journal) == 30 and all(r["status"] == "ok" for r in journal)
+    assert all(r["val"] == bench.query(spaces.get_space("nb101").from_json(r["arch"])) for r in journal)

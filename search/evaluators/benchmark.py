@@ -85,7 +85,7 @@ class BenchmarkEvaluator(Evaluator):
     def search_space(self):
         """The space, confined to the table's archs where it lists only some."""
         table = self.table
-        if table.complete or len(table) >= self.space.count():  # a table of yours may list them all
+        if table.covers_space():
             return self.space
         from spaces.subset import restrict
         return restrict(self.space, table.archs())

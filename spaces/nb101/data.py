@@ -28,6 +28,9 @@ from ..registry import get_space, register_benchmark
 from ..tfrecord import RecordError, decode_message, read_records
 
 ENV_VAR = "NARNAS_NB101_PATH"
+#: NAS-Bench-101's unique cells (the paper's count, which the space's enumeration reproduces): a
+#: file with fewer rows is a subset, and a search over it proposes only its cells
+CELLS = 423_624
 WHERE = ("the NAS-Bench-101 release (nasbench_only108.tfrecord, linked from "
          "github.com/google-research/nasbench)")
 DEFAULT_NAMES = ("nasbench_only108.tfrecord", "nasbench_full.tfrecord", "nb101_subset_valacc.npz")
@@ -87,7 +90,8 @@ def _from_arrays(arrays: dict[str, np.ndarray], source: str) -> Benchmark:
     default = "val_acc_108" if "val_acc_108" in columns else None
     test = "test_acc_108" if "test_acc_108" in columns else None
     return Benchmark(get_space("nb101"), keys, columns, make, source, default, test, expected_metric="val_acc_108",
-                     paired_test=True, cost_metric="train_time_108" if "train_time_108" in columns else None)
+                     paired_test=True, cost_metric="train_time_108" if "train_time_108" in columns else None,
+                     complete=len(keys) >= CELLS)
 
 
 def read_tfrecord(file: Path) -> dict[str, np.ndarray]:
