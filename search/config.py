@@ -24,13 +24,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from narnas import config as configs
+from narnas.cli import parse_names
 
 from .errors import SearchError
 from .executors import ExecutorConfig
 from .fidelity import StopperSection
 from .latency import LatencySection
-from narnas.cli import parse_names
-
 from .proxies import ProxiesSection, check_usable
 from .strategies import PredictorSection, StrategyConfig, strategy_settings
 
