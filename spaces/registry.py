@@ -7,9 +7,11 @@ importing another. A plug-in registers its own with ``register_space`` /
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from narnas.registry import Registry
 
-from .errors import SpacesError, UnknownNameError
+from .errors import DataFileError, SpacesError, UnknownNameError
 
 SPACES = Registry("space", ("spaces.nb101", "spaces.nb201", "spaces.darts", "spaces.ofa_mbv3"),
                   error=UnknownNameError)
@@ -54,6 +56,8 @@ def get_benchmark(space, path=None, **options):
             raise SpacesError(f"a table ({path}) takes no benchmark options, got {', '.join(sorted(options))}")
         return read_table(get_space(name) if isinstance(space, str) else space, path)
     if name not in BENCHMARKS:
+        if path is not None and not Path(path).exists():
+            raise DataFileError(f"table {path} not found (space {name!r} reads only tables of your own results)")
         raise SpacesError(f"space {name!r} has no benchmark reader; give a table of your own results (a CSV or "
                           f"JSON-lines file with an 'arch' column, or a run folder); readers: {', '.join(BENCHMARKS.names())}")
     return BENCHMARKS.get(name)(path, **options)

@@ -93,3 +93,14 @@ def test_bench_predictors_names_a_missing_graph_input_column(darts_rows, tmp_pat
                            "--quiet"], capture_output=True, text=True, env=os.environ, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "--graph-inputs synflow: no such column in" in done.stderr and "(columns: test, val)" in done.stderr
+
+
+def test_a_missing_table_of_a_space_without_a_reader_is_named(tmp_path):
+    with pytest.raises(DataFileError, match=f"table {tmp_path / 'nope.csv'} not found"):
+        spaces.get_benchmark("darts", tmp_path / "nope.csv")
+    done = subprocess.run([sys.executable, "-m", "search.run", "--space", "darts", "--evaluator", "benchmark", "--data",
+                           str(tmp_path / "nope.csv"), "--out", str(tmp_path / "run"), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: table {tmp_path / 'nope.csv'} not found (space 'darts' reads only tables of your own results)"]
+    assert not (tmp_path / "run").exists()
