@@ -30,8 +30,11 @@ run: $(STAMP)
 	$(VENV)/bin/narnas search --space nb201 --strategy random --budget 100 --batch 10 --seed 0 --executor inline --quiet
 
 # The report's test drives a real headless Chromium (Debian's chromium and chromium-driver).
+# The suite on up to two workers, then the tests that time themselves (marker `alone`) one at a
+# time, so the other worker's load cannot skew what they measure.
 test: $(TEST_STAMP) browser
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not alone"
+	$(PY) -m pytest -m alone --numprocesses 0
 
 .PHONY: browser
 # Needs root and the network; where it cannot install them the browser test is skipped (under CI it fails).

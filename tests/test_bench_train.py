@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "imagenet_sample"
 
@@ -13,6 +15,7 @@ def bench(*args, timeout=600):
                           timeout=timeout)
 
 
+@pytest.mark.alone
 def test_a_network_s_images_per_second_and_step_split(tmp_path, cifar_dir):
     out = tmp_path / "darts.json"
     done = bench("--what", "darts-search", "--batch-size", "32", "--steps", "3", "--warmup", "1", "--threads", "2",

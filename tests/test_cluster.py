@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from test_search_run import journal, processes_with, search, summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +58,7 @@ def cluster_cpus(port: int, env: dict) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+@pytest.mark.alone
 def test_a_search_on_a_two_node_cluster_survives_a_lost_worker_and_a_killed_driver(tmp_path):
     port = free_port()
     scratch = tempfile.mkdtemp(prefix="narnas-cluster-", dir="/tmp")  # Ray's socket paths must stay short

@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from test_cluster import HOST, kill_all, wait_for
 from test_search_run import journal, processes_with, search, summary
 
@@ -19,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NODES = 8
 
 
+@pytest.mark.alone
 def test_an_async_search_on_eight_nodes_keeps_its_slots_busy_through_a_lost_node_and_driver(tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
     scratch = tempfile.mkdtemp(prefix="narnas-c8-", dir="/tmp")  # Ray's socket paths must stay short

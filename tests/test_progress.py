@@ -6,8 +6,9 @@ import pty
 import re
 import subprocess
 import sys
-
 from types import SimpleNamespace
+
+import pytest
 
 from narnas import progress
 from narnas.progress import Progress, duration, eta
@@ -92,6 +93,7 @@ def test_the_estimate_counts_the_refits_to_come_or_says_it_does_not_know():
     assert estimate_left(timings, 60, 60, 10, refits=True) == 0
 
 
+@pytest.mark.alone
 def test_a_search_in_a_log_speaks_through_refits_and_its_estimate_holds_and_quiet_says_nothing(tmp_path):
     """The default NAR-Former search on NB201, its stderr a log: no bars, a line per round, a line
     when each refit starts and ends (table look-ups get no line each), "eta ?" until a refit was

@@ -303,6 +303,7 @@ def test_the_ray_a_killed_search_leaves_behind_is_reclaimed_at_the_next_start(tm
     assert session_processes(stale[0]) == [] and not os.path.exists(own)
 
 
+@pytest.mark.alone
 def test_ctrl_c_and_sigterm_under_ray_stop_cleanly_in_every_phase(tmp_path):
     """SIGINT while the predictor fits (after a Tune fit, whose handler used to swallow it) and
     SIGTERM while trials run: each stops the search with the resume hint and 130 / 143, and
