@@ -77,7 +77,8 @@ def test_an_async_search_on_eight_nodes_keeps_its_slots_busy_through_a_lost_node
         # 0.38). What the slots lose is not the schedule's: on this 2-core machine the eight nodes
         # start their workers for 4 s, the lost node leaves 7 of 8 slots, and the resumed driver
         # spends 7 s joining and starting workers again; the schedule's own figure is bench.search's.
-        assert done["utilisation"] > 0.25 and done["steady_utilisation"] >= done["utilisation"]
+        # (Until the last start is not always the busier part here: the resume's gap falls inside it.)
+        assert done["utilisation"] > 0.25 and done["steady_utilisation"] > 0.25
         first = [r for r in records if r["process"] == 0]
         busy = sum(r["ended"] - r["began"] for r in first)
         assert busy / (NODES * (max(r["ended"] for r in first) - min(r["began"] for r in first))) > 0.4
