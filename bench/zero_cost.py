@@ -39,6 +39,8 @@ def build_parser():
     p.add_argument("--data-dir", help="CIFAR-10 / ImageNet folder for the minibatch")
     p.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
     p.add_argument("--cache", help="proxy cache file (default: $NARNAS_DATA/zerocost/SPACE.jsonl)")
+    p.add_argument("--workers", type=int, help="processes computing networks at once on a CPU, each with its share "
+                                               "of the threads (default: one per thread torch may use)")
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option")
     p.add_argument("--table", help="also write the archs, their --metric (as val), the benchmark's test metric (as "
                                    "test) and every proxy as a table (.csv or .jsonl) that any tool's --data reads")
@@ -78,7 +80,8 @@ def run(args) -> dict:
             raise ConfigError(f"--sample must be in 1..{len(rows)}, got {args.sample}")
         rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.sample, replace=False))
     cache = check_cache(args.cache) if args.cache else default_cache(space.name)
-    store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device)
+    store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device,
+                       args.workers)
     archs = [bench.arch(int(r)) for r in rows]
     todo = len({str(space.key(a)) for a in archs} - set(store.known))
     started = time.perf_counter()
@@ -88,7 +91,7 @@ def run(args) -> dict:
     result = {"space": space.name, "data": bench.source, "metric": metric, "archs": len(rows),
               "batch": store.batch.signature, "batch_size": args.batch_size, "seed": args.seed,
               "computed": todo, "seconds_per_arch": round(seconds / todo, 3) if todo else None,
-              "device": args.device, "threads": torch.get_num_threads(), "machine": platform.machine(),
+              "device": args.device, "threads": torch.get_num_threads(), "workers": store.workers, "machine": platform.machine(),
               "torch": torch.__version__,
               "proxies": {}}
     for j, name in enumerate(chosen):

@@ -170,6 +170,22 @@ def test_the_cache_computes_each_arch_once_and_keeps_minibatches_apart(nb201_sto
     assert ProxyStore(space, nb201_store.batch, 0, nb201_store.cache).known.keys() == again.known.keys()
 
 
+def test_worker_processes_give_the_same_values_and_the_parent_caches_them(nb201_store, tmp_path, monkeypatch):
+    space = nb201_store.space
+    archs = [space.sample(np.random.default_rng(20 + i)) for i in range(4)]
+    chosen = ["synflow", "naswot", "snip", "grasp"]
+    here = ProxyStore(space, nb201_store.batch, 0, tmp_path / "here.jsonl", workers=1).values(archs, chosen)
+    monkeypatch.setattr("zerocost.store.MIN_PER_WORKER", 2)  # 4 networks are enough for 2 workers
+    monkeypatch.setattr("zerocost.store.measure", lambda *a: pytest.fail("measured in the parent"))
+    pooled = ProxyStore(space, nb201_store.batch, 0, tmp_path / "pool.jsonl", workers=2)
+    # thread counts change float sums' order: grasp's cancelling sum moves by ~1e-3 of its value
+    assert np.allclose(pooled.values(archs, chosen), here, rtol=1e-2, atol=0)
+    lines = [json.loads(line) for line in (tmp_path / "pool.jsonl").read_text().splitlines()]
+    assert sorted(line["key"] for line in lines) == sorted(str(space.key(a)) for a in archs)
+    with pytest.raises(ZeroCostError, match="workers must be at least 1"):
+        ProxyStore(space, nb201_store.batch, 0, None, workers=0)
+
+
 def test_the_network_is_initialised_from_the_seed(nb201_store):
     arch = nb201_store.space.sample(np.random.default_rng(3))
     a, b = nb201_store.network(arch), nb201_store.network(arch)

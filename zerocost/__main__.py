@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option")
     p.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
     p.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's choice)")
+    p.add_argument("--workers", type=int, help="processes computing networks at once on a CPU, each with its share "
+                                               "of the threads (default: one per thread torch may use)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--plugin", action="append", metavar="MODULE", help="import this module first; repeatable")
     return p
@@ -90,7 +92,8 @@ def run(args) -> None:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ZeroCostError(f"--device {args.device}: CUDA is not available here")
-    store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device)
+    store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device,
+                       args.workers)
     started = time.perf_counter()
     todo = len({str(space.key(a)) for a in archs} - set(store.known))
     print(f"{len(archs)} archs, {todo} to compute, cache {cache} (minibatch {store.batch.signature})",

@@ -7,10 +7,17 @@ weights a space may load, such as OFA's supernet, never enter) and appends one l
 architecture to its cache file, flushed as it goes: a killed job loses at most the network it
 was on, and running it again computes only what is missing. Lines of other minibatches or
 seeds may share the file; each is read only by a store of its own.
+
+On a CPU the networks are spread over ``workers`` processes of one thread each (default: one
+per thread torch may use): small convolutions use two threads poorly, so two single-thread
+workers computed 1.3x as many NB201 cells a second as one process of two threads (measured).
+Only the parent writes the cache, one line per network as its values arrive.
 """
 from __future__ import annotations
 
 import math
+import signal
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +31,19 @@ from .errors import ZeroCostError
 from .proxies import Proxy, measure, resolve
 
 
+MIN_PER_WORKER = 8  # networks per worker process below which starting one (a second or two) does not pay
+
+
 class ProxyStore:
-    def __init__(self, space, batch: Minibatch, seed: int = 0, cache: Path | str | None = None, device: str = "cpu"):
+    def __init__(self, space, batch: Minibatch, seed: int = 0, cache: Path | str | None = None, device: str = "cpu",
+                 workers: int | None = None):
         from spaces.base import ModelBuilding, require
         self.space = require(space, ModelBuilding, "for zero-cost proxies")
         self.batch, self.seed = batch, seed
         self.device = torch.device(device)  # where networks and the minibatch go: "cuda" on a GPU
+        if workers is not None and workers < 1:
+            raise ZeroCostError(f"workers must be at least 1, got {workers}")
+        self.workers = workers or (torch.get_num_threads() if self.device.type == "cpu" else 1)
         self.cache = Path(cache) if cache else None
         self.known: dict[str, dict[str, float]] = {}
         if self.cache is not None:
@@ -48,8 +62,8 @@ class ProxyStore:
             if lacking and key not in todo:
                 todo[key] = (arch, lacking)
         bar = Progress(len(todo), interactive(quiet), "proxies")
-        for done, (key, (arch, lacking)) in enumerate(todo.items(), 1):
-            self._compute(key, arch, lacking)
+        for done, (key, values) in enumerate(self._measured(todo), 1):
+            self._record(key, todo[key][0], values)
             bar.update(done)
         bar.close()
         return np.array([[self.known[k][p.name] for p in chosen] for k in keys], dtype=np.float64).reshape(
@@ -66,15 +80,56 @@ class ProxyStore:
                     module.reset_parameters()
         return model
 
-    def _compute(self, key: str, arch, proxies: list[Proxy]) -> None:
+    def measure(self, arch, proxies: list[Proxy]) -> dict[str, float]:
+        """``arch``'s proxies, computed here (nothing cached)."""
         batch = self.batch.resized(_resolution(self.space, arch, self.batch.images.shape[-1]))
-        values = measure(self.network(arch).to(self.device), batch.images.to(self.device),
-                         batch.labels.to(self.device), proxies)
+        return measure(self.network(arch).to(self.device), batch.images.to(self.device),
+                       batch.labels.to(self.device), proxies)
+
+    def _measured(self, todo: dict):
+        """(key, values) of every ``todo`` entry, in this process or, for enough networks on a
+        CPU, from worker processes in the order they finish."""
+        workers = min(self.workers, len(todo) // MIN_PER_WORKER)
+        if workers < 2:
+            for key, (arch, lacking) in todo.items():
+                yield key, self.measure(arch, lacking)
+            return
+        import multiprocessing
+        threads = max(1, torch.get_num_threads() // workers)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(self._recipe(), threads))
+        try:
+            futures = [pool.submit(_measure_in_worker, key, arch, [p.name for p in lacking])
+                       for key, (arch, lacking) in todo.items()]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # a failure or Ctrl-C: the networks under way finish
+
+    def _recipe(self) -> tuple:
+        return self.space, self.batch, self.seed, str(self.device)
+
+    def _record(self, key: str, arch, values: dict[str, float]) -> None:
         self.known.setdefault(key, {}).update(values)
         if self.cache is not None:
             append_jsonl(self.cache, {"key": key, "arch": self.space.to_json(arch), "batch": self.batch.signature,
                                       "seed": self.seed,
                                       "values": {k: (None if math.isnan(v) else v) for k, v in values.items()}})
+
+
+_WORKER: ProxyStore | None = None  # a worker process's store (no cache: the parent writes it)
+
+
+def _start_worker(recipe: tuple, threads: int) -> None:
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    torch.set_num_threads(threads)
+    space, batch, seed, device = recipe
+    _WORKER = ProxyStore(space, batch, seed, None, device, workers=1)
+
+
+def _measure_in_worker(key: str, arch, proxy_names: list[str]) -> tuple[str, dict[str, float]]:
+    return key, _WORKER.measure(arch, resolve(proxy_names))
 
 
 def _resolution(space, arch, default: int) -> int:

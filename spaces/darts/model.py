@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..pooling import AvgPool3x3
+
 
 class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in, c_out, kernel, stride, padding):
@@ -53,7 +55,7 @@ def make_op(name: str, c: int, stride: int) -> nn.Module:
     if name == "max_pool_3x3":
         return nn.MaxPool2d(3, stride, 1)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride, 1, count_include_pad=False)
+        return AvgPool3x3() if stride == 1 else nn.AvgPool2d(3, stride, 1, count_include_pad=False)
     if name == "skip_connect":
         return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
     if name.startswith("sep_conv_"):

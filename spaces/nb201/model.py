@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..pooling import AvgPool3x3
 from .space import EDGES, OPS
 
 
@@ -34,7 +35,7 @@ def make_op(name: str, channels: int) -> nn.Module:
     if name == "nor_conv_3x3":
         return ReLUConvBN(channels, channels, 3)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return AvgPool3x3()
     raise ValueError(f"unknown NB201 op {name!r}")
 
 
