@@ -1,16 +1,18 @@
-"""Ranking metrics of predictions against the truth."""
+"""Ranking metrics of predictions against the truth. (scipy.stats is imported where it is used:
+half a second that a command refusing bad input should not pay.)"""
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 
 def kendall_tau(pred, truth) -> float:
+    from scipy import stats
     tau = stats.kendalltau(np.asarray(pred), np.asarray(truth)).statistic
     return float(0.0 if np.isnan(tau) else tau)
 
 
 def spearman(pred, truth) -> float:
+    from scipy import stats
     rho = stats.spearmanr(np.asarray(pred), np.asarray(truth)).statistic
     return float(0.0 if np.isnan(rho) else rho)
 
@@ -24,6 +26,7 @@ def precision_at_top(pred, truth, fraction: float = 0.05) -> float:
 
 
 def pearson(pred, truth) -> float:
+    from scipy import stats
     r = stats.pearsonr(np.asarray(pred, float), np.asarray(truth, float)).statistic if len(truth) > 1 else np.nan
     return float(0.0 if np.isnan(r) else r)
 
