@@ -192,7 +192,9 @@ def base_tree(args) -> dict:
     tree = _drop_none(tree)
     for key, value in parse_overrides(args.options).items():
         if key in search_config.FLAGS:
-            path = search_config.FLAGS[key][0]
+            path, convert = search_config.FLAGS[key][:2]
+            if isinstance(value, str):  # as search.run's flag reads it: proxies=a,b is a list
+                value = convert(value)
         elif key in search_config.SWITCHES:  # --warm-start, --quiet, --no-plots of search.run
             path = search_config.SWITCHES[key][0]
         else:

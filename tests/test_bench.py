@@ -136,8 +136,9 @@ def test_predictor_bench_scores_a_reference_evaluator_on_the_same_test_archs(sha
 def test_bench_search_set_takes_paths_flag_names_and_switches():
     from bench.search import base_tree, build_parser, strategy_settings
     tree = base_tree(build_parser().parse_args(["--set", "strategy.config.candidates=50", "--set", "population=7",
-                                                "--set", "warm_start=True"]))
+                                                "--set", "warm_start=True", "--set", "proxies=jacov,naswot"]))
     assert tree["strategy"]["config"] == {"candidates": 50, "population": 7, "warm_start": True}
+    assert tree["proxies"]["names"] == ["jacov", "naswot"]  # a flag name's value read as the flag reads it
     # each strategy gets the settings it has; one that no strategy has is refused
     assert strategy_settings(tree, ["narformer", "rea", "random"]) == {
         "narformer": {"candidates": 50, "warm_start": True}, "rea": {"population": 7}, "random": {}}
