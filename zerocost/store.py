@@ -16,6 +16,7 @@ Only the parent writes the cache, one line per network as its values arrive.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -94,10 +95,10 @@ class ProxyStore:
             for key, (arch, lacking) in todo.items():
                 yield key, self.measure(arch, lacking)
             return
-        import multiprocessing
         threads = max(1, torch.get_num_threads() // workers)
+        recipe = (self.space, self.batch, self.seed, str(self.device))
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_worker, initargs=(self._recipe(), threads))
+                                   initializer=_start_worker, initargs=(recipe, threads))
         try:
             futures = [pool.submit(_measure_in_worker, key, arch, [p.name for p in lacking])
                        for key, (arch, lacking) in todo.items()]
@@ -105,9 +106,6 @@ class ProxyStore:
                 yield future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # a failure or Ctrl-C: the networks under way finish
-
-    def _recipe(self) -> tuple:
-        return self.space, self.batch, self.seed, str(self.device)
 
     def _record(self, key: str, arch, values: dict[str, float]) -> None:
         self.known.setdefault(key, {}).update(values)
