@@ -184,6 +184,15 @@ BS_NARFORMER := $(PY) -m bench.search --space nb201 --strategies narformer --bud
 bench-search-async: $(STAMP)
 	$(PY) -m bench.search --space nb201 --strategies narformer --schedules rounds,async --stoppers none,asha,curve \
 	  --budget 100 --seeds 10 --json results/search/nb201_async_budget100_seeds10.json
+	$(PY) -m bench.search --space nb201 --strategies narformer --schedules async --stoppers none,curve,asha --slots 10 \
+	  --budget 40 --set cost_budget=86900 --seeds 10 --json results/search/nb201_async_cost86900_seeds10.json
+	$(PY) -m bench.search --space nb201 --strategies narformer --schedules async --stoppers none,curve --slots 10 \
+	  --budget 40 --set cost_budget=86900 --set proxies=jacov,naswot,synflow --set proxies.cache=$(ZC_ALL) --seeds 10 \
+	  --json results/search/nb201_async_proxyinputs_cost86900_seeds10.json
+	$(PY) -m bench.search --space nb201 --strategies narformer --schedules async --stoppers none,curve --slots 10 \
+	  --budget 40 --set cost_budget=86900 --set proxies=jacov,naswot,synflow --set proxies.cache=$(ZC_ALL) \
+	  --set first_round=proxies --set proxies.pool=1000 --seeds 10 \
+	  --json results/search/nb201_async_proxies_cost86900_seeds10.json
 	for spread in 0.5 1.0; do \
 	  $(PY) -m bench.search --space nb201 --strategies rea --schedules rounds,async --budget 1000 --batch 32 \
 	    --init 32 --slots 32 --set evaluator.config.cost_spread=$$spread --seeds 10 \
@@ -378,6 +387,17 @@ bench-imagenet: $(STAMP)
 # comes from CIFAR-10's training images ($$NARNAS_CIFAR10_DIR, or --data-dir).
 ZC := results/zero_cost
 ZC_TABLE := runs/zc/nb201_sample1000_b64.csv
+ZC_ALL := runs/zc/nb201_all.jsonl
+# Every NB201 cell's proxies, one resumable job (kill it and run it again to go on): first the
+# three the searches use (76 min on the 2 cores), then all twelve (about 3 h more).
+.PHONY: bench-zero-cost-all
+bench-zero-cost-all: $(STAMP)
+	mkdir -p $(ZC) runs/zc
+	$(PY) -m bench.zero_cost --space nb201 --all --proxies jacov,naswot,synflow --quiet --cache $(ZC_ALL) \
+	  --json $(ZC)/nb201_all_vote.json
+	$(PY) -m bench.zero_cost --space nb201 --all --quiet --cache $(ZC_ALL) --table runs/zc/nb201_all.csv \
+	  --json $(ZC)/nb201_all.json
+
 .PHONY: bench-zero-cost
 bench-zero-cost: $(STAMP)
 	mkdir -p $(ZC) runs/zc
