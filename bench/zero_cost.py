@@ -91,8 +91,8 @@ def run(args) -> dict:
     result = {"space": space.name, "data": bench.source, "metric": metric, "archs": len(rows),
               "batch": store.batch.signature, "batch_size": args.batch_size, "seed": args.seed,
               "computed": todo, "seconds_per_arch": round(seconds / todo, 3) if todo else None,
-              "device": args.device, "threads": torch.get_num_threads(), "workers": store.workers, "machine": platform.machine(),
-              "torch": torch.__version__,
+              "device": args.device, "threads": torch.get_num_threads(), "workers": store.workers,
+              "machine": platform.machine(), "torch": torch.__version__,
               "proxies": {}}
     for j, name in enumerate(chosen):
         rho, tau = correlations(values[:, j], truth)

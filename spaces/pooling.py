@@ -1,10 +1,10 @@
 """The cells' 3x3 average pool (stride 1, padding 1, padding not counted), fast on a CPU.
 
-PyTorch's CPU kernel for this pool and for its derivatives is a plain loop: on NB201 networks
-at batch 64 it took a quarter of a training step and of the zero-cost proxies' time (grasp
-differentiates it twice). As a separable box sum (three shifted adds along each axis, divided
-by how many pixels each window holds) the same values come 2-3x faster there, derivatives
-included, from vectorised elementwise kernels. Elsewhere the module is ``nn.AvgPool2d``
+PyTorch's CPU kernel for this pool and for its derivatives is a plain loop. As a separable box
+sum (three shifted adds along each axis, divided by how many pixels each window holds) the same
+values come up to 3x faster on a CPU, derivatives included (grasp differentiates the pool
+twice), from vectorised elementwise kernels: an NB201 training step at batch 64 took 0.257 s
+instead of 0.340 s (measured over 10 cells). Elsewhere the module is ``nn.AvgPool2d``
 itself: on a GPU, and whenever the network is traced, exported or compiled, so deployed
 graphs keep their one pooling operator.
 """
