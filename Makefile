@@ -389,7 +389,7 @@ ZC := results/zero_cost
 ZC_TABLE := runs/zc/nb201_sample1000_b64.csv
 ZC_ALL := runs/zc/nb201_all.jsonl
 # Every NB201 cell's proxies, one resumable job (kill it and run it again to go on): first the
-# three the searches use (76 min on the 2 cores), then all twelve (about 3 h more).
+# three the searches use (about 76 min on the 2 cores), then all twelve (about 3 h more).
 .PHONY: bench-zero-cost-all
 bench-zero-cost-all: $(STAMP)
 	mkdir -p $(ZC) runs/zc
