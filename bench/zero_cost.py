@@ -40,7 +40,7 @@ def build_parser():
     p.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
     p.add_argument("--cache", help="proxy cache file (default: $NARNAS_DATA/zerocost/SPACE.jsonl)")
     p.add_argument("--workers", type=int, help="processes computing networks at once on a CPU, each with its share "
-                                               "of the threads (default: one per thread torch may use)")
+                                               "of the threads (default: one per thread torch may use, up to 8)")
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option")
     p.add_argument("--table", help="also write the archs, their --metric (as val), the benchmark's test metric (as "
                                    "test) and every proxy as a table (.csv or .jsonl) that any tool's --data reads")

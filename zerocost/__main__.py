@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
     p.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's choice)")
     p.add_argument("--workers", type=int, help="processes computing networks at once on a CPU, each with its share "
-                                               "of the threads (default: one per thread torch may use)")
+                                               "of the threads (default: one per thread torch may use, up to 8)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--plugin", action="append", metavar="MODULE", help="import this module first; repeatable")
     return p

@@ -8,9 +8,10 @@ architecture to its cache file, flushed as it goes: a killed job loses at most t
 was on, and running it again computes only what is missing. Lines of other minibatches or
 seeds may share the file; each is read only by a store of its own.
 
-On a CPU the networks are spread over ``workers`` processes of one thread each (default: one
-per thread torch may use): small convolutions use two threads poorly, so two single-thread
-workers computed 1.3x as many NB201 cells a second as one process of two threads (measured).
+On a CPU the networks are spread over ``workers`` processes sharing torch's threads (default:
+one per thread, up to 8, so one thread each on a small machine): small convolutions use two
+threads poorly, so two single-thread workers computed 1.3x as many NB201 cells a second as one
+process of two threads (measured).
 Only the parent writes the cache, one line per network as its values arrive.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .proxies import Proxy, measure, resolve
 
 
 MIN_PER_WORKER = 8  # networks per worker process below which starting one (a second or two) does not pay
+MAX_DEFAULT_WORKERS = 8  # each holds its own torch (~0.3 GB): on a big machine, more threads per worker instead
 
 
 class ProxyStore:
@@ -44,7 +46,8 @@ class ProxyStore:
         self.device = torch.device(device)  # where networks and the minibatch go: "cuda" on a GPU
         if workers is not None and workers < 1:
             raise ZeroCostError(f"workers must be at least 1, got {workers}")
-        self.workers = workers or (torch.get_num_threads() if self.device.type == "cpu" else 1)
+        cpu = self.device.type == "cpu"
+        self.workers = workers or (min(torch.get_num_threads(), MAX_DEFAULT_WORKERS) if cpu else 1)
         self.cache = Path(cache) if cache else None
         self.known: dict[str, dict[str, float]] = {}
         if self.cache is not None:
