@@ -4,7 +4,9 @@
   one-hot operations (the simplest baseline).
 * ``ridge``: ridge regression on the same features, its penalty chosen by exact
   leave-one-out error (closed form; fits in milliseconds). On whole networks this is the
-  one-hot-per-block linear model of OFA-style work.
+  one-hot-per-block linear model of OFA-style work; ``features="edge_ops"`` codes each edge
+  with the operation it feeds instead (on DARTS cells: the one-hot (op, input) code of every
+  node's two edges).
 
 Both place nodes by ``graphs.node_slots``: on ``ofa_mbv3`` a block's feature is the same
 column in every subnet.
@@ -21,7 +23,7 @@ from torch import nn
 
 from .base import Predictor, TorchPredictor, TrainConfig, check_training_data
 from .errors import PredictorError
-from .graphs import GraphBatch, batch_graphs, flat_encoding
+from .graphs import GraphBatch, batch_graphs, edge_op_encoding, flat_encoding
 from .registry import register_predictor
 
 
@@ -79,17 +81,25 @@ class MLPPredictor(TorchPredictor):
 @dataclass
 class RidgeConfig:
     alphas: tuple = tuple(float(a) for a in np.logspace(-3, 4, 29))  # penalties tried
+    features: str = "adjacency_ops"  # or "edge_ops": see RIDGE_FEATURES
     seed: int = 0  # accepted like every predictor's; the fit is deterministic
     quiet: bool = True
 
     def validate(self):
         if not self.alphas or min(self.alphas) <= 0:
             raise PredictorError(f"alphas must be positive numbers, got {self.alphas}")
+        if self.features not in RIDGE_FEATURES:
+            raise PredictorError(f"unknown ridge features {self.features!r}; valid: {', '.join(RIDGE_FEATURES)}")
+
+
+# The ridge's encodings: the adjacency and one-hot ops apart (the MLP's), or each edge with the op it feeds.
+RIDGE_FEATURES = {"adjacency_ops": flat_encoding, "edge_ops": edge_op_encoding}
 
 
 @register_predictor("ridge")
 class RidgePredictor(Predictor):
-    """Ridge regression on the MLP's features, the penalty chosen by exact leave-one-out error.
+    """Ridge regression on the MLP's features (or ``features="edge_ops"``), the penalty chosen by
+    exact leave-one-out error.
 
     Standardised features, the penalty with the smallest leave-one-out squared error
     (from one SVD: the LOO residual is r_i / (1 - h_ii)); ``val`` and ``init_state`` are
@@ -104,7 +114,8 @@ class RidgePredictor(Predictor):
         self.state: dict | None = None
 
     def _features(self, graphs, width):
-        return flat_encoding(batch_graphs(graphs, width), self.state["num_ops"]).astype(np.float64)
+        encode = RIDGE_FEATURES[self.config.features]
+        return encode(batch_graphs(graphs, width), self.state["num_ops"]).astype(np.float64)
 
     def fit(self, graphs, y, val=None, init_state=None, capacity=None):
         y = check_training_data(graphs, y)

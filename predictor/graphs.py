@@ -76,16 +76,33 @@ def node_slots(batch: GraphBatch) -> np.ndarray:
     return np.broadcast_to(np.arange(batch.max_nodes), batch.ops.shape)
 
 
-def flat_encoding(batch: GraphBatch, num_ops: int) -> np.ndarray:
-    """float32 [B, N(N-1)/2 + N * num_ops]: the upper-triangular adjacency and one-hot
-    operations, both placed by ``node_slots`` (empty slots are zero)."""
+def _placed(batch: GraphBatch, num_ops: int) -> tuple[np.ndarray, np.ndarray]:
+    """(one-hot ops [B, N, num_ops], adjacency [B, N, N]), both placed by ``node_slots``
+    (empty slots are zero)."""
     b, n = batch.ops.shape
     slots = node_slots(batch)
-    rows = np.arange(b)[:, None]
     ops = np.zeros((b, n, num_ops), dtype=np.float32)
     g, i = np.nonzero(batch.mask)
     ops[g, slots[g, i], batch.ops[g, i]] = 1.0
     adjacency = np.zeros((b, n, n), dtype=np.float32)
-    adjacency[rows[..., None], slots[:, :, None], slots[:, None, :]] = batch.adjacency
-    upper_rows, upper_cols = np.triu_indices(n, 1)
-    return np.concatenate([adjacency[:, upper_rows, upper_cols], ops.reshape(b, -1)], axis=1)
+    adjacency[np.arange(b)[:, None, None], slots[:, :, None], slots[:, None, :]] = batch.adjacency
+    return ops, adjacency
+
+
+def flat_encoding(batch: GraphBatch, num_ops: int) -> np.ndarray:
+    """float32 [B, N(N-1)/2 + N * num_ops]: the upper-triangular adjacency and one-hot
+    operations, both placed by ``node_slots`` (empty slots are zero)."""
+    ops, adjacency = _placed(batch, num_ops)
+    upper_rows, upper_cols = np.triu_indices(batch.max_nodes, 1)
+    return np.concatenate([adjacency[:, upper_rows, upper_cols], ops.reshape(len(ops), -1)], axis=1)
+
+
+def edge_op_encoding(batch: GraphBatch, num_ops: int) -> np.ndarray:
+    """float32 [B, N(N-1)/2 * num_ops]: for every edge i -> j, the one-hot operation of j, placed
+    by ``node_slots``: which operation reads which input, jointly. On a DARTS cell, whose graph
+    nodes are its edges, this is the one-hot (op, input) code of each node's two edges (the linear
+    baseline of NAS-Bench-301 work), where ``flat_encoding`` codes op and input apart."""
+    ops, adjacency = _placed(batch, num_ops)
+    upper_rows, upper_cols = np.triu_indices(batch.max_nodes, 1)
+    labelled = adjacency[:, upper_rows, upper_cols, None] * ops[:, upper_cols, :]
+    return labelled.reshape(len(ops), -1)

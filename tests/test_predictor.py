@@ -11,6 +11,7 @@ import predictor
 import spaces
 from predictor.augment import random_inner_permutation, random_topological_order, twins
 from predictor.graphs import batch_graphs, flat_encoding, neighbour_mask
+from spaces.darts.space import OPS as OPS_DARTS
 from predictor.metrics import accuracy_within, kendall_tau, mape, pearson, precision_at_top, rmse, spearman
 from predictor.aids import consistency_loss, sequence_ranking_loss
 from predictor.narformer import graph_attention_mask
@@ -456,6 +457,24 @@ def test_ridge_picks_the_penalty_with_the_smallest_leave_one_out_error(nb201):
     y = bench.column("c10valid_val_200_mean")
     fitted = predictor.get_predictor("ridge").fit(graphs[:300], y[:300])
     assert kendall_tau(fitted.predict(graphs[300:1300]), y[300:1300]) > 0.4
+
+
+def test_ridge_on_edge_ops_codes_op_and_input_jointly():
+    """A DARTS target that is a sum over the normal cell's edges of a weight per (op, input) pair:
+    the edge_ops ridge fits it; the default codes op and input apart and cannot."""
+    space = spaces.get_space("darts")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(400)]
+    weight = rng.normal(size=(len(OPS_DARTS), 6))
+    y = np.array([sum(weight[OPS_DARTS.index(op), src] for op, src in space.to_json(a)["normal"]) for a in archs])
+    graphs = [space.to_graph(a) for a in archs]
+
+    def error(**config):
+        fitted = predictor.get_predictor("ridge", **config).fit(graphs[:300], y[:300])
+        return float(np.sqrt(np.mean((fitted.predict(graphs[300:]) - y[300:]) ** 2)) / y.std())
+    assert error(features="edge_ops") < 0.05 < 0.3 < error()
+    with pytest.raises(predictor.PredictorError, match="unknown ridge features 'nope'; valid: adjacency_ops, edge_ops"):
+        predictor.get_predictor("ridge", features="nope")
 
 
 def test_fixed_width_features_place_a_block_by_its_supernet_slot():

@@ -84,6 +84,27 @@ def test_spaces_query_reads_a_table(darts_rows, tmp_path):
     assert json.loads(out.stdout)["val"] == 92.0
 
 
+@pytest.mark.parametrize("predictor_args", [["narformer", "--set", "epochs=3"], ["ridge", "--set", "features=edge_ops"]])
+def test_bench_predictors_scores_a_predictor_on_a_darts_table(tmp_path, predictor_args):
+    """Issue 32's DARTS row: bench.predictors on a table of your own, trained on a named column."""
+    space = spaces.get_space("darts")
+    rng = np.random.default_rng(1)
+    archs = [space.sample(rng) for _ in range(40)]
+    rows = [{"arch": space.to_json(a), "val": 90.0, "score": float(sum(op.startswith("sep") for op, _ in
+                                                                        space.to_json(a)["normal"]))}
+            for a in archs]
+    write_table(rows, tmp_path / "mine.csv")
+    out = tmp_path / "result.json"
+    done = subprocess.run([sys.executable, "-m", "bench.predictors", "--space", "darts", "--predictor", *predictor_args,
+                           "--train-size", "20", "--val-size", "5", "--holdout", "0", "--data", str(tmp_path / "mine.csv"),
+                           "--target", "score", "--json", str(out), "--quiet"],
+                          capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert (result["target"], result["test_target"], result["test_size"]) == ("score", "score", 15)
+    assert np.isfinite(result["kendall_tau"])
+
+
 def test_bench_predictors_names_a_missing_graph_input_column(darts_rows, tmp_path):
     space, rows = darts_rows
     path = tmp_path / "mine.csv"
