@@ -90,6 +90,9 @@ class Benchmark:
         try:
             return self.columns[metric]
         except KeyError:
+            if not self.columns:
+                raise MissingMetricError(f"{self.source} has no metric columns, so no {metric!r} (a metric is a "
+                                         "column of numbers beside 'arch')") from None
             raise UnknownNameError("metric", metric, self.columns) from None
 
     def search_metric(self) -> str:
@@ -105,7 +108,7 @@ class Benchmark:
     def _default(self, metric: str | None, missing: str, choose: str) -> str:
         if metric is None:
             raise MissingMetricError(f"{self.source} has no {missing}: name the {choose}; "
-                                     f"columns: {', '.join(self.metrics)}")
+                                     f"columns: {', '.join(self.metrics) or 'none beside arch'}")
         return metric
 
     def query(self, arch, metric: str | None = None) -> float:

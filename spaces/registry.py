@@ -49,7 +49,7 @@ def get_benchmark(space, path=None, **options):
     with an ``arch`` column or a run folder (:mod:`spaces.table`); ``None`` means the
     environment variable, then the default data folder (see each space's docs).
     """
-    from .table import is_table, read_table
+    from .table import is_table, not_a_table, read_table
     name = space if isinstance(space, str) else space.name
     if path is not None and is_table(path):
         if options:
@@ -58,6 +58,8 @@ def get_benchmark(space, path=None, **options):
     if name not in BENCHMARKS:
         if path is not None and not Path(path).exists():
             raise DataFileError(f"table {path} not found (space {name!r} reads only tables of your own results)")
+        if path is not None:
+            raise DataFileError(f"{not_a_table(path)}; space {name!r} reads only tables of your own results")
         raise SpacesError(f"space {name!r} has no benchmark reader; give a table of your own results (a CSV or "
                           f"JSON-lines file with an 'arch' column, or a run folder); readers: {', '.join(BENCHMARKS.names())}")
     return BENCHMARKS.get(name)(path, **options)

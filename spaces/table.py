@@ -72,10 +72,26 @@ def read_rows(path) -> tuple[Path, list[tuple[int, dict]]]:
     return path, rows
 
 
+def not_a_table(path) -> str:
+    """Why the existing file ``path`` is not a table, for a space that reads nothing else."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        return f"{path} is empty"
+    if path.suffix == ".csv" and path.is_file():
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        return f"{path}: no 'arch' column (columns: {', '.join(header)})"
+    return f"{path} is not a table (a .csv file with an 'arch' column, a .jsonl file or a run folder)"
+
+
 def read_table(space, path) -> Benchmark:
     """The table at ``path`` as a :class:`Benchmark` of ``space``."""
     file, rows = read_rows(path)
-    rows = [(n, r) for n, r in rows if r.get("status", "ok") == "ok"]
+    finished = [(n, r) for n, r in rows if r.get("status", "ok") == "ok"]
+    if not finished:
+        raise DataFileError(f"{file}: no rows" + (" that ended ok" if rows else "")
+                            + " (a table has one row per architecture)")
+    rows = finished
     archs, keys, lines, refused, first_line = [], [], [], [], {}
     duplicates = []
     for number, row in rows:

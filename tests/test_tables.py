@@ -116,6 +116,36 @@ def test_bench_predictors_names_a_missing_graph_input_column(darts_rows, tmp_pat
     assert "--graph-inputs synflow: no such column in" in done.stderr and "(columns: test, val)" in done.stderr
 
 
+@pytest.mark.parametrize("name, text, says", [
+    ("empty.csv", "", "empty.csv is empty; space 'darts' reads only tables of your own results"),
+    ("plain.csv", "genotype,val\n", "plain.csv: no 'arch' column (columns: genotype, val)"),
+    ("header.csv", "arch,val\n", "header.csv: no rows (a table has one row per architecture)"),
+    ("none.jsonl", "\n", "none.jsonl: no rows (a table has one row per architecture)"),
+    ("failed.jsonl", '{"arch": "x", "status": "failed"}\n', "failed.jsonl: no rows that ended ok"),
+])
+def test_a_table_without_rows_or_arch_column_says_so(tmp_path, name, text, says):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataFileError) as err:
+        spaces.get_benchmark("darts", tmp_path / name)
+    assert says in str(err.value)
+
+
+def test_an_empty_file_for_a_space_with_a_reader_is_called_empty(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataFileError, match="empty.csv is empty$"):
+        spaces.get_benchmark("nb201", tmp_path / "empty.csv")
+
+
+def test_a_table_without_metrics_says_so_when_one_is_asked_for(darts_rows, tmp_path):
+    space, rows = darts_rows
+    write_table([{"arch": r["arch"]} for r in rows], tmp_path / "archs.csv")
+    bench = spaces.get_benchmark("darts", tmp_path / "archs.csv")
+    with pytest.raises(SpacesError, match="archs.csv has no metric columns, so no 'val'"):
+        bench.column("val")
+    with pytest.raises(SpacesError, match="name the search metric .*; columns: none beside arch"):
+        bench.search_metric()
+
+
 def test_a_missing_table_of_a_space_without_a_reader_is_named(tmp_path):
     with pytest.raises(DataFileError, match=f"table {tmp_path / 'nope.csv'} not found"):
         spaces.get_benchmark("darts", tmp_path / "nope.csv")

@@ -81,10 +81,12 @@ def read_compact_table(file: Path) -> tuple[list[str], dict[str, np.ndarray]]:
         raw = file.read_bytes()
         text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
         reader = csv.reader(io.StringIO(text))
-        header = next(reader)
+        header = next(reader, None)
         rows = list(reader)
-    except (OSError, UnicodeDecodeError, EOFError, StopIteration, csv.Error) as exc:
+    except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
         raise DataFileError(f"{file}: cannot read as a CSV table ({exc})") from None
+    if header is None:
+        raise DataFileError(f"{file} is empty")
     if "arch_str" not in header:
         raise DataFileError(f"{file}: no 'arch_str' column (columns: {', '.join(header)})")
     arch_col = header.index("arch_str")
