@@ -30,7 +30,7 @@ from .errors import SearchError
 from .executors import ExecutorConfig
 from .fidelity import StopperSection
 from .latency import LatencySection
-from .proxies import ProxiesSection, check_usable
+from .proxies import DATA_FLAG, ProxiesSection, check_usable
 from .strategies import PredictorSection, StrategyConfig, strategy_settings
 
 
@@ -243,7 +243,6 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
                           f"{', '.join(learners)}")
     if not config.proxies.names and getattr(strategy, "default_proxies", ()):
         config.proxies.names = tuple(strategy.default_proxies)
-    check_usable(space, config.proxies)
     check_limits(config.strategy.constraints)
     if "latency" in config.strategy.constraints:
         from .latency import check as check_latency
@@ -253,6 +252,11 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Parts]:
     config.evaluator.name = cls.name
     evaluator_config = configs.build(cls.config_class, config.evaluator.config, path=f"evaluator {cls.name}")
     config.evaluator.config = configs.to_dict(evaluator_config)
+    given_as = DATA_FLAG
+    if config.proxies.names and config.proxies.data_dir is None and config.evaluator.config.get("data_dir"):
+        # One dataset folder per run: the proxies' minibatch comes from the one the evaluator trains on.
+        config.proxies.data_dir, given_as = config.evaluator.config["data_dir"], "--data-dir"
+    check_usable(space, config.proxies, given_as)
 
     if "seed" in config.predictor.config:
         raise SearchError("the predictor's seed is set from the run's seed each round: use --seed, "

@@ -24,7 +24,7 @@ class ProxiesSection:
     batch_size: int = 64  # images of the proxies' minibatch
     seed: int = 0  # of the minibatch and the networks' initialisation (not the run's: caches are shared)
     cache: str | None = None  # the proxy cache file (default $NARNAS_DATA/zerocost/SPACE.jsonl)
-    data_dir: str | None = None  # the dataset folder of the minibatch (default: as the trainers find it)
+    data_dir: str | None = None  # the minibatch's dataset folder (default: the evaluator's, then as trainers find it)
     device: str = "cpu"  # where the proxies' networks run ("cuda" on a GPU)
 
     def validate(self):
@@ -59,8 +59,8 @@ class Proxies:
             from zerocost.store import ProxyStore, check_cache, default_cache
             s = self.section
             cache = check_cache(s.cache) if s.cache else default_cache(self.space.name)
-            self._store = ProxyStore(self.space, draw(self.space, s.batch_size, s.seed, s.data_dir), s.seed, cache,
-                                     s.device)
+            self._store = ProxyStore(self.space, draw(self.space, s.batch_size, s.seed, s.data_dir, DATA_FLAG), s.seed,
+                                     cache, s.device)
         return self._store
 
     def values(self, archs: list) -> np.ndarray:
@@ -80,9 +80,19 @@ class Proxies:
                 for g, v in zip(graphs, values)]
 
 
-def check_usable(space, section: ProxiesSection) -> None:
-    """A SearchError before any work when proxies are asked of a space that builds no networks."""
+DATA_FLAG = "--set proxies.data_dir=PATH"  # how a search names the minibatch's folder
+
+
+def check_usable(space, section: ProxiesSection, given_as: str = DATA_FLAG) -> None:
+    """A SearchError before any work when proxies are asked of a space that builds no networks,
+    or their minibatch's dataset cannot be found (``given_as``: the flag that named its folder)."""
     if section.names:
         from spaces.base import ModelBuilding
         if not isinstance(space, ModelBuilding):
             raise SearchError(f"zero-cost proxies need networks; space {space.name!r} builds none")
+        from zerocost.batch import find_data
+        from zerocost.errors import ZeroCostError
+        try:
+            find_data(space, section.data_dir, given_as)
+        except ZeroCostError as err:
+            raise SearchError(str(err)) from None

@@ -68,6 +68,11 @@ def test_proxies_feed_the_predictor_and_pick_its_first_round(tmp_path, cifar_dir
     (["--strategy", "narformer", "--first-round", "proxies"], "needs proxies: give --proxies NAMES"),
     (["--strategy", "narformer", "--proxies", "params", "--first-round", "best"],
      "proxies.first_round must be 'random' or 'proxies', got 'best'"),
+    (["--strategy", "zero-cost", "--set", "proxies.data_dir=/nonexistent/cifar"],
+     "the proxies' minibatch: CIFAR-10 folder /nonexistent/cifar (from --set proxies.data_dir=PATH) does not exist"),
+    # the evaluator's dataset folder is the proxies' too
+    (["--proxies", "params", "--evaluator", "cifar10-train", "--preset", "smoke", "--data-dir", "/nonexistent/c"],
+     "the proxies' minibatch: CIFAR-10 folder /nonexistent/c (from --data-dir) does not exist"),
 ])
 def test_bad_proxy_settings_are_one_line(tmp_path, args, message):
     out, done = search(tmp_path, "bad", "--budget", "10", *args)

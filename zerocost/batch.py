@@ -42,30 +42,48 @@ class Minibatch:
         return Minibatch(images, self.labels, self.dataset, self.seed)
 
 
-def draw(space, size: int = 64, seed: int = 0, data_dir=None) -> Minibatch:
-    """``size`` images of the dataset ``space``'s networks take, drawn with ``seed``."""
+def draw(space, size: int = 64, seed: int = 0, data_dir=None, flag: str = "--data-dir") -> Minibatch:
+    """``size`` images of the dataset ``space``'s networks take, drawn with ``seed`` (``flag``:
+    what the caller's user gives ``data_dir`` with, for the error when it is not found)."""
     if size < 2:
         raise ZeroCostError(f"the proxies' minibatch needs at least 2 images (jacov and naswot compare images), "
                             f"got {size}")
-    pixels = getattr(space, "input_shape", (3, 32, 32))[-1]
     try:
-        return _cifar10(size, seed, data_dir) if pixels == 32 else _imagenet(size, seed, data_dir, pixels)
+        if _pixels(space) == 32:
+            return _cifar10(size, seed, data_dir, flag)
+        return _imagenet(size, seed, data_dir, _pixels(space), flag)
     except TrainingError as err:
         raise ZeroCostError(f"the proxies' minibatch: {err}") from None
 
 
-def _cifar10(size: int, seed: int, data_dir) -> Minibatch:
+def find_data(space, data_dir=None, flag: str = "--data-dir") -> None:
+    """A ZeroCostError, before any work, when the minibatch's dataset folder cannot be found."""
+    from training.datasets import cifar10, imagenet
+    try:
+        if _pixels(space) == 32:
+            cifar10.resolve_dir(data_dir, download=False, flag=flag)
+        else:
+            imagenet.resolve_root(data_dir, flag)
+    except TrainingError as err:
+        raise ZeroCostError(f"the proxies' minibatch: {err}") from None
+
+
+def _pixels(space) -> int:
+    return getattr(space, "input_shape", (3, 32, 32))[-1]
+
+
+def _cifar10(size: int, seed: int, data_dir, flag: str) -> Minibatch:
     from training.datasets import cifar10
-    data = cifar10.load(data_dir, val_size=0, download=False)
+    data = cifar10.load(data_dir, val_size=0, download=False, flag=flag)
     rows = np.sort(np.random.default_rng(seed).choice(len(data.train), size, replace=False))
     return Minibatch(data.prepare(data.train.x[rows]), torch.from_numpy(data.train.y[rows]), "cifar10", seed)
 
 
-def _imagenet(size: int, seed: int, data_dir, pixels: int) -> Minibatch:
+def _imagenet(size: int, seed: int, data_dir, pixels: int, flag: str) -> Minibatch:
     from PIL import Image
 
     from training.datasets import imagenet
-    files = imagenet.list_files(data_dir, allow_val_only=True)
+    files = imagenet.list_files(data_dir, allow_val_only=True, flag=flag)
     pool = files.train
     rows = np.sort(np.random.default_rng(seed).choice(len(pool), min(size, len(pool)), replace=False))
     transform = imagenet.eval_transform(pixels)

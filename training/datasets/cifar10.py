@@ -45,8 +45,9 @@ class CIFAR10(Dataset):
     std: np.ndarray = field(default_factory=lambda: STD)
 
 
-def resolve_dir(data_dir=None, download: bool = True) -> Path:
-    candidates = [("--data-dir", data_dir), (f"${ENV_VAR}", os.environ.get(ENV_VAR))]
+def resolve_dir(data_dir=None, download: bool = True, flag: str = "--data-dir") -> Path:
+    """The python batches folder; ``flag`` is what the caller's user gives ``data_dir`` with."""
+    candidates = [(flag, data_dir), (f"${ENV_VAR}", os.environ.get(ENV_VAR))]
     for how, value in candidates:
         if value:
             path = Path(value).expanduser()
@@ -60,7 +61,7 @@ def resolve_dir(data_dir=None, download: bool = True) -> Path:
         _download(folder.parent)
     if not folder.is_dir():
         raise TrainingError(f"CIFAR-10 not found: expected the python batches folder {FOLDER}/ (from {URL}) "
-                          f"given by --data-dir, ${ENV_VAR} or at {folder}")
+                          f"given by {flag}, ${ENV_VAR} or at {folder}")
     return folder
 
 
@@ -100,10 +101,10 @@ def check_md5(folder: Path) -> list[str]:
 
 
 def load(data_dir=None, val_size: int = 5000, fraction: float = 1.0, split_seed: int = 0,
-         download: bool = True, warn=None) -> CIFAR10:
+         download: bool = True, warn=None, flag: str = "--data-dir") -> CIFAR10:
     """Train / validation / test splits; ``fraction`` < 1 keeps a class-balanced share of
     each (for smoke runs)."""
-    folder = resolve_dir(data_dir, download)
+    folder = resolve_dir(data_dir, download, flag)
     differ = check_md5(folder) if warn is not None else []  # hashing 180 MB: only for a listener
     if differ:
         warn(f"warning: {', '.join(differ)} in {folder} differ from the official CIFAR-10 checksums "

@@ -35,9 +35,10 @@ HOLDOUT = 10_000  # OFA's held-out subset of train
 CROP_RATIO = 0.875  # evaluation: resize to resolution / 0.875, centre crop
 
 
-def resolve_root(data_dir=None) -> Path:
-    """The ImageNet root, or a TrainingError saying what was expected and where it was looked for."""
-    for value, how in ((data_dir, "--data-dir"), (os.environ.get(ENV_VAR), f"${ENV_VAR}")):
+def resolve_root(data_dir=None, flag: str = "--data-dir") -> Path:
+    """The ImageNet root, or a TrainingError saying what was expected and where it was looked for
+    (``flag``: what the caller's user gives ``data_dir`` with)."""
+    for value, how in ((data_dir, flag), (os.environ.get(ENV_VAR), f"${ENV_VAR}")):
         if value:
             root = Path(value).expanduser()
             if not root.is_dir():
@@ -49,7 +50,7 @@ def resolve_root(data_dir=None) -> Path:
         return root
     raise TrainingError(f"ImageNet not found: expected a folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
                         f"(torchvision ImageFolder layout) or the official archives {', '.join(ARCHIVES)}; "
-                        f"give --data-dir, set ${ENV_VAR}, or put it at {root}")
+                        f"give {flag}, set ${ENV_VAR}, or put it at {root}")
 
 
 @dataclass
@@ -90,8 +91,8 @@ def _unpack_archives(root: Path) -> None:
             raise TrainingError(f"cannot unpack the ImageNet archives in {root}: {err}") from None
 
 
-def list_files(data_dir=None, allow_val_only: bool = False) -> ImageNetFiles:
-    root = resolve_root(data_dir).resolve()  # absolute paths: workers run in other folders
+def list_files(data_dir=None, allow_val_only: bool = False, flag: str = "--data-dir") -> ImageNetFiles:
+    root = resolve_root(data_dir, flag).resolve()  # absolute paths: workers run in other folders
     if not (root / "val").is_dir() and all((root / a).exists() for a in ARCHIVES):
         _unpack_archives(root)
     if not (root / "val").is_dir():
