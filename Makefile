@@ -416,3 +416,5 @@ bench-zero-cost: $(STAMP)
 	  --set strategy.prior=runs/zc/prior_random100_s100 --json $(ZC)/search_nb201_prior_random100_budget50_seeds5.json
 	$(PY) -m bench.search --space nb201 --strategies narformer --budget 50 --seeds 5 \
 	  --json $(ZC)/search_nb201_noprior_budget50_seeds5.json
+	for n in 30 50; do $(PY) -m bench.search --space nb201 --strategies narformer --budget 50 --prior-budget $$n \
+	  --seeds 10 --quiet --json $(ZC)/search_nb201_prior$${n}_budget50_seeds10.json; done

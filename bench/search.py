@@ -3,6 +3,7 @@
   python -m bench.search --space nb201 --strategies narformer,rea,random --budget 100 --seeds 10
                          [--schedules rounds,async] [--stoppers none,asha,curve] [--slots N]
                          [--data PATH --target COL --test-target COL] [--workers N] [--json OUT]
+  python -m bench.search --space nb201 --strategies narformer --budget 50 --prior-budget 50
 
 Per strategy (under each schedule and stopper): mean and standard deviation of the test
 accuracy of the arch each search picks (the best by the search metric), the fraction of seeds
@@ -12,6 +13,12 @@ times), its training cost, the share of slot time busy, and wall time. Each seed
 search (the search driver, in a temporary folder); seeds run in parallel worker processes,
 one torch thread each. Plots of the mean best test accuracy against evaluations, the clock
 and the cost go beside the JSON.
+
+With ``--prior-budget N``, what a warm start saves: each seed S first runs the same search
+with seed S + 1000 and N evaluations, then the measured search with that run as its
+``--prior``; reported are the evaluations the first run needed to reach its best search
+value and those the measured search needed to match it (it never evaluates the prior's
+archs again, so it must find another one as good).
 """
 from __future__ import annotations
 
@@ -36,10 +43,14 @@ from search.errors import SearchError
 from search.loop import versions
 
 
-def run_one(config: SearchConfig) -> dict:
+PRIOR_SEED_OFFSET = 1000  # --prior-budget: the first run of seed S has seed S + 1000
+
+
+def run_one(config: SearchConfig, prior: SearchConfig | None = None) -> dict:
     """One search (a config), run by the search driver in a temporary folder (quiet, no plots):
     its pick, its clock and cost, and its curves of the reported value of the best so far
-    against evaluations (in the order results arrived), the run's clock and its cost."""
+    against evaluations (in the order results arrived), the run's clock and its cost. With
+    ``prior``, that search runs first and the measured one learns from it (``--prior``)."""
     import shutil
     import tempfile
 
@@ -48,10 +59,19 @@ def run_one(config: SearchConfig) -> dict:
     from search.loop import Search
     from search.report import best_entry, best_so_far, best_test_so_far
 
-    config = search_config.build(search_config.merge(search_config.to_dict(config),
-                                                     {"run": {"quiet": True, "plots": False}}))
+    def quiet(c: SearchConfig, **changes) -> SearchConfig:
+        return search_config.build(search_config.merge(search_config.to_dict(c),
+                                                       {"run": {"quiet": True, "plots": False}, **changes}))
     folder = tempfile.mkdtemp(prefix="narnas-bench-")
     try:
+        first = None
+        if prior is not None:
+            first_search = Search(quiet(prior), Path(folder) / "prior", log=lambda line: None)
+            first_search.run()
+            first = first_search.entries()
+            config = quiet(config, strategy={"prior": str(Path(folder) / "prior")})
+        else:
+            config = quiet(config)
         start = time.time()
         search = Search(config, Path(folder) / "run", log=lambda line: None)
         summary = search.run()
@@ -59,7 +79,7 @@ def run_one(config: SearchConfig) -> dict:
         entries = search.entries()
         journal = search.run_dir.read_journal()
         measures, evaluator = search.measures, search.evaluator
-        space = search.space
+        space, learned_from = search.space, len(search.prior)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     # The curve follows the reported value: the test value where the evaluator has one, else
@@ -84,7 +104,21 @@ def run_one(config: SearchConfig) -> dict:
                           for c, v in zip(spent, curve_of(as_entries(journal)))]
     for name, fn in measures.items():
         run[f"best_{name}"] = float(fn(space.from_json(best["arch"])))
+    if first is not None:
+        run["prior"] = dict(warm_start_saving(best_so_far(first), best_so_far(entries), prior.seed),
+                            learned_from=learned_from)
     return run
+
+
+def warm_start_saving(first: np.ndarray, measured: np.ndarray, seed: int) -> dict:
+    """From the best-so-far search values of a first run and of the search that had it as its
+    prior: the evaluations (counted from 1) the first needed to reach its best, and those the
+    second needed to match that value (None: not within its budget)."""
+    target = float(np.nanmax(first))
+    reached = np.flatnonzero(measured >= target)
+    return {"seed": seed, "evaluations": len(first), "best_val": target,
+            "evaluations_to_best": int(np.flatnonzero(first >= target)[0]) + 1,
+            "evaluations_to_match": int(reached[0]) + 1 if len(reached) else None}
 
 
 def table_optimum(config: SearchConfig) -> tuple[str, str, float, float] | None:
@@ -123,12 +157,23 @@ def summarise(runs: list[dict], optimum: tuple[str, str] | None, wall: float) ->
     if optimum is not None:
         out.update(optimum_rate=float(np.mean([r["best_key"] == optimum[0] for r in runs])),
                    test_optimum_rate=float(np.mean([r["best_key"] == optimum[1] for r in runs])))
+    if all("prior" in r for r in runs):
+        priors = [r["prior"] for r in runs]
+        to_match = [p["evaluations_to_match"] for p in priors]
+        # a seed that never matched counts as one evaluation past its budget: the mean is a lower bound
+        counted = [m if m is not None else r["evaluations"] + 1 for m, r in zip(to_match, runs)]
+        out["prior"] = {"evaluations": priors[0]["evaluations"],
+                        "mean_evaluations_to_best": float(np.mean([p["evaluations_to_best"] for p in priors])),
+                        "mean_evaluations_to_match": float(np.mean(counted)),
+                        "matched": sum(m is not None for m in to_match),
+                        "fewer": sum(m is not None and m < p["evaluations_to_best"] for m, p in zip(to_match, priors))}
     return dict(out, wall_seconds=round(wall, 1), per_seed=runs)
 
 
-def run_seeds(pool, configs: list, progress) -> list[dict]:
-    """Every config's search, in the order given, with a bar over finished seeds."""
-    futures = [pool.submit(run_one, c) for c in configs]
+def run_seeds(pool, configs: list, progress, priors: list | None = None) -> list[dict]:
+    """Every config's search (after its prior's, where given), in the order given, with a bar
+    over finished seeds."""
+    futures = [pool.submit(run_one, c, p) for c, p in zip(configs, priors or [None] * len(configs))]
     done = 0
     try:
         for _ in as_completed(futures):
@@ -153,6 +198,9 @@ def build_parser():
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--init", type=int, default=10)
     p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
+    p.add_argument("--prior-budget", type=int, metavar="N",
+                   help="what a warm start saves: each seed S first runs the same search of N evaluations with "
+                        "seed S + 1000, then the measured one with it as --prior (strategies that learn from a prior)")
     p.add_argument("--predictor", default="narformer")
     p.add_argument("--predictor-set", action="append", metavar="KEY=VALUE", help="predictor config override")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", dest="options",
@@ -203,6 +251,18 @@ def base_tree(args) -> dict:
     return tree
 
 
+def check_prior_budget(budget: int, names: list[str]) -> None:
+    """--prior-budget's one-line errors, before any search."""
+    from search.registry import STRATEGIES
+    if budget < 1:
+        raise SearchError(f"--prior-budget must be >= 1, got {budget}")
+    learners = sorted(n for n in STRATEGIES.names() if STRATEGIES.get(n).learns_from_prior)
+    others = [n for n in names if n in STRATEGIES.names() and n not in learners]
+    if others:
+        raise SearchError(f"--prior-budget: {', '.join(others)} does not learn from a prior; strategies that do: "
+                          f"{', '.join(learners)}")
+
+
 def strategy_settings(tree: dict, names: list[str]) -> dict[str, dict]:
     """Each strategy's own settings from the shared ``strategy.config``: every strategy gets the
     keys it has (``--set population=7`` goes to rea, not to random); a key that none of them
@@ -240,6 +300,8 @@ def _main(args) -> int:
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if not names:
         raise SearchError("--strategies names no strategy (e.g. narformer,rea,random)")
+    if args.prior_budget is not None:
+        check_prior_budget(args.prior_budget, names)
     schedules = [s.strip() for s in args.schedules.split(",") if s.strip()]
     stoppers = [s.strip() for s in args.stoppers.split(",") if s.strip()]
     variants = [(name, schedule, stopper) for name in names for schedule in schedules
@@ -259,13 +321,19 @@ def _main(args) -> int:
         resolved, _ = search_config.resolve(search_config.build(strategy_tree))
         resolved.strategy.check_budget()  # here, not in each seed's worker
         configs[name] = [search_config.build(dict(search_config.to_dict(resolved), seed=s)) for s in range(args.seeds)]
+    priors = {name: [search_config.build(search_config.merge(search_config.to_dict(c), {
+        "seed": c.seed + PRIOR_SEED_OFFSET, "strategy": {"budget": args.prior_budget}})) for c in seeds]
+        for name, seeds in configs.items()} if args.prior_budget is not None else {}
+    for first_runs in priors.values():
+        search_config.resolve(first_runs[0])[0].strategy.check_budget()
     names = list(configs)
     optimum = table_optimum(configs[names[0]][0])
     results = {}
     with ProcessPoolExecutor(args.workers, initializer=load_plugins, initargs=(plugins,)) as pool:
         for name in names:
             start = time.time()
-            runs = run_seeds(pool, configs[name], Progress(args.seeds, interactive(args.quiet), f"{name} seeds"))
+            runs = run_seeds(pool, configs[name], Progress(args.seeds, interactive(args.quiet), f"{name} seeds"),
+                             priors.get(name))
             results[name] = dict(summarise(runs, optimum, time.time() - start),
                                  settings=configs[name][0].strategy.config)
             r = results[name]
@@ -276,7 +344,10 @@ def _main(args) -> int:
                      f"slots busy {r['mean_utilisation']:.0%}"
                      + (f" ({steady:.0%} until the last start)" if steady is not None else "")
                      if r.get("mean_utilisation") is not None else "")
-            print(f"{name:10s} mean {shown} {r[f'mean_{shown}']:.2f} ± {r[f'std_{shown}']:.2f}{rate}{clock}  "
+            warm = (f"  the prior's best: reached at evaluation {r['prior']['mean_evaluations_to_best']:.1f} by the "
+                    f"first run, matched at {r['prior']['mean_evaluations_to_match']:.1f} ({r['prior']['matched']}/"
+                    f"{args.seeds} matched, {r['prior']['fewer']} sooner)" if "prior" in r else "")
+            print(f"{name:10s} mean {shown} {r[f'mean_{shown}']:.2f} ± {r[f'std_{shown}']:.2f}{rate}{clock}{warm}  "
                   f"{r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
     if args.oracle:
         from .oracle import evolution_oracle
@@ -286,7 +357,7 @@ def _main(args) -> int:
     shared = search_config.to_dict(configs[names[0]][0])
     shared["strategy"] = dict(shared["strategy"], name=None, config=None)  # each strategy's: its "settings"
     out = {"strategies": results, "config": dict(shared, seed=None, strategies=names, seeds=args.seeds,
-                                                 workers=args.workers),
+                                                 workers=args.workers, prior_budget=args.prior_budget),
            "optimum": None if optimum is None else {"by_metric": optimum[0], "by_test": optimum[1],
                                                     "best_val": optimum[2], "best_test": optimum[3]},
            "versions": versions()}

@@ -44,6 +44,39 @@ def test_bench_reports_every_strategy(tmp_path):
     assert picks(runs[0]) == picks(runs[1])
 
 
+def test_warm_start_saving_counts_evaluations_to_the_first_runs_best():
+    import numpy as np
+    from bench.search import warm_start_saving
+    first = np.array([np.nan, 90.0, 91.0, 91.0, 92.0, 92.0])
+    assert warm_start_saving(first, np.array([91.0, 92.5, 93.0]), 1000) == {
+        "seed": 1000, "evaluations": 6, "best_val": 92.0, "evaluations_to_best": 5, "evaluations_to_match": 2}
+    assert warm_start_saving(first, np.array([np.nan, 91.9]), 1000)["evaluations_to_match"] is None
+
+
+def test_bench_search_measures_what_a_prior_saves(tmp_path):
+    out = tmp_path / "prior.json"
+    done = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "narformer", "--budget", "10",
+                           "--batch", "5", "--init", "5", "--prior-budget", "15", "--seeds", "2", "--predictor-set",
+                           "epochs=5", "--json", str(out), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    r = result["strategies"]["narformer"]
+    assert result["config"]["prior_budget"] == 15 and r["settings"] is not None
+    priors = [s["prior"] for s in r["per_seed"]]
+    assert [p["seed"] for p in priors] == [1000, 1001]
+    assert all(p["evaluations"] == 15 and p["learned_from"] == 15 for p in priors)  # the measured search had them
+    for run, p in zip(r["per_seed"], priors):
+        assert 1 <= p["evaluations_to_best"] <= 15
+        matched = p["evaluations_to_match"] is not None
+        assert matched == (run["best_val"] >= p["best_val"])  # matched exactly when its best reaches the prior's
+    assert r["prior"]["matched"] == sum(p["evaluations_to_match"] is not None for p in priors)
+    assert "the prior's best: reached at evaluation" in done.stderr
+    bad = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "narformer,rea", "--prior-budget", "20"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: --prior-budget: rea does not learn from a prior; strategies that do: narformer")
+
+
 def test_bench_rejects_unknown_strategies():
     done = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "rea,nope"],
                           capture_output=True, text=True, timeout=120)
