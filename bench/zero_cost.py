@@ -42,6 +42,8 @@ def build_parser():
     p.add_argument("--workers", type=int, help="processes computing networks at once on a CPU, each with its share "
                                                "of the threads (default: one per thread torch may use, up to 8)")
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option")
+    p.add_argument("--network", action="append", metavar="KEY=VALUE",
+                   help="the proxies' network size, a key of the space's build config (repeatable; default: its evaluation network), e.g. channels=16 and layers=8: DARTS's search network")
     p.add_argument("--table", help="also write the archs, their --metric (as val), the benchmark's test metric (as "
                                    "test) and every proxy as a table (.csv or .jsonl) that any tool's --data reads")
     p.add_argument("--json", help="write the results here as JSON")
@@ -81,7 +83,7 @@ def run(args) -> dict:
         rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.sample, replace=False))
     cache = check_cache(args.cache) if args.cache else default_cache(space.name)
     store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device,
-                       args.workers)
+                       args.workers, parse_overrides(args.network, "--network"))
     archs = [bench.arch(int(r)) for r in rows]
     todo = len({str(space.key(a)) for a in archs} - set(store.known))
     started = time.perf_counter()
@@ -90,6 +92,7 @@ def run(args) -> dict:
     truth = truth_all[rows]
     result = {"space": space.name, "data": bench.source, "metric": metric, "archs": len(rows),
               "batch": store.batch.signature, "batch_size": args.batch_size, "seed": args.seed,
+              "network": store.sizes,
               "computed": todo, "seconds_per_arch": round(seconds / todo, 3) if todo else None,
               "device": args.device, "threads": torch.get_num_threads(), "workers": store.workers,
               "machine": platform.machine(), "torch": torch.__version__,

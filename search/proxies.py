@@ -9,7 +9,7 @@ per architecture and cached (``zerocost.store``), shared between runs of one min
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,8 @@ class ProxiesSection:
     cache: str | None = None  # the proxy cache file (default $NARNAS_DATA/zerocost/SPACE.jsonl)
     data_dir: str | None = None  # the minibatch's dataset folder (default: the evaluator's, then as trainers find it)
     device: str = "cpu"  # where the proxies' networks run ("cuda" on a GPU)
+    # the networks' size: build config keys (e.g. DARTS {"channels": 16, "layers": 8}); {}: the evaluation network
+    network: dict = field(default_factory=dict)
 
     def validate(self):
         from zerocost.proxies import resolve
@@ -60,7 +62,7 @@ class Proxies:
             s = self.section
             cache = check_cache(s.cache) if s.cache else default_cache(self.space.name)
             self._store = ProxyStore(self.space, draw(self.space, s.batch_size, s.seed, s.data_dir, DATA_FLAG), s.seed,
-                                     cache, s.device)
+                                     cache, s.device, network=s.network)
         return self._store
 
     def values(self, archs: list) -> np.ndarray:
@@ -90,6 +92,11 @@ def check_usable(space, section: ProxiesSection, given_as: str = DATA_FLAG) -> N
         from spaces.base import ModelBuilding
         if not isinstance(space, ModelBuilding):
             raise SearchError(f"zero-cost proxies need networks; space {space.name!r} builds none")
+        from narnas.errors import ConfigError
+        try:
+            space.build_config(section.network)
+        except ConfigError as err:
+            raise SearchError(f"proxies.network: {err}") from None
         from zerocost.batch import find_data
         from zerocost.errors import ZeroCostError
         try:

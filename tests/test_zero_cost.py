@@ -186,6 +186,23 @@ def test_worker_processes_give_the_same_values_and_the_parent_caches_them(nb201_
         ProxyStore(space, nb201_store.batch, 0, None, workers=0)
 
 
+def test_a_smaller_network_is_built_and_cached_apart(nb201_store, tmp_path):
+    """``network`` overrides the build config (NB201 at 8 channels here; DARTS's search network
+    the same way); its values never mix with the evaluation network's in a shared cache."""
+    space, batch = nb201_store.space, nb201_store.batch
+    arch = space.sample(np.random.default_rng(5))
+    cache = tmp_path / "shared.jsonl"
+    full = ProxyStore(space, batch, 0, cache).values([arch], ["params"])[0, 0]
+    small = ProxyStore(space, batch, 0, cache, network={"channels": 8})
+    assert not small.known  # the evaluation network's line is not the small one's
+    assert small.values([arch], ["params"])[0, 0] < full / 3  # a quarter of the weights of the convolutions
+    lines = [json.loads(line) for line in cache.read_text().splitlines()]
+    assert [line.get("network") for line in lines] == [None, "channels=8"]
+    assert ProxyStore(space, batch, 0, cache).known[lines[0]["key"]]["params"] == full
+    with pytest.raises(Exception, match="unknown config key.*chanels"):
+        ProxyStore(space, batch, 0, None, network={"chanels": 8})
+
+
 def test_the_network_is_initialised_from_the_seed(nb201_store):
     arch = nb201_store.space.sample(np.random.default_rng(3))
     a, b = nb201_store.network(arch), nb201_store.network(arch)

@@ -68,6 +68,8 @@ def test_proxies_feed_the_predictor_and_pick_its_first_round(tmp_path, cifar_dir
     (["--strategy", "narformer", "--first-round", "proxies"], "needs proxies: give --proxies NAMES"),
     (["--strategy", "narformer", "--proxies", "params", "--first-round", "best"],
      "proxies.first_round must be 'random' or 'proxies', got 'best'"),
+    (["--strategy", "zero-cost", "--set", "proxies.network.chanels=8"],
+     "proxies.network: unknown config key(s) chanels in nb201 build config; valid: cells_per_stage, channels,"),
     (["--strategy", "zero-cost", "--set", "proxies.data_dir=/nonexistent/cifar"],
      "the proxies' minibatch: CIFAR-10 folder /nonexistent/cifar (from --set proxies.data_dir=PATH) does not exist"),
     # the evaluator's dataset folder is the proxies' too
