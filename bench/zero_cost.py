@@ -43,7 +43,8 @@ def build_parser():
                                                "of the threads (default: one per thread torch may use, up to 8)")
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option")
     p.add_argument("--network", action="append", metavar="KEY=VALUE",
-                   help="the proxies' network size, a key of the space's build config (repeatable; default: its evaluation network), e.g. channels=16 and layers=8: DARTS's search network")
+                   help="the proxies' network size, a key of the space's build config (repeatable; default: its "
+                        "evaluation network), e.g. channels=16 and layers=8: DARTS's search network")
     p.add_argument("--table", help="also write the archs, their --metric (as val), the benchmark's test metric (as "
                                    "test) and every proxy as a table (.csv or .jsonl) that any tool's --data reads")
     p.add_argument("--json", help="write the results here as JSON")

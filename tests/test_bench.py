@@ -71,8 +71,8 @@ def test_bench_search_measures_what_a_prior_saves(tmp_path):
         assert matched == (run["best_val"] >= p["best_val"])  # matched exactly when its best reaches the prior's
     assert r["prior"]["matched"] == sum(p["evaluations_to_match"] is not None for p in priors)
     assert "the prior's best: reached at evaluation" in done.stderr
-    bad = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "narformer,rea", "--prior-budget", "20"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-m", "bench.search", "--strategies", "narformer,rea",
+                          "--prior-budget", "20"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "error: --prior-budget: rea does not learn from a prior; strategies that do: narformer")
 

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the table here (.csv or .jsonl); default: print it as JSON lines")
     p.add_argument("--space-set", action="append", metavar="KEY=VALUE", help="space option")
     p.add_argument("--network", action="append", metavar="KEY=VALUE",
-                   help="the proxies' network size, a key of the space's build config (repeatable; default: its evaluation network), e.g. channels=16 and layers=8: DARTS's search network")
+                   help="the proxies' network size, a key of the space's build config (repeatable; default: its "
+                        "evaluation network), e.g. channels=16 and layers=8: DARTS's search network")
     p.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
     p.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's choice)")
     p.add_argument("--workers", type=int, help="processes computing networks at once on a CPU, each with its share "

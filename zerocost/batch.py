@@ -48,10 +48,9 @@ def draw(space, size: int = 64, seed: int = 0, data_dir=None, flag: str = "--dat
     if size < 2:
         raise ZeroCostError(f"the proxies' minibatch needs at least 2 images (jacov and naswot compare images), "
                             f"got {size}")
+    pixels = _pixels(space)
     try:
-        if _pixels(space) == 32:
-            return _cifar10(size, seed, data_dir, flag)
-        return _imagenet(size, seed, data_dir, _pixels(space), flag)
+        return _cifar10(size, seed, data_dir, flag) if pixels == 32 else _imagenet(size, seed, data_dir, pixels, flag)
     except TrainingError as err:
         raise ZeroCostError(f"the proxies' minibatch: {err}") from None
 
