@@ -233,6 +233,7 @@ def test_the_command_writes_a_table_that_it_reads_back(cifar_dir, tmp_path):
     (["--data-dir", "/nonexistent/cifar"], "CIFAR-10 folder /nonexistent/cifar (from --data-dir) does not exist"),
     (["--batch-size", "1"], "at least 2 images"),
     (["--workers", "0"], "workers must be at least 1, got 0"),
+    (["--network", "chanels=8"], "the proxies' network (--network): unknown config key(s) chanels in nb201 build"),
     (["--cache", "FILE/c.jsonl"], "cannot write --cache folder FILE: "),
     (["--out", "FILE/t.csv"], "cannot write --out folder FILE: "),
     (["--cache", "."], "is a folder; give a file"),

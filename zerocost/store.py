@@ -47,7 +47,11 @@ class ProxyStore:
         self.space = require(space, ModelBuilding, "for zero-cost proxies")
         self.batch, self.seed = batch, seed
         self.sizes = dict(network or {})  # build config overrides
-        self.build = space.inference_config(space.build_config(self.sizes))  # unknown keys: one line
+        from narnas.errors import ConfigError
+        try:
+            self.build = space.inference_config(space.build_config(self.sizes))
+        except ConfigError as err:
+            raise ZeroCostError(f"the proxies' network (--network): {err}") from None
         #: what a cached value was computed on beside the minibatch and seed ("": the evaluation network)
         self.network_signature = ",".join(f"{k}={v}" for k, v in sorted(self.sizes.items()))
         self.device = torch.device(device)  # where networks and the minibatch go: "cuda" on a GPU
