@@ -30,6 +30,9 @@ from spaces.base import GraphEncoding, Sampling, require
 from .errors import SearchError
 from .registry import register_strategy
 
+# Tags the evolution proposal's random stream apart from the strategy's own (seed, round, attempt, tag).
+EVOLUTION_STREAM = 7
+
 
 @dataclass
 class StrategyConfig:
@@ -488,6 +491,7 @@ class PredictorGuided(Strategy):
         self.predictor_store: dict = {}
         # The predictor's progress bar is shown unless the run is quiet (the driver sets this).
         self.predictor_quiet = True
+        self._ranking = None  # proposal="evolution": the current round's evolution (_round_ranking)
 
     refits = True
     learns_from_prior = True
@@ -566,19 +570,52 @@ class PredictorGuided(Strategy):
 
 
     def _evolve(self, model, n):
-        """The n best new archs of an evolution on the predictor's scores; the evaluated archs
-        seed it with their measured values."""
+        """The n best new archs of the round's evolution on the predictor's scores; the archs
+        measured when the round began seed it with their values.
+
+        One evolution per round and predictor, its ranking kept: an asynchronous search asks
+        for one free slot at a time and takes the next best of it. A ranking used up starts
+        the next attempt, which also shuns every arch of the attempts before. An attempt's
+        random stream comes from (seed, round, attempt) and it shuns only archs known before
+        the round or ranked by an earlier attempt, so a resumed run repeats it exactly and
+        skips what was proposed since."""
+        found = []
+        while len(found) < n:
+            ranking = self._round_ranking(model)
+            archs = ranking["archs"]
+            while ranking["next"] < len(archs) and len(found) < n:
+                key, arch, value = archs[ranking["next"]]
+                ranking["next"] += 1
+                if self.admissible(key, arch):
+                    self.proposing.add(key)
+                    self._archs[key] = arch
+                    found.append((key, arch, value))
+            if len(found) < n:
+                if not archs:
+                    break  # the evolution met nothing new: the space is used up around the search
+                shunned = ranking["shunned"] | {k for k, _, _ in archs}
+                self._ranking = dict(ranking, attempt=ranking["attempt"] + 1, archs=None, shunned=shunned)
+        return sorted(found, key=lambda item: -item[2])  # a later attempt may have met better ones
+
+    def _round_ranking(self, model) -> dict:
+        """The evolution of (this round's predictor, attempt): its new archs, best predicted first."""
         from .evolution import Evolution, EvolutionSettings
-        cfg = self.settings
-        seeds = [(e["key"], self.arch(e["key"], e["arch"]), e["value"]) for e in self.prior + self.evaluated_ok()]
-        settings = EvolutionSettings(population=cfg.evolution_population, generations=cfg.evolution_generations)
-        evolution = Evolution(self.space, lambda archs: model.predict(self.graphs(archs)),
-                              self.admissible, self.rng, settings, describe="the constraints, new to the search")
-        evolution.run(seeds)
-        known = {k for k, _, _ in seeds}
-        found = sorted(((k, a, v) for k, (a, v) in evolution.scored.items() if k not in known),
-                       key=lambda item: -item[2])[:n]
-        for key, arch, _ in found:
-            self.proposing.add(key)
-            self._archs[key] = arch
-        return found
+        state = self._ranking
+        if state is None or state["model"] is not model:
+            state = self._ranking = dict(model=model, attempt=0, archs=None, shunned=set())
+        if state["archs"] is None:
+            cfg = self.settings
+            known = {e["key"] for e in self.prior + self.history + self.in_flight if e.get("round", 0) < self.round}
+            shunned = known | state["shunned"]
+            measured = [e for e in self.prior + self.history[:self.round_start] if e["value"] is not None]
+            seeds = [(e["key"], self.arch(e["key"], e["arch"]), e["value"]) for e in measured]
+            rng = np.random.default_rng([self.seed, self.round, state["attempt"], EVOLUTION_STREAM])
+            admit = lambda key, arch: key not in shunned and all(link.admit(key, arch) for link in self.middleware)
+            settings = EvolutionSettings(population=cfg.evolution_population, generations=cfg.evolution_generations)
+            evolution = Evolution(self.space, lambda archs: model.predict(self.graphs(archs)), admit, rng, settings,
+                                  describe="the constraints, new to the search")
+            evolution.run(seeds)
+            state["archs"] = sorted(((k, a, v) for k, (a, v) in evolution.scored.items() if k not in shunned),
+                                    key=lambda item: -item[2])
+            state["next"] = 0
+        return state

@@ -281,3 +281,55 @@ def test_asha_stops_ray_tasks_through_the_board(tmp_path):
     assert {d["key"] for d in decisions if not d["go_on"]} == {r["key"] for r in stopped}
     assert all(r["fidelity"] == 12 and r["test"] is None for r in stopped)
     assert all(r["status"] == "ok" and r["test"] is not None for r in records if r not in stopped)
+
+
+def test_an_evolution_proposal_streams_one_evolution_per_round_and_resumes_exactly(monkeypatch):
+    """proposal="evolution" asked for one free slot at a time runs one evolution per round and
+    takes its ranking best first; a state loaded mid-round proposes what the original does."""
+    from search.evolution import Evolution
+    from test_search_strategies import OracleGuided, OraclePredictor
+
+    class Jumps(LineSpace):  # long mutations and a rough predictor below: which archs an
+        def mutate(self, arch, rng):  # evolution meets decides what it proposes
+            return int((arch + rng.integers(-300, 301)) % self.n)
+
+    class Rough(OraclePredictor):  # the true value plus a fixed bump per arch
+        def predict(self, graphs):
+            return super().predict(graphs) + 5 * np.sin(np.asarray(graphs) * 12.9898)
+
+    class RoughGuided(OracleGuided):
+        def make_predictor(self):
+            return Rough()
+
+    runs = []
+    run = Evolution.run
+    monkeypatch.setattr(Evolution, "run", lambda self, seeds=(): runs.append(1) or run(self, seeds))
+    space = Jumps()
+
+    def make():
+        cfg = strategy_config(budget=30, batch=10, init=6, proposal="evolution", evolution_population=20,
+                              evolution_generations=10)
+        return RoughGuided(space, cfg, 3, streaming=True, refit_every=10)
+
+    def step(s):
+        """The oldest evaluation in flight ends; its slot is refilled; the proposals made."""
+        entry = s.in_flight[0]
+        s.tell(entry["key"], space.value(s.arch(entry["key"], entry["arch"])))
+        asked = [s.key(a) for a in s.ask(1)]
+        s.advance()
+        return asked
+
+    s = make()
+    s.advance()
+    s.ask(3)
+    while len(s.history) < 9:
+        step(s)
+    assert len(runs) == len({e["round"] for e in s.history + s.in_flight if e["round"] > 1}) == 1
+    twin = make()
+    twin.load_state_dict(json.loads(json.dumps(s.state_dict())))
+    while s.in_flight:
+        assert step(twin) == step(s)
+    assert twin.history == s.history and len({e["key"] for e in s.history}) == 30
+    # results arrive in the order proposed: each round's first ranking is taken best first
+    predicted = [e["predicted"] for e in s.history if e["round"] == 2]
+    assert len(predicted) == 10 and predicted == sorted(predicted, reverse=True)
