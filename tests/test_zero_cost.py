@@ -275,3 +275,26 @@ def test_building_a_network_leaves_the_callers_random_state_alone(nb201_store):
 def test_a_missing_table_of_archs_is_one_line(tmp_path):
     done = run("--space", "nb201", "--archs", str(tmp_path / "none.csv"), "--cache", str(tmp_path / "c.jsonl"))
     assert done.returncode == 2 and done.stderr.strip() == f"error: table {tmp_path / 'none.csv'} not found"
+
+
+def test_the_benchmark_correlates_each_proxy_and_counts_what_it_computed(cifar_dir, tmp_path):
+    """bench.zero_cost: a Spearman per proxy and params against the benchmark; a rerun with one
+    more proxy computes it for every arch (each lacks it), a third run nothing."""
+    from bench import zero_cost
+    from spaces.table import read_rows
+
+    def bench(names):
+        out = tmp_path / f"{names}.json"
+        zero_cost.main(["--space", "nb201", "--sample", "6", "--proxies", names, "--vote", "", "--batch-size", "8",
+                        "--data-dir", str(cifar_dir), "--cache", str(tmp_path / "c.jsonl"), "--quiet",
+                        "--json", str(out), "--table", str(tmp_path / "t.csv")])
+        return json.loads(out.read_text())
+
+    first = bench("synflow")
+    assert first["archs"] == first["computed"] == 6 and set(first["proxies"]) == {"synflow", "params"}
+    assert all(-1 <= v["spearman"] <= 1 for v in first["proxies"].values())
+    assert bench("synflow,naswot")["computed"] == 6  # the cached synflow does not hide the missing naswot
+    third = bench("synflow,naswot")
+    assert third["computed"] == 0 and third["seconds_per_arch"] is None
+    _, rows = read_rows(tmp_path / "t.csv")
+    assert len(rows) == 6 and {"arch", "synflow", "naswot", "params", "val", "test"} <= set(rows[0][1])
