@@ -86,8 +86,7 @@ def run(args) -> dict:
     store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device,
                        args.workers, parse_overrides(args.network, "--network"))
     archs = [bench.arch(int(r)) for r in rows]
-    # what this run computes: the archs lacking one of the chosen proxies (a cache may hold some of them)
-    todo = len({key for key in map(str, map(space.key, archs)) if not set(chosen) <= store.known.get(key, {}).keys()})
+    todo = len(store.missing(archs, chosen))
     started = time.perf_counter()
     values = store.values(archs, chosen, quiet=args.quiet)
     seconds = time.perf_counter() - started

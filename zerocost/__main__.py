@@ -98,7 +98,7 @@ def run(args) -> None:
     store = ProxyStore(space, draw(space, args.batch_size, args.seed, args.data_dir), args.seed, cache, args.device,
                        args.workers, parse_overrides(args.network, "--network"))
     started = time.perf_counter()
-    todo = len({str(space.key(a)) for a in archs} - set(store.known))
+    todo = len(store.missing(archs, chosen))
     print(f"{len(archs)} archs, {todo} to compute, cache {cache} (minibatch {store.batch.signature})",
           file=sys.stderr, flush=True)
     values = store.values(archs, chosen, quiet=args.quiet)

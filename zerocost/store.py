@@ -72,11 +72,7 @@ class ProxyStore:
         """float64 [len(archs), len(proxies)] (None: every proxy), computing and caching what is missing."""
         chosen = resolve(proxies)
         keys = [str(self.space.key(a)) for a in archs]
-        todo = {}
-        for key, arch in zip(keys, archs):
-            lacking = [p for p in chosen if p.name not in self.known.get(key, {})]
-            if lacking and key not in todo:
-                todo[key] = (arch, lacking)
+        todo = self.missing(archs, proxies)
         bar = Progress(len(todo), interactive(quiet), "proxies")
         for done, (key, values) in enumerate(self._measured(todo), 1):
             self._record(key, todo[key][0], values)
@@ -84,6 +80,16 @@ class ProxyStore:
         bar.close()
         return np.array([[self.known[k][p.name] for p in chosen] for k in keys], dtype=np.float64).reshape(
             len(keys), len(chosen))
+
+    def missing(self, archs: list, proxies: list[str] | None = None) -> dict[str, tuple]:
+        """What ``values`` would compute: key -> (arch, the proxies it lacks), one per distinct arch."""
+        chosen, todo = resolve(proxies), {}
+        for arch in archs:
+            key = str(self.space.key(arch))
+            lacking = [p for p in chosen if p.name not in self.known.get(key, {})]
+            if lacking and key not in todo:
+                todo[key] = (arch, lacking)
+        return todo
 
     def network(self, arch):
         """``arch``'s network at its seeded default initialisation, as the proxies see it."""
